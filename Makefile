@@ -1,0 +1,29 @@
+# Two commands set everything up on a fresh machine with Python >= 3.10 and pip:
+#   make run    executes the quickstart notebook on the embedded mnist5k data -> results/
+#   make test   runs the unit tests and nbval over the notebooks
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+RESULTS := results/quickstart
+
+.PHONY: run test install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(PY) -c "import torch; print('torch', torch.__version__, 'cuda' if torch.cuda.is_available() else 'cpu')"
+	touch $(STAMP)
+
+run: $(STAMP)
+	mkdir -p $(RESULTS)
+	$(PY) -m drrdn_lib.run_notebook notebooks/00_quickstart.ipynb $(RESULTS)
+
+test: $(STAMP)
+	$(PY) -m pytest tests --nbval-lax --nbval-current-env notebooks
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

@@ -1,0 +1,99 @@
+"""Convert the official MNIST / CIFAR-10 archives into this project's npz files, verified.
+
+Download the official files yourself (nothing here downloads), then::
+
+    python -m drrdn_lib.prepare mnist   --source DIR_WITH_IDX_FILES      [--out data/]
+    python -m drrdn_lib.prepare cifar10 --source DIR/cifar-10-batches-py [--out data/]
+    python -m drrdn_lib.prepare verify  --source data/
+
+Every array's content SHA-256 is checked against the official data's (the table in
+../shared/data/README.md) before anything is written; a mismatch writes nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .data_files import (CIFAR_NPZ, CONTENT_SHA256, MNIST_NPZ, DataError, check_arrays,
+                         content_sha256, read_cifar_batches, read_idx, MNIST_IDX, read_raw)
+
+
+def verify_arrays(name: str, arrays: dict[str, np.ndarray]) -> None:
+    """Raise :class:`DataError` naming every array whose content hash is not the official one."""
+    bad = [f"{key}: got {content_sha256(arrays[key])[:16]}..., expected {want[:16]}..."
+           for key, want in CONTENT_SHA256[name].items() if content_sha256(arrays[key]) != want]
+    if bad:
+        raise DataError(f"{name} does not match the official data ({'; '.join(bad)}). "
+                        "The source files are damaged or not the official release.")
+
+
+def read_official(name: str, source: Path) -> dict[str, np.ndarray]:
+    """Read the official format: MNIST IDX files (optionally .gz) or ``cifar-10-batches-py``."""
+    if name == "mnist":
+        arrays = {key: read_idx(source / stem) for key, stem in MNIST_IDX.items()}
+    else:
+        folder = source if (source / "data_batch_1").exists() else source / "cifar-10-batches-py"
+        arrays = read_cifar_batches(folder)
+    check_arrays(name, arrays, source)
+    return arrays
+
+
+def write_npz(name: str, arrays: dict[str, np.ndarray], out: Path) -> list[Path]:
+    """Write the verified arrays in the layout of ../shared/data (CIFAR-10 train split in two)."""
+    out.mkdir(parents=True, exist_ok=True)
+    if name == "mnist":
+        np.savez_compressed(out / MNIST_NPZ, **arrays)
+        return [out / MNIST_NPZ]
+    half = len(arrays["y_train"]) // 2
+    parts = [{"x_train": arrays["x_train"][:half], "y_train": arrays["y_train"][:half]},
+             {"x_train": arrays["x_train"][half:], "y_train": arrays["y_train"][half:]},
+             {"x_test": arrays["x_test"], "y_test": arrays["y_test"]}]
+    for filename, part in zip(CIFAR_NPZ, parts):
+        np.savez_compressed(out / filename, **part)
+    return [out / f for f in CIFAR_NPZ]
+
+
+def prepare(name: str, source: Path, out: Path) -> list[Path]:
+    """Read, verify and write one dataset; returns the files written."""
+    arrays = read_official(name, source)
+    verify_arrays(name, arrays)
+    return write_npz(name, arrays, out)
+
+
+def verify_folder(folder: Path) -> dict[str, str]:
+    """Check the npz files present in ``folder``; returns ``{dataset: "ok" | reason}``."""
+    status = {}
+    for name in ("mnist", "cifar10"):
+        try:
+            verify_arrays(name, read_raw(name, folder))
+            status[name] = "ok"
+        except DataError as err:
+            status[name] = str(err)
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", choices=["mnist", "cifar10", "verify"])
+    parser.add_argument("--source", type=Path, required=True, help="folder with the official files")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "data")
+    args = parser.parse_args(argv)
+    try:
+        if args.dataset == "verify":
+            status = verify_folder(args.source)
+            for name, state in status.items():
+                print(f"{name}: {state}")
+            return 0 if all(s == "ok" for s in status.values()) else 1
+        for path in prepare(args.dataset, args.source, args.out):
+            print(f"wrote {path} (content verified against the official SHA-256)")
+        return 0
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

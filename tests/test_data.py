@@ -1,0 +1,205 @@
+"""The data layer on real data, and every bad input it must refuse clearly."""
+import gzip
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from drrdn_lib import data_files, prepare
+from drrdn_lib.data import DATASETS, DataError, load_dataset, stratified_split
+
+
+def _image_keys(images: torch.Tensor) -> set[bytes]:
+    return {bytes(row) for row in (images * 255).round().to(torch.uint8).flatten(1).numpy()}
+
+
+def test_mnist5k_splits_are_real_disjoint_and_balanced():
+    sizes = {"train": 3500, "val": 500, "test": 1000}
+    keys = {}
+    for split, n in sizes.items():
+        x, y = load_dataset("mnist5k", split)
+        assert x.shape == (n, 1, 28, 28) and x.dtype == torch.float32
+        assert y.shape == (n,) and y.dtype == torch.int64
+        assert 0.0 == x.min() and x.max() == 1.0
+        assert torch.bincount(y, minlength=10).tolist() == [n // 10] * 10
+        keys[split] = _image_keys(x)
+    assert not keys["train"] & keys["val"] and not keys["train"] & keys["test"]
+    assert not keys["val"] & keys["test"]
+
+
+def test_mnist5k_matches_official_mnist_training_digits(real_data_dir):
+    images, labels = data_files.read_mnist5k()
+    with np.load(real_data_dir / "mnist.npz") as official:
+        x_train, y_train = official["x_train"][:5848], official["y_train"][:5848]
+    index = {bytes(x): int(y) for x, y in zip(x_train.reshape(len(x_train), -1), y_train)}
+    found = [index.get(bytes(x)) for x in images.reshape(5000, -1)]
+    assert found == labels.tolist()  # each digit is an official training digit, same label
+
+
+def test_loading_is_deterministic_and_limit_is_stratified():
+    x1, y1 = load_dataset("mnist5k", "train", limit=200, seed=3)
+    x2, y2 = load_dataset("mnist5k", "train", limit=200, seed=3)
+    x3, _ = load_dataset("mnist5k", "train", limit=200, seed=4)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert not torch.equal(x1, x3)
+    assert torch.bincount(y1, minlength=10).tolist() == [20] * 10
+
+
+@pytest.mark.parametrize("name,shape,sizes", [
+    ("mnist", (1, 28, 28), {"train": 59000, "val": 1000, "test": 10000}),
+    ("cifar10", (3, 32, 32), {"train": 49000, "val": 1000, "test": 10000}),
+])
+def test_official_datasets_load_with_official_sizes(real_data_dir, name, shape, sizes):
+    for split, n in sizes.items():
+        x, y = load_dataset(name, split, data_dir=real_data_dir)
+        assert x.shape == (n, *shape) and y.shape == (n,)
+        assert x.min() >= 0 and x.max() <= 1 and int(y.max()) == 9
+    _, y_test = load_dataset(name, "test", data_dir=real_data_dir)
+    assert torch.bincount(y_test).min() >= 892  # every class present, as in the official test sets
+
+
+def test_official_arrays_have_official_content_hashes(real_data_dir):
+    assert prepare.verify_folder(real_data_dir) == {"mnist": "ok", "cifar10": "ok"}
+
+
+def test_cifar10_is_rgb_hwc_converted_to_nchw(real_data_dir):
+    x, y = load_dataset("cifar10", "test", data_dir=real_data_dir, limit=10)
+    raw = data_files.read_raw("cifar10", real_data_dir)
+    first = torch.from_numpy(raw["x_test"][0]).permute(2, 0, 1).float() / 255
+    x_all, _ = load_dataset("cifar10", "test", data_dir=real_data_dir)
+    assert torch.equal(x_all[0], first)
+    assert y[:0].dtype == torch.int64
+
+
+def test_data_dir_comes_from_environment(real_data_dir, monkeypatch):
+    monkeypatch.setenv("DRRDN_DATA", str(real_data_dir))
+    x, _ = load_dataset("mnist", "val", limit=10)
+    assert x.shape == (10, 1, 28, 28)
+
+
+# ---- preparing official archives -------------------------------------------------------
+
+def _write_idx(path, array):
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(gzip.compress(header + array.tobytes(), compresslevel=1))
+
+
+@pytest.fixture(scope="module")
+def official_mnist_idx(real_data_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mnist_idx")
+    raw = data_files.read_raw("mnist", real_data_dir)
+    for key, stem in data_files.MNIST_IDX.items():
+        _write_idx(folder / f"{stem}.gz", raw[key])
+    return folder
+
+
+def test_prepare_mnist_from_idx_round_trips_verified(official_mnist_idx, tmp_path):
+    written = prepare.prepare("mnist", official_mnist_idx, tmp_path)
+    assert written == [tmp_path / "mnist.npz"]
+    x, y = load_dataset("mnist", "test", data_dir=tmp_path)
+    assert x.shape == (10000, 1, 28, 28)
+    x_idx, _ = load_dataset("mnist", "test", data_dir=official_mnist_idx)  # IDX read directly
+    assert torch.equal(x, x_idx)
+
+
+def test_prepare_cifar10_from_python_batches_round_trips_verified(real_data_dir, tmp_path):
+    raw = data_files.read_raw("cifar10", real_data_dir)
+    batches = tmp_path / "src" / "cifar-10-batches-py"
+    batches.mkdir(parents=True)
+    chunks = [("data_batch_%d" % (i + 1), slice(10000 * i, 10000 * (i + 1)), "train") for i in range(5)]
+    for name, rows, split in chunks + [("test_batch", slice(None), "test")]:
+        flat = raw[f"x_{split}"][rows].transpose(0, 3, 1, 2).reshape(-1, 3072)
+        with open(batches / name, "wb") as handle:
+            pickle.dump({b"data": flat, b"labels": raw[f"y_{split}"][rows].tolist()}, handle)
+    written = prepare.prepare("cifar10", tmp_path / "src", tmp_path / "out")
+    assert [p.name for p in written] == list(data_files.CIFAR_NPZ)
+    assert prepare.verify_folder(tmp_path / "out")["cifar10"] == "ok"
+
+
+def test_prepare_refuses_data_that_is_not_official(official_mnist_idx, tmp_path):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(official_mnist_idx, damaged)
+    images = data_files.read_idx(damaged / "t10k-images-idx3-ubyte").copy()
+    images[0, 0, 0] ^= 1
+    _write_idx(damaged / "t10k-images-idx3-ubyte.gz", images)
+    with pytest.raises(DataError, match="x_test.*not the official release"):
+        prepare.prepare("mnist", damaged, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_prepare_command_line_reports_errors_without_traceback(tmp_path, capsys):
+    assert prepare.main(["mnist", "--source", str(tmp_path), "--out", str(tmp_path)]) == 1
+    assert "missing" in capsys.readouterr().err
+
+
+# ---- bad input ---------------------------------------------------------------------------
+
+def test_unknown_dataset_lists_known_ones():
+    with pytest.raises(DataError, match="unknown dataset 'svhn'.*cifar10.*mnist5k"):
+        load_dataset("svhn", "train")
+    assert set(DATASETS) == {"mnist5k", "mnist", "cifar10", "toy"}
+
+
+def test_unknown_split_and_bad_limit():
+    with pytest.raises(DataError, match="unknown split 'valid'"):
+        load_dataset("mnist5k", "valid")
+    with pytest.raises(DataError, match="limit=501 is larger than the mnist5k val split \\(500"):
+        load_dataset("mnist5k", "val", limit=501)
+    for bad in (0, -5, 2.5, "10"):
+        with pytest.raises(DataError, match="limit must be a positive integer"):
+            load_dataset("mnist5k", "val", limit=bad)
+    with pytest.raises(DataError, match="only apply to the toy dataset"):
+        load_dataset("mnist5k", "val", dim=3)
+
+
+def test_missing_files_name_the_file_and_how_to_obtain_it(tmp_path):
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.*prepare mnist"):
+        load_dataset("mnist", "train", data_dir=tmp_path)
+    with pytest.raises(DataError, match="cifar10_train_part1.npz.*cifar-10-python.tar.gz"):
+        load_dataset("cifar10", "test", data_dir=tmp_path)
+    with pytest.raises(DataError, match="does not exist"):
+        load_dataset("mnist", "train", data_dir=tmp_path / "nowhere")
+
+
+def test_corrupt_or_truncated_npz_is_reported(real_data_dir, tmp_path):
+    blob = (real_data_dir / "mnist.npz").read_bytes()
+    (tmp_path / "mnist.npz").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(DataError, match="corrupt or truncated"):
+        load_dataset("mnist", "test", data_dir=tmp_path)
+
+
+def test_truncated_idx_is_reported(tmp_path):
+    _write_idx(tmp_path / "t.gz", np.zeros((3, 28, 28), np.uint8))
+    raw = gzip.decompress((tmp_path / "t.gz").read_bytes())
+    (tmp_path / "t").write_bytes(raw[:-10])
+    with pytest.raises(DataError, match="truncated"):
+        data_files.read_idx(tmp_path / "t")
+
+
+def _fake_mnist(tmp_path, **overrides):
+    arrays = {"x_train": np.zeros((60000, 28, 28), np.uint8), "y_train": np.zeros(60000, np.uint8),
+              "x_test": np.zeros((10000, 28, 28), np.uint8), "y_test": np.zeros(10000, np.uint8)}
+    arrays.update(overrides)
+    np.savez(tmp_path / "mnist.npz", **arrays)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"x_test": np.zeros((10000, 28, 27), np.uint8)}, "expected images \\(10000, 28, 28\\)"),
+    ({"x_test": np.zeros((10000, 28, 28), np.float32)}, "expected uint8"),
+    ({"y_test": np.full(10000, 10, np.uint8)}, "labels must be 0-9, found 10"),
+    ({"y_train": np.zeros(59999, np.uint8)}, "labels \\(60000,\\)"),
+])
+def test_wrong_shapes_dtypes_and_labels_are_refused(tmp_path, overrides, message):
+    _fake_mnist(tmp_path, **overrides)
+    with pytest.raises(DataError, match=message):
+        load_dataset("mnist", "test", data_dir=tmp_path)
+
+
+def test_stratified_split_is_exact_and_deterministic():
+    labels = np.repeat(np.arange(3), [50, 30, 20])
+    kept, held = stratified_split(labels, 10, seed=1)
+    assert np.bincount(labels[held]).tolist() == [5, 3, 2]
+    assert len(np.intersect1d(kept, held)) == 0 and len(kept) + len(held) == 100
+    assert np.array_equal(held, stratified_split(labels, 10, seed=1)[1])
