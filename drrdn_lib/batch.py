@@ -1,0 +1,630 @@
+"""Run a grid of notebooks x parameter settings x seeds with papermill, then tabulate the metrics.
+
+Usage::
+
+    python -m drrdn_lib.batch GRID.yaml [--workers N] [--executor local|slurm|submitit-local]
+                                        [--force] [--dry-run] [--aggregate-only] [--metrics NAME ...]
+
+The grid file (YAML)::
+
+    out_root: results/grid_main      # optional: relative to the repository root, or absolute
+                                     #   (default results/<grid file stem>)
+    seeds: [0, 1, 2]                 # required: non-empty list of ints, passed as `seed`
+    plot_metrics: [robust_acc]       # optional: metrics drawn in summary.png (default: every
+                                     #   numeric metric, at most 8); --metrics overrides it
+    slurm:                           # optional: submitit parameters for the submitit executors
+      timeout_min: 600               #   shared ones: timeout_min (default 720), mem_gb,
+      gpus_per_node: 1               #   cpus_per_task, gpus_per_node, nodes, tasks_per_node, name;
+      slurm_partition: gpu           #   Slurm-only ones carry the slurm_ prefix
+    runs:                            # required: non-empty list of entries
+      - notebook: notebooks/02_main_results.ipynb                   # required, relative to the repo root
+        name: mnist                                                 # optional folder prefix (default: notebook stem)
+        parameters_file: notebooks/params/02_main_results/cpu.yaml  # optional
+        parameters: {dataset: mnist}                                # optional, overrides the file
+        grid: {method: [pgd_at, trades, drrdn]}                     # optional, cartesian product
+
+An entry expands to (product of its ``grid`` lists) x ``seeds`` runs. A run's parameters are
+the parameters file, then ``parameters``, then one grid combination, then ``seed``; ``out_dir``
+is set by the runner. Every name must be in the notebook's ``parameters`` cell, which must
+also declare ``seed`` and ``out_dir``.
+
+Each run has a folder ``out_root/<name or notebook stem>__<axis>=<value>...__seed=<seed>``:
+the grid axes sorted by name, characters other than ``A-Z a-z 0-9 . _ = + -`` replaced by
+``_`` (a part longer than 120 characters is cut and gets a hash). Two runs with one folder
+are an error: give the entries distinct ``name`` values. A run folder holds
+
+- ``run.json``: run id, setting (the id without the seed), notebook, seed, all parameters;
+- ``status.json``: ``state`` = ``running``, ``complete`` or ``failed`` (then with ``error``
+  and ``traceback_tail``), with start and end times;
+- the executed notebook and what it writes (``metrics.json``, figures).
+
+A run is skipped when its ``status.json`` says ``complete`` and its ``run.json`` matches the
+grid (so a changed parameter reruns it); ``--force`` reruns everything. A run first deletes
+its old ``metrics.json``, since notebooks merge into that file.
+
+``out_root/summary.csv`` has one row per run: run_id, setting, notebook, seed, state
+(``complete``, ``failed``, ``running``, ``stale`` = complete with other parameters, ``not
+run``), error, ``param.<name>`` for each parameter (lists JSON-encoded), then the metrics of
+complete runs with nested keys joined by dots (lists left out; a metric named like a column
+above becomes ``metric.<name>``). ``out_root/summary.png`` shows, per metric, mean +- sd over
+seeds for each setting, and each seed as a dot.
+
+Executors: ``local`` runs ``--workers`` processes on this machine; ``slurm`` submits one
+job array through submitit (``slurm_array_parallelism`` caps the jobs running at once; the
+repository must be on a file system the nodes share); ``submitit-local`` runs the submitit
+path on this machine, ``--workers`` jobs at a time. The exit code is 1 when any run of the
+grid is failed, 2 for a bad grid file or executor set-up, else 0.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import os
+import re
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from .results import REPO_ROOT, save_figure, to_jsonable, write_json_atomic
+
+__all__ = ["GridError", "Run", "Grid", "load_grid", "run_one", "run_grid", "summary_table",
+           "aggregate", "main"]
+
+GRID_KEYS = ("out_root", "seeds", "runs", "plot_metrics", "slurm")
+ENTRY_KEYS = ("notebook", "name", "parameters_file", "parameters", "grid")
+RESERVED = ("seed", "out_dir")
+EXECUTORS = ("local", "slurm", "submitit-local")
+SUMMARY_COLUMNS = ("run_id", "setting", "notebook", "seed", "state", "error")
+MAX_ID_PART = 120
+MAX_PLOTTED = 8
+DEFAULT_TIMEOUT_MIN = 720
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class GridError(ValueError):
+    """A grid file (or executor set-up) that cannot run; the message names the bad value."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One notebook execution: its id, its folder and every parameter papermill passes."""
+
+    run_id: str
+    setting: str  # the run id without the seed: the runs that a mean over seeds pools
+    notebook: str  # as written in the grid file (relative to the repository root)
+    seed: int
+    parameters: dict  # all parameters except out_dir, seed included
+    out_dir: Path
+
+    def record(self) -> dict:
+        """The contents of ``run.json``; a complete run is skipped only while this is unchanged."""
+        record = {"run_id": self.run_id, "setting": self.setting, "notebook": self.notebook,
+                  "seed": self.seed, "parameters": self.parameters}
+        return json.loads(json.dumps(to_jsonable(record)))
+
+
+@dataclass
+class Grid:
+    """A checked grid file, expanded into its runs."""
+
+    path: Path
+    out_root: Path
+    seeds: list[int]
+    runs: list[Run]
+    plot_metrics: list[str]
+    slurm: dict
+
+
+# ----------------------------------------------------------------------------- grid file
+
+def _repo_path(text: str) -> Path:
+    """A path from the grid file: absolute, or relative to the repository root."""
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def _read_yaml(path: Path, what: str):
+    """The YAML document at ``path``, or a GridError saying what is wrong with it."""
+    if not path.is_file():
+        raise GridError(f"no {what} at {path}; check the path (relative paths in a grid file "
+                        f"are relative to the repository root {REPO_ROOT}).")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise GridError(f"{what} {path} is not valid YAML: {error}") from None
+
+
+def _check_keys(mapping, allowed: tuple[str, ...], where: str) -> dict:
+    """``mapping`` itself, if it is a dict whose keys are all in ``allowed``."""
+    if not isinstance(mapping, dict):
+        raise GridError(f"{where} must be a mapping with keys among {', '.join(allowed)}; "
+                        f"got {type(mapping).__name__} {mapping!r}.")
+    unknown = sorted(str(key) for key in mapping if key not in allowed)
+    if unknown:
+        raise GridError(f"unknown key(s) {', '.join(unknown)} in {where}; "
+                        f"allowed keys: {', '.join(allowed)}.")
+    return mapping
+
+
+def _check_seeds(seeds) -> list[int]:
+    """The grid's seeds: a non-empty list of distinct integers."""
+    if seeds is None or seeds == []:
+        raise GridError("`seeds` is missing or empty; give a non-empty list of integers, "
+                        "e.g. seeds: [0, 1, 2].")
+    if not isinstance(seeds, list) or not all(
+            isinstance(seed, int) and not isinstance(seed, bool) for seed in seeds):
+        raise GridError(f"`seeds` must be a list of integers, e.g. [0, 1, 2]; got {seeds!r}.")
+    if len(set(seeds)) != len(seeds):
+        raise GridError(f"`seeds` has duplicates: {seeds!r}; list each seed once.")
+    return seeds
+
+
+def _check_parameters(value, where: str, reserved_ok: bool = False) -> dict:
+    """A mapping from parameter names (strings) to values; ``seed``/``out_dir`` refused unless ok."""
+    value = {} if value is None else value
+    if not isinstance(value, dict) or not all(isinstance(name, str) for name in value):
+        raise GridError(f"{where} must map parameter names to values; got {value!r}.")
+    reserved = sorted(set(value) & set(RESERVED))
+    if reserved and not reserved_ok:
+        raise GridError(f"{where} sets {', '.join(reserved)}, which the batch runner sets "
+                        "itself (seed from `seeds`, out_dir from `out_root`); remove it.")
+    return {name: v for name, v in value.items() if name not in RESERVED}
+
+
+def _check_axes(value, where: str) -> dict:
+    """The entry's grid: each parameter name mapped to a non-empty list of values."""
+    axes = _check_parameters(value, where)
+    for name, values in axes.items():
+        if not isinstance(values, list) or not values:
+            raise GridError(f"grid axis {name!r} in {where} must be a non-empty list of values; "
+                            f"got {values!r} (put a single value under `parameters`).")
+    return axes
+
+
+@lru_cache(maxsize=None)
+def _declared_parameters(notebook: Path) -> frozenset[str]:
+    """The names in ``notebook``'s ``parameters`` cell (empty without one)."""
+    import papermill
+
+    return frozenset(papermill.inspect_notebook(str(notebook)))
+
+
+def _check_notebook(entry: dict, where: str) -> Path:
+    """The entry's notebook file, which must exist and declare ``seed`` and ``out_dir``."""
+    if not isinstance(entry.get("notebook"), str):
+        raise GridError(f"{where} needs `notebook: PATH.ipynb` (relative to the repository "
+                        f"root); got {entry.get('notebook')!r}.")
+    path = _repo_path(entry["notebook"])
+    if path.suffix != ".ipynb" or not path.is_file():
+        raise GridError(f"{where}: no notebook at {path}; notebooks are in "
+                        f"{REPO_ROOT / 'notebooks'}.")
+    missing = [name for name in RESERVED if name not in _declared_parameters(path)]
+    if missing:
+        raise GridError(f"{where}: {path.name} has no {' or '.join(missing)} in its "
+                        "`parameters` cell; the batch runner passes both seed and out_dir.")
+    return path
+
+
+def _check_names(notebook: Path, names, where: str) -> None:
+    """Refuse parameter names the notebook does not declare (papermill would only warn)."""
+    declared = _declared_parameters(notebook)
+    unknown = sorted(set(names) - declared)
+    if unknown:
+        raise GridError(f"{where} sets {', '.join(unknown)}, not in the `parameters` cell of "
+                        f"{notebook.name}; its parameters: {', '.join(sorted(declared))}.")
+
+
+def _entry_parameters(entry: dict, where: str) -> tuple[dict, dict]:
+    """The entry's fixed parameters (file, then ``parameters``) and its grid axes."""
+    fixed = {}
+    if entry.get("parameters_file") is not None:
+        path = _repo_path(str(entry["parameters_file"]))
+        loaded = _read_yaml(path, f"parameters file of {where}")
+        fixed.update(_check_parameters(loaded, f"parameters file {path}", reserved_ok=True))
+    overrides = _check_parameters(entry.get("parameters"), f"`parameters` of {where}")
+    axes = _check_axes(entry.get("grid"), f"`grid` of {where}")
+    both = sorted(set(overrides) & set(axes))
+    if both:
+        raise GridError(f"{where} sets {', '.join(both)} under both `parameters` and `grid`; "
+                        "keep each name in one of them.")
+    return {**fixed, **overrides}, axes
+
+
+def _id_part(prefix: str, point: dict) -> str:
+    """``prefix__a=1__b=x`` with unsafe characters replaced; cut with a hash when too long."""
+    def text(value):
+        return value if isinstance(value, str) else json.dumps(to_jsonable(value),
+                                                               separators=(",", ":"))
+    parts = [prefix] + [f"{name}={text(value)}" for name, value in sorted(point.items())]
+    part = _UNSAFE.sub("_", "__".join(parts))
+    if len(part) > MAX_ID_PART:
+        digest = hashlib.sha1(part.encode()).hexdigest()[:8]
+        part = f"{part[:MAX_ID_PART - 9]}-{digest}"
+    return part
+
+
+def _expand_entry(entry: dict, where: str, seeds: list[int], out_root: Path) -> list[Run]:
+    """The runs of one ``runs:`` entry: every grid combination times every seed."""
+    notebook = _check_notebook(entry, where)
+    fixed, axes = _entry_parameters(entry, where)
+    _check_names(notebook, [*fixed, *axes], where)
+    prefix = str(entry.get("name") or notebook.stem)
+    runs = []
+    for combination in itertools.product(*axes.values()):
+        point = dict(zip(axes, combination))
+        setting = _id_part(prefix, point)
+        for seed in seeds:
+            run_id = f"{setting}__seed={seed}"
+            runs.append(Run(run_id, setting, entry["notebook"], seed,
+                            {**fixed, **point, "seed": seed}, out_root / run_id))
+    return runs
+
+
+def _check_string_list(value, where: str) -> list[str]:
+    """An optional list of strings (``None`` -> empty)."""
+    value = [] if value is None else value
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise GridError(f"{where} must be a list of metric names; got {value!r}.")
+    return value
+
+
+def load_grid(path: str | os.PathLike) -> Grid:
+    """Read, check and expand a grid file (format in the module docstring)."""
+    path = Path(path)
+    data = _check_keys(_read_yaml(path, "grid file"), GRID_KEYS, f"grid file {path}")
+    seeds = _check_seeds(data.get("seeds"))
+    entries = data.get("runs")
+    if not isinstance(entries, list) or not entries:
+        raise GridError(f"grid file {path} needs `runs:`, a non-empty list of entries with keys "
+                        f"among {', '.join(ENTRY_KEYS)}; got {entries!r}.")
+    out_root = _repo_path(str(data.get("out_root") or f"results/{path.stem}"))
+    runs, owner = [], {}
+    for index, entry in enumerate(entries):
+        where = f"runs[{index}] of {path.name}"
+        for run in _expand_entry(_check_keys(entry, ENTRY_KEYS, where), where, seeds, out_root):
+            if run.run_id in owner:
+                raise GridError(f"{owner[run.run_id]} and {where} both make run {run.run_id}; "
+                                "give the entries distinct `name:` values.")
+            owner[run.run_id] = where
+            runs.append(run)
+    slurm = _check_parameters(data.get("slurm"), f"`slurm` of {path.name}", reserved_ok=True)
+    plot_metrics = _check_string_list(data.get("plot_metrics"), f"`plot_metrics` of {path.name}")
+    return Grid(path, out_root, seeds, runs, plot_metrics, slurm)
+
+
+# ----------------------------------------------------------------------------- running
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _read_json(path: Path):
+    """The JSON at ``path``, or None when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def run_state(run: Run) -> str:
+    """``complete``, ``failed``, ``running``, ``stale`` (complete, other parameters) or ``not run``."""
+    status = _read_json(run.out_dir / "status.json") or {}
+    state = status.get("state", "not run")
+    if state == "complete" and _read_json(run.out_dir / "run.json") != run.record():
+        return "stale"
+    return state
+
+
+def _describe_failure(error: BaseException, lines: int = 30) -> dict:
+    """A one-line ``error`` and the last ``lines`` lines of its traceback, without colour codes."""
+    if hasattr(error, "ename"):  # papermill's PapermillExecutionError: the notebook's own error
+        message = f"{error.ename}: {error.evalue} (notebook cell In[{error.exec_count}])"
+        text = "\n".join(error.traceback)
+    else:
+        message = f"{type(error).__name__}: {error}"
+        text = "".join(traceback.format_exception(error))
+    tail = _ANSI.sub("", text).strip().splitlines()[-lines:]
+    return {"state": "failed", "error": message.splitlines()[0] if message else "",
+            "traceback_tail": "\n".join(tail)}
+
+
+def run_one(run: Run) -> dict:
+    """Execute one run into its folder and return its status; a failing notebook is recorded."""
+    from .run_notebook import execute
+
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    (run.out_dir / "metrics.json").unlink(missing_ok=True)
+    write_json_atomic(run.out_dir / "run.json", run.record())
+    status = {"run_id": run.run_id, "state": "running", "started": _now()}
+    write_json_atomic(run.out_dir / "status.json", status)
+    start = time.monotonic()
+    try:
+        output = execute(_repo_path(run.notebook), run.out_dir, run.parameters, progress=False)
+        status.update(state="complete", executed_notebook=output.name)
+    except Exception as error:  # noqa: BLE001 - any failure is this run's, not the batch's
+        status.update(_describe_failure(error))
+    status.update(finished=_now(), duration_s=round(time.monotonic() - start, 2))
+    write_json_atomic(run.out_dir / "status.json", status)
+    return status
+
+
+def _collect(run: Run, get_result, bar) -> dict:
+    """The status ``get_result()`` returns, or a failed one written for ``run`` if it raises."""
+    try:
+        status = get_result()
+    except Exception as error:  # noqa: BLE001 - a dead worker or job fails only its run
+        status = {"run_id": run.run_id, **_describe_failure(error), "finished": _now()}
+        write_json_atomic(run.out_dir / "status.json", status)
+    bar.update(1)
+    if status["state"] == "failed":
+        bar.write(f"failed: {run.run_id}: {status['error']}")
+    return status
+
+
+def _run_local(runs: list[Run], workers: int, bar) -> list[dict]:
+    """Run here: in this process for one worker, else in a pool of ``workers`` processes."""
+    if workers == 1:
+        return [_collect(run, lambda run=run: run_one(run), bar) for run in runs]
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {pool.submit(run_one, run): run for run in runs}
+        return [_collect(futures[future], future.result, bar) for future in as_completed(futures)]
+
+
+def _make_executor(kind: str, grid: Grid):
+    """A submitit executor for ``slurm`` or ``submitit-local``, with the grid's slurm section."""
+    import submitit
+
+    cluster = "slurm" if kind == "slurm" else "local"
+    if cluster == "slurm" and shutil.which("sbatch") is None:
+        raise GridError("--executor slurm needs `sbatch` on PATH (run on a Slurm login node); "
+                        "--executor submitit-local tries the same path on this machine.")
+    executor = submitit.AutoExecutor(folder=grid.out_root / "submitit", cluster=cluster)
+    parameters = {"timeout_min": DEFAULT_TIMEOUT_MIN, "name": f"batch-{grid.path.stem}",
+                  **grid.slurm}
+    python_path = f"export PYTHONPATH={shlex.quote(str(REPO_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}"
+    parameters[f"{cluster}_setup"] = [python_path, *parameters.get(f"{cluster}_setup", [])]
+    try:
+        executor.update_parameters(**parameters)
+    except (NameError, AssertionError, ValueError, TypeError) as error:
+        raise GridError(f"bad `slurm:` section in {grid.path}: {error}") from None
+    return executor
+
+
+def _run_submitit(runs: list[Run], grid: Grid, kind: str, workers: int, bar) -> list[dict]:
+    """Submit through submitit (all at once to Slurm, ``workers`` at a time locally); wait."""
+    executor = _make_executor(kind, grid)
+    limit = len(runs) if kind == "slurm" else workers
+    pending, active, statuses = list(runs), [], []
+    while pending or active:
+        free = limit - len(active)
+        if pending and free > 0:
+            batch, pending = pending[:free], pending[free:]
+            active += zip(executor.map_array(run_one, batch), batch)
+        finished = [(job, run) for job, run in active if job.done()]
+        active = [pair for pair in active if pair not in finished]
+        statuses += [_collect(run, job.result, bar) for job, run in finished]
+        if not finished:
+            time.sleep(15.0 if kind == "slurm" else 0.5)
+    return statuses
+
+
+def run_grid(grid: Grid, executor: str = "local", workers: int = 1,
+             force: bool = False) -> list[dict]:
+    """Run the grid's runs that are not complete (all with ``force``); return their statuses."""
+    from tqdm.auto import tqdm
+
+    if executor not in EXECUTORS:
+        raise GridError(f"unknown executor {executor!r}; allowed: {', '.join(EXECUTORS)}.")
+    todo = [run for run in grid.runs if force or run_state(run) != "complete"]
+    print(f"{len(grid.runs)} runs in {grid.path.name}: {len(grid.runs) - len(todo)} complete "
+          f"(skipped), {len(todo)} to run ({executor}) -> {grid.out_root}", flush=True)
+    grid.out_root.mkdir(parents=True, exist_ok=True)
+    with tqdm(total=len(todo), desc="runs", unit="run") as bar:
+        if executor == "local":
+            return _run_local(todo, workers, bar)
+        return _run_submitit(todo, grid, executor, workers, bar)
+
+
+# ----------------------------------------------------------------------------- summary
+
+def flatten(mapping: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}, "c": [1, 2]}`` -> ``{"a.b": 1}``: nested keys dotted, lists left out."""
+    flat = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        elif not isinstance(value, list):
+            flat[name] = value
+    return flat
+
+
+def _summary_row(run: Run) -> tuple[dict, dict]:
+    """A run's identity columns and parameters, and its flattened metrics if complete."""
+    state = run_state(run)
+    status = _read_json(run.out_dir / "status.json") or {}
+    row = {"run_id": run.run_id, "setting": run.setting, "notebook": run.notebook,
+           "seed": run.seed, "state": state,
+           "error": status.get("error", "") if state == "failed" else ""}
+    for name, value in sorted(run.parameters.items()):
+        if name != "seed":
+            row[f"param.{name}"] = json.dumps(value) if isinstance(value, (list, dict)) else value
+    metrics = _read_json(run.out_dir / "metrics.json") if state == "complete" else None
+    return row, flatten(metrics) if isinstance(metrics, dict) else {}
+
+
+def summary_table(grid: Grid):
+    """One row per run of the grid (see the module docstring) and the metric column names."""
+    import pandas as pd
+
+    rows, metric_columns = [], []
+    for run in grid.runs:
+        row, metrics = _summary_row(run)
+        for name, value in metrics.items():
+            column = f"metric.{name}" if name in row else name
+            row[column] = value
+            metric_columns += [] if column in metric_columns else [column]
+        rows.append(row)
+    params = sorted({name for row in rows for name in row if name.startswith("param.")})
+    columns = [*SUMMARY_COLUMNS, *params, *metric_columns]
+    return pd.DataFrame(rows, columns=columns), metric_columns
+
+
+def numeric_metrics(table, metric_columns: list[str]) -> list[str]:
+    """The metric columns whose values in complete runs are all numbers (at least one)."""
+    import pandas as pd
+
+    complete = table[table["state"] == "complete"]
+    numeric = []
+    for column in metric_columns:
+        values = complete[column].dropna()
+        if len(values) and pd.to_numeric(values, errors="coerce").notna().all():
+            numeric.append(column)
+    return numeric
+
+
+def _choose_metrics(available: list[str], requested: list[str]) -> list[str]:
+    """The requested metrics that can be plotted (warning about the others), or the defaults."""
+    if not requested:
+        return available[:MAX_PLOTTED]
+    unknown = [name for name in requested if name not in available]
+    if unknown:
+        print(f"warning: not plotting {', '.join(unknown)}: not a numeric metric of any complete "
+              f"run; numeric metrics: {', '.join(available) or 'none'}.", file=sys.stderr)
+    return [name for name in requested if name in available]
+
+
+def plot_summary(table, metrics: list[str], out_dir: Path) -> Path | None:
+    """``out_dir/summary.png``: per metric, mean +- sd over seeds per setting; None if no data."""
+    import pandas as pd
+    import seaborn as sns
+    from matplotlib.figure import Figure
+
+    complete = table[table["state"] == "complete"]
+    if complete.empty or not metrics:
+        return None
+    settings = list(dict.fromkeys(complete["setting"]))
+    fig = Figure(figsize=(3.5 * len(metrics) + 2, 1.2 + 0.35 * len(settings)), layout="constrained")
+    for index, (ax, metric) in enumerate(zip(fig.subplots(1, len(metrics), squeeze=False)[0],
+                                             metrics)):
+        data = complete.assign(value=pd.to_numeric(complete[metric], errors="coerce"))
+        data = data.dropna(subset=["value"])
+        sns.barplot(data=data, x="value", y="setting", order=settings, errorbar="sd",
+                    color="C0", alpha=0.5, ax=ax)
+        sns.stripplot(data=data, x="value", y="setting", order=settings, color="black",
+                      size=4, ax=ax)
+        ax.set(title=metric, xlabel="mean ± sd over seeds", ylabel="")
+        ax.tick_params(labelleft=index == 0)
+    return save_figure(fig, out_dir, "summary")
+
+
+def _write_csv_atomic(table, path: Path) -> Path:
+    """``table`` as CSV at ``path``, written via a temporary file (never half-written)."""
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        table.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def aggregate(grid: Grid, metrics: list[str] | None = None):
+    """Write ``summary.csv`` and ``summary.png`` in ``out_root``; return (table, csv, png or None)."""
+    table, metric_columns = summary_table(grid)
+    grid.out_root.mkdir(parents=True, exist_ok=True)
+    csv_path = _write_csv_atomic(table, grid.out_root / "summary.csv")
+    chosen = _choose_metrics(numeric_metrics(table, metric_columns), metrics or grid.plot_metrics)
+    return table, csv_path, plot_summary(table, chosen, grid.out_root)
+
+
+# ----------------------------------------------------------------------------- command line
+
+def _positive_int(text: str) -> int:
+    """argparse type for --workers."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {text!r}")
+    return value
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m drrdn_lib.batch",
+                                     description=__doc__.splitlines()[0],
+                                     epilog="The grid file format is in drrdn_lib/batch.py's docstring.")
+    parser.add_argument("grid", type=Path, help="grid file (YAML)")
+    parser.add_argument("--workers", type=_positive_int, default=1,
+                        help="runs at a time (local and submitit-local; default 1)")
+    parser.add_argument("--executor", choices=EXECUTORS, default="local")
+    parser.add_argument("--force", action="store_true", help="rerun complete runs too")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs; run nothing")
+    parser.add_argument("--aggregate-only", action="store_true",
+                        help="only rewrite summary.csv and summary.png")
+    parser.add_argument("--metrics", nargs="+", metavar="NAME",
+                        help="metrics for summary.png (default: the grid's plot_metrics)")
+    return parser.parse_args(argv)
+
+
+def _print_plan(grid: Grid, force: bool) -> int:
+    """The --dry-run listing: each run, and whether it would run or be skipped."""
+    print(f"{len(grid.runs)} runs -> {grid.out_root}")
+    for run in grid.runs:
+        state = run_state(run)
+        action = "run " if force or state != "complete" else "skip"
+        print(f"  {action} {run.run_id}  ({state})")
+    return 0
+
+
+def _report(table, csv_path: Path, figure: Path | None) -> int:
+    """Print the states of the grid's runs and the files written; 1 if any run failed."""
+    counts = table["state"].value_counts()
+    print("summary: " + ", ".join(f"{count} {state}" for state, count in counts.items()))
+    for _, row in table[table["state"] == "failed"].iterrows():
+        print(f"  failed {row['run_id']}: {row['error']}")
+    print(f"wrote {csv_path}" + (f" and {figure}" if figure else " (no complete run to plot)"))
+    return 1 if counts.get("failed", 0) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line; see the module docstring."""
+    args = _parse_args(argv)
+    try:
+        grid = load_grid(args.grid)
+        if args.dry_run:
+            return _print_plan(grid, args.force)
+        if not args.aggregate_only:
+            run_grid(grid, args.executor, args.workers, args.force)
+        table, csv_path, figure = aggregate(grid, args.metrics)
+    except GridError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return _report(table, csv_path, figure)
+
+
+if __name__ == "__main__":
+    # Import the module by its name, so that workers and submitit jobs unpickle
+    # drrdn_lib.batch.run_one rather than a function of __main__.
+    from drrdn_lib.batch import main as _main
+
+    sys.exit(_main())

@@ -1,0 +1,575 @@
+"""Empirical terms of the domain-adaptation bound on a representation, and the TRADES split.
+
+Ben-David et al. (2010), Thm 2, for a head h on the representation z, natural domain N and
+adversarial domain A (the attack that defines A is the caller's)::
+
+    err_A(h) <= err_N(h) + 1/2 * d_HdH(P_N(z), P_A(z)) + lambda*,
+    lambda*  = min_{h' in H} err_N(h') + err_A(h')
+
+Estimates (all errors are fractions in [0, 1]; divergence in [0, 2]; lambda* in [0, 2]):
+
+- ``err_nat``, ``err_adv``: the model's errors on all n natural / adversarial inputs (the
+  model never saw them, so all n are held out for it), binomial confidence intervals.
+- divergence: proxy A-distance ``2 * (1 - 2 * e_dom)`` clipped to [0, 2]; ``e_dom`` is the
+  held-out error of a domain classifier (natural = 0, adversarial = 1) trained on the
+  train side of a seeded split *by example* (an example's natural and adversarial
+  representations always fall on the same side: no leakage), balanced by construction.
+  It estimates ``d_H`` of the domain classifier's class from below (a trained classifier is
+  no better than the best one); ``d_HdH >= d_H``, so the bound built from it is an estimate,
+  not a certificate.
+- ``lambda_star``: a fresh head trained on the union of the train side's natural and
+  adversarial representations (labels y), then ``err_N(h') + err_A(h')`` on the held-out side
+  (a sum of two errors, twice the error on the balanced union).
+- ``bound = err_nat + divergence / 2 + lambda_star``; ``holds = err_adv <= bound``;
+  ``slack = bound - err_adv``.
+
+Heads: ``"linear"`` (multinomial logistic regression, full-batch L-BFGS) and ``"mlp"`` (one
+hidden ReLU layer, full-batch Adam), both on features standardised with the train side's
+mean / sd, seeded through a private RNG (global RNG untouched), deterministic on CPU.
+
+Confidence intervals: binomial (Wilson or Clopper-Pearson) for single proportions. A sum of
+two proportions measured on the same examples (e_dom, lambda*) gets the sum of the two
+intervals, each at level ``1 - alpha/2`` (Bonferroni: valid whatever their dependence).
+
+TRADES (Zhang et al. 2019): ``R_rob = R_nat + R_bdy`` with ``R_nat = P(wrong on x)``,
+``R_bdy = P(right on x, wrong at the attack's point)``, ``R_rob = P(wrong on x or there)``;
+the identity holds exactly on counts (checked). ``err_adv`` can be below ``R_rob`` when an
+attack point of a misclassified x happens to be right (counted as ``n_adv_fixed``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from scipy.stats import beta, norm
+from torch import nn
+
+CI_METHODS = ("wilson", "clopper-pearson")
+HEADS = ("linear", "mlp")
+MIN_SIDE = 10  # examples needed on each side of the train / held-out split
+
+__all__ = ["CI_METHODS", "HEADS", "MIN_SIDE", "Estimate", "TradesDecomposition", "BoundCheck",
+           "BoundReport", "binomial_ci", "proportion", "trades_decomposition",
+           "domain_divergence", "joint_error", "estimate_bound_from_representations",
+           "estimate_bound"]
+
+
+# ----------------------------------------------------------------------------- intervals
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with its confidence interval [lo, hi], from n examples."""
+
+    value: float
+    lo: float
+    hi: float
+    n: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_ci(confidence, method) -> None:
+    if method not in CI_METHODS:
+        raise ValueError(f"unknown ci_method {method!r}; use one of {CI_METHODS}.")
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) \
+            or not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), e.g. 0.95, got {confidence!r}.")
+
+
+def binomial_ci(k: int, n: int, *, confidence: float = 0.95, method: str = "wilson"
+                ) -> tuple[float, float]:
+    """Two-sided interval for a proportion from k successes in n trials.
+
+    ``"wilson"``: the score interval; ``"clopper-pearson"``: the exact (conservative) one from
+    Beta quantiles, lo = 0 when k = 0 and hi = 1 when k = n.
+    """
+    _check_ci(confidence, method)
+    if not (isinstance(n, int) and isinstance(k, int) and n >= 1 and 0 <= k <= n):
+        raise ValueError(f"need integers 0 <= k <= n and n >= 1, got k={k!r}, n={n!r}.")
+    alpha = 1.0 - confidence
+    if method == "clopper-pearson":
+        lo = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+        hi = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+        return lo, hi
+    z, phat = float(norm.ppf(1 - alpha / 2)), k / n
+    centre = (phat + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n))
+    lo = 0.0 if k == 0 else max(0.0, centre - half)    # exact ends at k = 0 and k = n
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return lo, hi
+
+
+def proportion(k: int, n: int, *, confidence: float = 0.95, method: str = "wilson") -> Estimate:
+    """``k / n`` with its binomial interval."""
+    lo, hi = binomial_ci(int(k), int(n), confidence=confidence, method=method)
+    return Estimate(int(k) / int(n), lo, hi, int(n))
+
+
+def _sum_of_proportions(k_first: int, k_second: int, n: int, *, scale: float,
+                        confidence: float, method: str) -> Estimate:
+    """``scale * (k_first / n + k_second / n)``, Bonferroni interval (module docstring)."""
+    level = 1.0 - (1.0 - confidence) / 2
+    first = proportion(k_first, n, confidence=level, method=method)
+    second = proportion(k_second, n, confidence=level, method=method)
+    return Estimate(scale * (first.value + second.value), scale * (first.lo + second.lo),
+                    scale * (first.hi + second.hi), n)
+
+
+# ----------------------------------------------------------------------------- TRADES
+@dataclass(frozen=True)
+class TradesDecomposition:
+    """``R_rob = R_nat + R_bdy`` (fractions of n examples) with the counts behind them."""
+
+    r_nat: Estimate
+    r_bdy: Estimate
+    r_rob: Estimate
+    n_nat_wrong: int
+    n_bdy: int
+    n_rob_wrong: int
+    n_adv_fixed: int
+    identity_holds: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _as_bool_vector(values, name: str, n: int | None = None) -> torch.Tensor:
+    values = torch.as_tensor(values).detach().cpu()
+    if values.ndim != 1 or (n is not None and len(values) != n):
+        want = "(n,)" if n is None else f"({n},)"
+        raise ValueError(f"{name} must be a 1-D vector of shape {want}, got "
+                         f"{tuple(values.shape)}; pass one entry per example.")
+    if values.dtype != torch.bool:
+        if not bool(((values == 0) | (values == 1)).all()):
+            raise ValueError(f"{name} must hold booleans (or 0/1), got values outside {{0, 1}}.")
+        values = values.bool()
+    return values
+
+
+def trades_decomposition(correct_nat, correct_adv, *, confidence: float = 0.95,
+                         ci_method: str = "wilson") -> TradesDecomposition:
+    """TRADES split of the robust error from per-example correctness.
+
+    Args:
+        correct_nat: bool ``(n,)``, prediction on the natural x is right.
+        correct_adv: bool ``(n,)``, prediction is right at the attack's point(s) (for several
+            attacks: right at all of them, the per-example worst case).
+
+    ``R_nat = #wrong on x / n``, ``R_bdy = #(right on x, wrong at attack) / n``,
+    ``R_rob = #(wrong on x or at attack) / n``; ``identity_holds`` checks
+    ``n_rob_wrong == n_nat_wrong + n_bdy`` on the integer counts.
+    """
+    correct_nat = _as_bool_vector(correct_nat, "correct_nat")
+    correct_adv = _as_bool_vector(correct_adv, "correct_adv", len(correct_nat))
+    if len(correct_nat) == 0:
+        raise ValueError("correct_nat is empty; pass at least one example.")
+    n = len(correct_nat)
+    counts = {"nat": int((~correct_nat).sum()), "bdy": int((correct_nat & ~correct_adv).sum()),
+              "rob": int((~correct_nat | ~correct_adv).sum())}
+    est = {k: proportion(v, n, confidence=confidence, method=ci_method) for k, v in counts.items()}
+    return TradesDecomposition(
+        r_nat=est["nat"], r_bdy=est["bdy"], r_rob=est["rob"], n_nat_wrong=counts["nat"],
+        n_bdy=counts["bdy"], n_rob_wrong=counts["rob"],
+        n_adv_fixed=int((~correct_nat & correct_adv).sum()),
+        identity_holds=counts["rob"] == counts["nat"] + counts["bdy"])
+
+
+# ----------------------------------------------------------------------------- heads
+def _standardise(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
+    """Centre and scale every tensor by the train tensor's per-column mean and sd."""
+    mean, sd = train.mean(0, keepdim=True), train.std(0, keepdim=True).clamp_min(1e-8)
+    return [(t - mean) / sd for t in (train, *others)]
+
+
+def _build_head(kind: str, dim: int, num_classes: int, hidden: int, seed: int) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if kind == "linear":
+            return nn.Linear(dim, num_classes)
+        return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+
+
+def _fit_head(kind: str, features: torch.Tensor, labels: torch.Tensor, num_classes: int, *,
+              seed: int, steps: int, hidden: int) -> nn.Module:
+    """Train a head full-batch on standardised features ``(N, D)`` with int labels ``(N,)``.
+
+    linear: L-BFGS (strong Wolfe), ``steps`` iterations, L2 1e-4 on the weights.
+    mlp: Adam lr 1e-2, ``steps`` steps, weight decay 1e-4.
+    """
+    head = _build_head(kind, features.shape[1], num_classes, hidden, seed).to(features.device)
+    loss_fn = nn.CrossEntropyLoss()
+    with torch.enable_grad():
+        if kind == "linear":
+            opt = torch.optim.LBFGS(head.parameters(), lr=1.0, max_iter=steps,
+                                    line_search_fn="strong_wolfe")
+
+            def closure():
+                opt.zero_grad()
+                loss = loss_fn(head(features), labels) + 1e-4 * head.weight.pow(2).sum()
+                loss.backward()
+                return loss
+            opt.step(closure)
+        else:
+            opt = torch.optim.Adam(head.parameters(), lr=1e-2, weight_decay=1e-4)
+            for _ in range(steps):
+                opt.zero_grad()
+                loss_fn(head(features), labels).backward()
+                opt.step()
+    return head.eval()
+
+
+def _wrong(head: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> int:
+    with torch.no_grad():
+        return int((head(features).argmax(1) != labels).sum())
+
+
+def _check_head(kind) -> None:
+    if kind not in HEADS:
+        raise ValueError(f"unknown head {kind!r}; use one of {HEADS}.")
+
+
+# ----------------------------------------------------------------------------- validation
+def _check_representation(z, name: str, n: int | None = None) -> torch.Tensor:
+    """A finite float ``(n, D)`` tensor, else an error saying what is wrong and what to do."""
+    if not isinstance(z, torch.Tensor):
+        raise ValueError(f"{name} must be a torch tensor (n, D), got {type(z).__name__}.")
+    if z.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n, D), got shape {tuple(z.shape)}; flatten it "
+                         f"with z.reshape(len(z), -1) (or z[:, None] for one feature).")
+    if n is not None and z.shape[0] != n:
+        raise ValueError(f"{name} has {z.shape[0]} rows but there are {n} examples; the "
+                         f"representation must keep the batch size.")
+    z = z.detach().float()
+    bad = ~torch.isfinite(z)
+    if bool(bad.any()):
+        first = int(bad.any(1).nonzero()[0])
+        raise ValueError(f"{name} holds {int(bad.sum())} NaN/inf values (first in row {first}); "
+                         f"check the model and the attack for overflow, or drop those rows.")
+    return z
+
+
+def _check_labels(values, name: str, n: int | None = None) -> torch.Tensor:
+    values = torch.as_tensor(values).detach()
+    if values.ndim != 1 or (n is not None and len(values) != n):
+        want = "(n,)" if n is None else f"({n},)"
+        raise ValueError(f"{name} must be a 1-D vector of shape {want}, got "
+                         f"{tuple(values.shape)}; pass one class index per example.")
+    if values.dtype.is_floating_point or values.dtype == torch.bool or bool((values < 0).any()):
+        raise ValueError(f"{name} must hold non-negative integer class indices (dtype "
+                         f"{values.dtype} given); pass logits.argmax(1) for predictions.")
+    return values.long()
+
+
+def _split(n: int, heldout_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded split of example indices ``0..n-1`` into (train, held-out), both >= MIN_SIDE."""
+    if isinstance(heldout_fraction, bool) or not isinstance(heldout_fraction, (int, float)) \
+            or not 0.0 < heldout_fraction < 1.0:
+        raise ValueError(f"heldout_fraction must be in (0, 1), e.g. 0.5, got {heldout_fraction!r}.")
+
+    def sides(m: int) -> tuple[int, int]:
+        return m - round(m * heldout_fraction), round(m * heldout_fraction)
+    n_train, n_held = sides(n)
+    if min(n_train, n_held) < MIN_SIDE:
+        smaller = min(heldout_fraction, 1.0 - heldout_fraction)
+        need = max(2 * MIN_SIDE, int((MIN_SIDE - 0.5) / smaller) - 2)
+        while min(sides(need)) < MIN_SIDE:   # both sides grow with n: a few steps at most
+            need += 1
+        raise ValueError(f"{n} examples are too few for heldout_fraction={heldout_fraction}: the "
+                         f"split gives {n_train} train / {n_held} held-out, each side needs >= "
+                         f"{MIN_SIDE}; pass at least {need} examples (or a fraction nearer 0.5).")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
+    return order[n_held:], order[:n_held]
+
+
+def _check_pair(z_nat, z_adv, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    z_nat = _check_representation(z_nat, "z_nat", n)
+    z_adv = _check_representation(z_adv, "z_adv", len(z_nat))
+    if z_adv.shape != z_nat.shape:
+        raise ValueError(f"z_nat {tuple(z_nat.shape)} and z_adv {tuple(z_adv.shape)} must have the "
+                         f"same shape: row i of each is example i, natural and adversarial.")
+    return z_nat, z_adv.to(z_nat.device)
+
+
+# ----------------------------------------------------------------------------- the terms
+_DEFAULT_STEPS = {"linear": 100, "mlp": 300}
+
+
+def _domain_divergence(z_nat, z_adv, train, held, *, head, seed, steps, hidden, confidence,
+                       ci_method) -> tuple[Estimate, Estimate]:
+    """(proxy A-distance, e_dom) on an existing split; inputs already validated."""
+    domain = torch.cat([torch.zeros(len(train)), torch.ones(len(train))]).long().to(z_nat.device)
+    fit, nat_held, adv_held = _standardise(torch.cat([z_nat[train], z_adv[train]]),
+                                           z_nat[held], z_adv[held])
+    clf = _fit_head(head, fit, domain, 2, seed=seed, steps=steps, hidden=hidden)
+    zeros, ones = domain[:1].new_zeros(len(held)), domain[:1].new_ones(len(held))
+    e_dom = _sum_of_proportions(_wrong(clf, nat_held, zeros), _wrong(clf, adv_held, ones),
+                                len(held), scale=0.5, confidence=confidence, method=ci_method)
+
+    def proxy(e):
+        return min(2.0, max(0.0, 2.0 * (1.0 - 2.0 * e)))
+    return Estimate(proxy(e_dom.value), proxy(e_dom.hi), proxy(e_dom.lo), e_dom.n), e_dom
+
+
+def _joint_error(z_nat, z_adv, y, train, held, *, head, seed, steps, hidden, confidence,
+                 ci_method) -> Estimate:
+    """lambda* = err_N(h') + err_A(h') of a head fitted on the union; inputs validated."""
+    y = y.to(z_nat.device)
+    fit, nat_held, adv_held = _standardise(torch.cat([z_nat[train], z_adv[train]]),
+                                           z_nat[held], z_adv[held])
+    num_classes = max(2, int(y.max()) + 1)
+    clf = _fit_head(head, fit, torch.cat([y[train], y[train]]), num_classes, seed=seed,
+                    steps=steps, hidden=hidden)
+    return _sum_of_proportions(_wrong(clf, nat_held, y[held]), _wrong(clf, adv_held, y[held]),
+                               len(held), scale=1.0, confidence=confidence, method=ci_method)
+
+
+def domain_divergence(z_nat, z_adv, *, head: str = "linear", heldout_fraction: float = 0.5,
+                      seed: int = 0, steps: int | None = None, hidden: int = 64,
+                      confidence: float = 0.95, ci_method: str = "wilson"
+                      ) -> tuple[Estimate, Estimate]:
+    """Proxy A-distance ``2 (1 - 2 e_dom)`` in [0, 2] between two representation sets.
+
+    Args:
+        z_nat, z_adv: float ``(n, D)``; row i of each is example i (natural, adversarial).
+        head: ``"linear"`` or ``"mlp"`` domain classifier.
+        heldout_fraction: share of examples (pairs) held out to measure e_dom.
+
+    Returns:
+        (divergence, e_dom), each with its interval (module docstring).
+    """
+    _check_head(head)
+    _check_ci(confidence, ci_method)
+    z_nat, z_adv = _check_pair(z_nat, z_adv)
+    train, held = _split(len(z_nat), heldout_fraction, seed)
+    return _domain_divergence(z_nat, z_adv, train, held, head=head, seed=seed, hidden=hidden,
+                              steps=steps or _DEFAULT_STEPS[head], confidence=confidence,
+                              ci_method=ci_method)
+
+
+def joint_error(z_nat, z_adv, labels, *, head: str = "linear", heldout_fraction: float = 0.5,
+                seed: int = 0, steps: int | None = None, hidden: int = 64,
+                confidence: float = 0.95, ci_method: str = "wilson") -> Estimate:
+    """lambda*: ``err_N(h') + err_A(h')`` in [0, 2] of a fresh head h' trained on the union.
+
+    Args:
+        z_nat, z_adv: float ``(n, D)``; labels: int ``(n,)`` class indices (same for both).
+    """
+    _check_head(head)
+    _check_ci(confidence, ci_method)
+    z_nat, z_adv = _check_pair(z_nat, z_adv)
+    labels = _check_labels(labels, "labels", len(z_nat))
+    train, held = _split(len(z_nat), heldout_fraction, seed)
+    return _joint_error(z_nat, z_adv, labels, train, held, head=head, seed=seed, hidden=hidden,
+                        steps=steps or _DEFAULT_STEPS[head], confidence=confidence,
+                        ci_method=ci_method)
+
+
+# ----------------------------------------------------------------------------- the report
+@dataclass(frozen=True)
+class BoundCheck:
+    """The bound for one head class H (``"linear"`` or ``"mlp"``).
+
+    ``bound = err_nat + divergence / 2 + lambda_star``; ``bound_lo`` / ``bound_hi`` sum the
+    terms' interval ends (joint coverage >= 1 - 3 * alpha by Bonferroni).
+    """
+
+    head: str
+    divergence: Estimate
+    domain_error: Estimate
+    lambda_star: Estimate
+    bound: float
+    bound_lo: float
+    bound_hi: float
+    err_adv: float
+    holds: bool
+    slack: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class BoundReport:
+    """Everything :func:`estimate_bound` measured; ``to_dict()`` is JSON-serialisable."""
+
+    n: int
+    n_train: int
+    n_heldout: int
+    heldout_fraction: float
+    seed: int
+    confidence: float
+    ci_method: str
+    representation_dim: int
+    err_nat: Estimate
+    err_adv: Estimate
+    checks: dict[str, BoundCheck]
+    trades: TradesDecomposition
+
+    @property
+    def holds(self) -> bool:
+        """err_adv <= bound for every head class measured."""
+        return all(check.holds for check in self.checks.values())
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_record(self, head: str = "mlp") -> dict:
+        """One flat row for tables and :func:`drrdn_lib.plots.plot_bound_terms`.
+
+        Keys: err_nat, err_adv, divergence, lambda_star, bound (each with _lo / _hi where it
+        has an interval), holds, slack, r_nat, r_bdy, r_rob, n, head.
+        """
+        if head not in self.checks:
+            raise ValueError(f"head {head!r} was not measured; use one of {sorted(self.checks)}.")
+        check = self.checks[head]
+        row = {"head": head, "n": self.n, "bound": check.bound, "bound_lo": check.bound_lo,
+               "bound_hi": check.bound_hi, "holds": check.holds, "slack": check.slack}
+        for name, est in (("err_nat", self.err_nat), ("err_adv", self.err_adv),
+                          ("divergence", check.divergence), ("lambda_star", check.lambda_star),
+                          ("r_nat", self.trades.r_nat), ("r_bdy", self.trades.r_bdy),
+                          ("r_rob", self.trades.r_rob)):
+            row.update({name: est.value, f"{name}_lo": est.lo, f"{name}_hi": est.hi})
+        return row
+
+
+def _bound_check(head, err_nat: Estimate, err_adv: Estimate, divergence: Estimate,
+                 e_dom: Estimate, lam: Estimate) -> BoundCheck:
+    bound = err_nat.value + divergence.value / 2 + lam.value
+    return BoundCheck(head=head, divergence=divergence, domain_error=e_dom, lambda_star=lam,
+                      bound=bound, bound_lo=err_nat.lo + divergence.lo / 2 + lam.lo,
+                      bound_hi=err_nat.hi + divergence.hi / 2 + lam.hi, err_adv=err_adv.value,
+                      holds=err_adv.value <= bound, slack=bound - err_adv.value)
+
+
+def estimate_bound_from_representations(
+        z_nat, z_adv, labels, pred_nat, pred_adv, *, worst_case_correct=None,
+        heads: tuple[str, ...] = HEADS, heldout_fraction: float = 0.5, seed: int = 0,
+        steps: int | None = None, hidden: int = 64, confidence: float = 0.95,
+        ci_method: str = "wilson") -> BoundReport:
+    """All terms of the bound from representations and the model's predictions.
+
+    Args:
+        z_nat, z_adv: float ``(n, D)`` representations of the natural / adversarial inputs.
+        labels: int ``(n,)`` true classes; pred_nat, pred_adv: int ``(n,)`` model predictions.
+        worst_case_correct: optional bool ``(n,)``, right at every attack point tried (the
+            per-example worst case over several attacks) for the TRADES split; default
+            ``pred_adv == labels``.
+        heads: head classes H to measure, a subset of :data:`HEADS`.
+        heldout_fraction: share of examples held out (needs >= MIN_SIDE per side).
+        seed: seeds the split and the heads' initialisation.
+        steps, hidden: optimiser steps (None: linear 100 L-BFGS, mlp 300 Adam) and MLP width.
+        confidence, ci_method: interval level and ``"wilson"`` / ``"clopper-pearson"``.
+    """
+    _check_ci(confidence, ci_method)
+    if isinstance(heads, str) or not heads:
+        raise ValueError(f"heads must be a non-empty tuple from {HEADS}, got {heads!r}.")
+    for head in heads:
+        _check_head(head)
+    labels = _check_labels(labels, "labels")
+    n = len(labels)
+    z_nat, z_adv = _check_pair(z_nat, z_adv, n)
+    pred_nat = _check_labels(pred_nat, "pred_nat", n).to(labels.device)
+    pred_adv = _check_labels(pred_adv, "pred_adv", n).to(labels.device)
+    correct_nat, correct_adv = pred_nat == labels, pred_adv == labels
+    if worst_case_correct is not None:
+        correct_adv = _as_bool_vector(worst_case_correct, "worst_case_correct", n)
+    train, held = _split(n, heldout_fraction, seed)
+    ci = {"confidence": confidence, "method": ci_method}
+    err_nat = proportion(int((~correct_nat).sum()), n, **ci)
+    err_adv = proportion(int((pred_adv != labels).sum()), n, **ci)
+    checks = {}
+    for head in heads:
+        kw = {"head": head, "seed": seed, "steps": steps or _DEFAULT_STEPS[head],
+              "hidden": hidden, "confidence": confidence, "ci_method": ci_method}
+        divergence, e_dom = _domain_divergence(z_nat, z_adv, train, held, **kw)
+        lam = _joint_error(z_nat, z_adv, labels, train, held, **kw)
+        checks[head] = _bound_check(head, err_nat, err_adv, divergence, e_dom, lam)
+    trades = trades_decomposition(correct_nat.cpu(), correct_adv.cpu(), confidence=confidence,
+                                  ci_method=ci_method)
+    return BoundReport(n=n, n_train=len(train), n_heldout=len(held),
+                       heldout_fraction=float(heldout_fraction), seed=int(seed),
+                       confidence=float(confidence), ci_method=ci_method,
+                       representation_dim=int(z_nat.shape[1]), err_nat=err_nat,
+                       err_adv=err_adv, checks=checks, trades=trades)
+
+
+# ----------------------------------------------------------------------------- from a model
+def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
+    param = next(iter(model.parameters()), None)
+    return param.device if param is not None else fallback
+
+
+def _predict_and_represent(model: nn.Module, images: torch.Tensor, representation,
+                           batch_size: int, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(predictions int64 (n,), representations float (n, D)) in eval mode, batched."""
+    device, preds, reps = _model_device(model, images.device), [], []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(images), batch_size):
+                batch = images[start:start + batch_size].to(device)
+                preds.append(model(batch).argmax(1).cpu())
+                rep = representation(batch)
+                if not isinstance(rep, torch.Tensor) or rep.ndim != 2 or len(rep) != len(batch):
+                    shape = getattr(rep, "shape", type(rep).__name__)
+                    shape = tuple(shape) if isinstance(shape, torch.Size) else shape
+                    raise ValueError(f"the representation function returned {shape} for a batch "
+                                     f"of {len(batch)} {name} inputs; it must return "
+                                     f"(batch, D), e.g. backbone features or z_s.")
+                reps.append(rep.float().cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(preds), torch.cat(reps)
+
+
+def _adversarial_images(model, images, labels, x_adv, attack, batch_size) -> torch.Tensor:
+    if (x_adv is None) == (attack is None):
+        raise ValueError("pass exactly one of x_adv (adversarial images, same shape as x_nat) "
+                         "or attack (called attack(model, x, y) to make them).")
+    if x_adv is None:
+        x_adv = torch.cat([attack(model, images[s:s + batch_size], labels[s:s + batch_size])
+                           for s in range(0, len(images), batch_size)])
+    if x_adv.shape != images.shape:
+        raise ValueError(f"x_adv has shape {tuple(x_adv.shape)} but x_nat has "
+                         f"{tuple(images.shape)}; row i of x_adv must attack row i of x_nat.")
+    return x_adv
+
+
+def estimate_bound(model: nn.Module, x_nat: torch.Tensor, labels: torch.Tensor,
+                   x_adv: torch.Tensor | None = None, *, attack=None, representation=None,
+                   worst_case_correct=None, batch_size: int = 512, **kwargs) -> BoundReport:
+    """Measure the bound's terms for a trained model on held-out data.
+
+    Args:
+        model: a classifier returning logits (e.g. a ``SplitClassifier``); run in eval mode,
+            its train/eval mode restored.
+        x_nat: natural inputs ``(n, ...)`` (images in [0, 1], or toy features).
+        labels: int64 ``(n,)``.
+        x_adv: adversarial inputs, same shape (row i attacks row i), from the attack that
+            defines domain A; or pass ``attack`` (called ``attack(model, x, y)`` in batches).
+        representation: function inputs -> ``(batch, D)``; default ``model.representation``
+            (z_s for DRRDN, backbone features for plain classifiers).
+        worst_case_correct: optional bool ``(n,)`` per-example worst case over several
+            attacks, for the TRADES split (default: correctness on x_adv).
+        batch_size: examples per forward pass.
+        **kwargs: passed to :func:`estimate_bound_from_representations` (heads,
+            heldout_fraction, seed, steps, hidden, confidence, ci_method).
+    """
+    if not isinstance(x_nat, torch.Tensor) or x_nat.ndim < 2:
+        raise ValueError(f"x_nat must be a tensor (n, ...), got "
+                         f"{getattr(x_nat, 'shape', type(x_nat).__name__)}.")
+    labels = _check_labels(labels, "labels", len(x_nat))
+    if representation is None:
+        representation = getattr(model, "representation", None)
+        if representation is None:
+            raise ValueError(f"{type(model).__name__} has no .representation(x); pass "
+                             f"representation=<function inputs -> (batch, D)>.")
+    x_adv = _adversarial_images(model, x_nat, labels.to(x_nat.device), x_adv, attack, batch_size)
+    pred_nat, z_nat = _predict_and_represent(model, x_nat, representation, batch_size, "natural")
+    pred_adv, z_adv = _predict_and_represent(model, x_adv, representation, batch_size,
+                                             "adversarial")
+    return estimate_bound_from_representations(
+        z_nat, z_adv, labels.cpu(), pred_nat, pred_adv, worst_case_correct=worst_case_correct,
+        **kwargs)

@@ -1,0 +1,274 @@
+"""Bound estimators: intervals, divergence, lambda*, TRADES, the toy's closed forms, bad input."""
+import json
+import math
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from scipy.stats import binom, norm
+from torch import nn
+
+from drrdn_lib import bounds, toy
+from drrdn_lib.plots import plot_bound_terms
+
+matplotlib.use("Agg")
+P, DIM = 0.95, 100
+ETA = 2 / math.sqrt(DIM)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The heads are tiny: one thread avoids contention on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def toy_case(n, rep, attack, eps, seed=0):
+    """(z_nat, z_adv, y, pred_nat, pred_adv) for a 1-D toy representation, head sign(z)."""
+    x, y = toy.sample_toy(n, dim=DIM, p=P, seed=seed)
+    x_adv = toy.worst_case_attack(x, y, attack, eps)
+    z_nat, z_adv = toy.toy_representation(x, rep), toy.toy_representation(x_adv, rep)
+    return z_nat, z_adv, y, (z_nat[:, 0] > 0).long(), (z_adv[:, 0] > 0).long()
+
+
+def gaussian_pair(n, shift, dim=3, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    z_nat = torch.randn(n, dim, generator=gen)
+    z_adv = torch.randn(n, dim, generator=gen)
+    z_adv[:, 0] += shift
+    return z_nat, z_adv
+
+
+def inside(value, est, slack=0.0):
+    return est.lo - slack <= value <= est.hi + slack
+
+
+# ----------------------------------------------------------------------------- intervals
+def test_binomial_interval_edge_cases():
+    assert bounds.binomial_ci(0, 50, method="clopper-pearson")[0] == 0.0
+    assert bounds.binomial_ci(50, 50, method="clopper-pearson")[1] == 1.0
+    lo, hi = bounds.binomial_ci(0, 50)
+    assert lo == 0.0 and 0.05 < hi < 0.1                  # Wilson: 0.0714
+    lo, hi = bounds.binomial_ci(25, 100)
+    assert lo == pytest.approx(0.1754, abs=1e-3) and hi == pytest.approx(0.3430, abs=1e-3)
+
+
+@pytest.mark.parametrize("method", bounds.CI_METHODS)
+@pytest.mark.parametrize("n", [30, 300])
+def test_binomial_interval_coverage(method, n):
+    """Exact coverage over a grid of true p (summing the binomial pmf, no simulation)."""
+    intervals = [bounds.binomial_ci(k, n, method=method) for k in range(n + 1)]
+    pmf_k = np.arange(n + 1)
+    coverage = []
+    for p in np.linspace(0.02, 0.98, 25):
+        covered = np.array([lo <= p <= hi for lo, hi in intervals])
+        coverage.append(binom.pmf(pmf_k, n, p)[covered].sum())
+    if method == "clopper-pearson":
+        assert min(coverage) >= 0.95 - 1e-9
+    else:
+        assert min(coverage) >= 0.9 and abs(np.mean(coverage) - 0.95) < 0.01
+
+
+# ----------------------------------------------------------------------------- divergence
+@pytest.mark.parametrize("head", bounds.HEADS)
+def test_identical_distributions_give_divergence_near_zero(head):
+    divergence, e_dom = bounds.domain_divergence(*gaussian_pair(1000, 0.0), head=head)
+    assert divergence.value < 0.2 and divergence.lo == 0.0
+    assert inside(0.5, e_dom)
+
+
+@pytest.mark.parametrize("head", bounds.HEADS)
+def test_separated_distributions_give_divergence_near_two(head):
+    divergence, _ = bounds.domain_divergence(*gaussian_pair(1000, 8.0), head=head)
+    assert divergence.value > 1.95 and divergence.lo > 1.9
+
+
+def test_linear_proxy_converges_to_gaussian_closed_form():
+    """Equal-covariance Gaussians at distance 1: Bayes e_dom = Phi(-1/2), logistic regression
+    is Bayes-optimal, so the proxy tends to 2 (1 - 2 Phi(-1/2)) = 2 TV."""
+    exact = 2 * (1 - 2 * norm.cdf(-0.5))
+    errors = []
+    for n in (400, 4000):
+        divergence, _ = bounds.domain_divergence(*gaussian_pair(n, 1.0, seed=n), head="linear")
+        errors.append(abs(divergence.value - exact))
+        assert inside(exact, divergence)
+    assert errors[1] < 0.05
+
+
+# ----------------------------------------------------------------------------- on the toy
+def test_toy_robust_feature_estimates_converge_to_closed_forms():
+    exact = toy.toy_bound_terms("robust", (1.0, 0.0), eps=0.5, dim=DIM, p=P)
+    widths = []
+    for n in (400, 4000):
+        report = bounds.estimate_bound_from_representations(
+            *toy_case(n, "robust", (1.0, 0.0), 0.5, seed=n), heads=("mlp",))
+        mlp = report.checks["mlp"]
+        assert inside(exact.err_nat, report.err_nat) and inside(exact.err_adv, report.err_adv)
+        assert inside(2 * exact.tv, mlp.divergence)         # the MLP separates the atoms
+        assert inside(exact.lambda_star_bayes, mlp.lambda_star)
+        assert report.holds and exact.err_adv <= exact.bound_bayes
+        widths.append(mlp.lambda_star.hi - mlp.lambda_star.lo)
+    assert widths[1] < widths[0] / 2
+
+
+def test_toy_nonrobust_features_zero_divergence_and_lambda_one():
+    exact = toy.toy_bound_terms("nonrobust", (0.0, 1.0), eps=2 * ETA, dim=DIM, p=P)
+    report = bounds.estimate_bound_from_representations(
+        *toy_case(2000, "nonrobust", (0.0, 1.0), 2 * ETA, seed=1))
+    assert inside(exact.err_nat, report.err_nat) and inside(exact.err_adv, report.err_adv)
+    for head in bounds.HEADS:
+        check = report.checks[head]
+        assert inside(2 * exact.tv, check.divergence) and check.divergence.value < 0.1
+        assert inside(exact.lambda_star_bayes, check.lambda_star)
+        assert check.holds and check.slack == pytest.approx(check.bound - check.err_adv)
+
+
+def test_toy_gaussian_mixture_estimates_respect_closed_form_limits():
+    """Mixed representation: a trained head is no better than the best one in its class."""
+    exact = toy.toy_bound_terms((1.0, 1.0), (1.0, 1.0), eps=0.4, dim=DIM, p=P)
+    report = bounds.estimate_bound_from_representations(
+        *toy_case(2000, (1.0, 1.0), (1.0, 1.0), 0.4))
+    assert inside(exact.err_adv, report.err_adv)
+    mlp, linear = report.checks["mlp"], report.checks["linear"]
+    assert mlp.divergence.lo <= 2 * exact.tv and mlp.divergence.value > 1.8
+    assert linear.divergence.lo == 0.0                     # symmetric marginals
+    assert mlp.lambda_star.hi >= exact.lambda_star_bayes
+    assert linear.lambda_star.hi >= exact.lambda_star_threshold
+    assert report.holds
+
+
+# ----------------------------------------------------------------------------- TRADES
+def test_trades_identity_is_exact():
+    gen = torch.Generator().manual_seed(0)
+    correct_nat = torch.rand(997, generator=gen) < 0.8
+    correct_adv = torch.rand(997, generator=gen) < 0.5
+    split = bounds.trades_decomposition(correct_nat, correct_adv, ci_method="clopper-pearson")
+    assert split.identity_holds and split.n_rob_wrong == split.n_nat_wrong + split.n_bdy
+    assert split.r_rob.value == pytest.approx(split.r_nat.value + split.r_bdy.value, abs=1e-12)
+    assert split.n_adv_fixed == int((~correct_nat & correct_adv).sum())
+
+
+def test_report_uses_worst_case_vector_and_serialises():
+    z_nat, z_adv, y, pred_nat, pred_adv = toy_case(400, "robust", (1.0, 0.0), 0.5)
+    worst = torch.zeros(400, dtype=torch.bool)
+    report = bounds.estimate_bound_from_representations(
+        z_nat, z_adv, y, pred_nat, pred_adv, worst_case_correct=worst, heads=("linear",),
+        ci_method="clopper-pearson")
+    assert report.trades.r_rob.value == 1.0 and report.trades.identity_holds
+    assert report.n_train + report.n_heldout == 400
+    restored = json.loads(json.dumps(report.to_dict()))
+    assert restored["checks"]["linear"]["lambda_star"]["n"] == report.n_heldout
+    row = report.to_record("linear")
+    assert {"err_nat", "err_adv", "divergence", "lambda_star", "bound", "r_bdy"} <= set(row)
+
+
+# ----------------------------------------------------------------------------- from a model
+class ToyLinear(nn.Module):
+    """f(x) = w_r x_1 + w_n mean(x_2..), two logits; representation = (x_1, mean)."""
+
+    def __init__(self, weights):
+        super().__init__()
+        self.weights = nn.Parameter(torch.tensor(weights))
+
+    def representation(self, x):
+        return torch.stack([x[:, 0], x[:, 1:].mean(1)], dim=1)
+
+    def forward(self, x):
+        score = self.representation(x) @ self.weights
+        return torch.stack([-score, score], dim=1) / 2
+
+
+class ToyAttack:
+    def __init__(self, eps):
+        self.eps = eps
+
+    def __call__(self, model, x, y):
+        return toy.worst_case_attack(x, y, model.weights.tolist(), self.eps)
+
+
+def test_estimate_bound_from_model_matches_representation_path():
+    x, y = toy.sample_toy(300, dim=10, seed=4)
+    model = ToyLinear([1.0, 1.0]).train()
+    report = bounds.estimate_bound(model, x, y, attack=ToyAttack(0.4), heads=("linear",))
+    assert model.training                                   # mode restored
+    x_adv = toy.worst_case_attack(x, y, (1.0, 1.0), 0.4)
+    direct = bounds.estimate_bound_from_representations(
+        model.representation(x).detach(), model.representation(x_adv).detach(), y,
+        model(x).argmax(1), model(x_adv).argmax(1), heads=("linear",))
+    assert report.to_dict() == direct.to_dict()
+    again = bounds.estimate_bound(model, x, y, x_adv, heads=("linear",), batch_size=64)
+    assert again.to_dict() == direct.to_dict()
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.fixture(scope="module")
+def good():
+    return toy_case(200, "robust", (1.0, 0.0), 0.5)
+
+
+def call(good, **changes):
+    names = ("z_nat", "z_adv", "labels", "pred_nat", "pred_adv")
+    args = dict(zip(names, good)) | {"heads": ("linear",)}
+    args.update(changes)
+    return bounds.estimate_bound_from_representations(**args)
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"z_adv": torch.zeros(199, 1)}, "z_adv has 199 rows but there are 200 examples"),
+    ({"labels": torch.zeros(150, dtype=torch.long)}, "z_nat has 200 rows but there are 150"),
+    ({"pred_adv": torch.zeros(10, dtype=torch.long)}, r"pred_adv must be .* shape \(200,\)"),
+    ({"z_nat": torch.zeros(200)}, r"z_nat must be 2-D \(n, D\), got shape \(200,\)"),
+    ({"z_adv": torch.zeros(200, 3)}, "must have the same shape"),
+    ({"labels": torch.zeros(200)}, "labels must hold non-negative integer class indices"),
+    ({"z_nat": torch.ones(200, 1).index_fill(0, torch.tensor([7]), float("nan"))},
+     r"z_nat holds 1 NaN/inf values \(first in row 7\)"),
+    ({"heldout_fraction": 1.0}, r"heldout_fraction must be in \(0, 1\)"),
+    ({"heldout_fraction": 0.02}, "each side needs >= 10; pass at least 475 examples"),
+    ({"ci_method": "bootstrap"}, "unknown ci_method 'bootstrap'"),
+    ({"confidence": 95}, r"confidence must be in \(0, 1\)"),
+    ({"heads": ("svm",)}, "unknown head 'svm'"),
+    ({"worst_case_correct": torch.ones(5, dtype=torch.bool)}, "worst_case_correct must be"),
+])
+def test_bad_input_raises(good, changes, match):
+    with pytest.raises(ValueError, match=match):
+        call(good, **changes)
+
+
+def test_too_few_examples_names_the_minimum():
+    z_nat, z_adv, y, pred_nat, pred_adv = toy_case(15, "robust", (1.0, 0.0), 0.5)
+    with pytest.raises(ValueError, match="15 examples are too few .* pass at least 20 examples"):
+        bounds.estimate_bound_from_representations(z_nat, z_adv, y, pred_nat, pred_adv)
+
+
+@pytest.mark.parametrize("representation, match", [
+    (lambda x: x[:, 0], r"returned \(.*,\) for a batch"),
+    (lambda x: x[:1], r"returned \(1, 11\) for a batch of 50 natural inputs"),
+])
+def test_bad_representation_function_raises(representation, match):
+    x, y = toy.sample_toy(50, dim=10)
+    with pytest.raises(ValueError, match=match):
+        bounds.estimate_bound(ToyLinear([1.0, 0.0]), x, y, x, representation=representation)
+
+
+def test_estimate_bound_needs_exactly_one_adversarial_source():
+    x, y = toy.sample_toy(50, dim=10)
+    with pytest.raises(ValueError, match="pass exactly one of x_adv"):
+        bounds.estimate_bound(ToyLinear([1.0, 0.0]), x, y)
+    with pytest.raises(ValueError, match="x_adv has shape"):
+        bounds.estimate_bound(ToyLinear([1.0, 0.0]), x, y, x[:10])
+    with pytest.raises(ValueError, match="has no .representation"):
+        bounds.estimate_bound(nn.Linear(11, 2), x, y, x)
+
+
+# ----------------------------------------------------------------------------- plot
+@pytest.mark.parametrize("x", ["method", "epoch"])
+def test_plot_bound_terms_returns_a_figure(x):
+    rows = [{"method": m, "epoch": e, "err_nat": 0.1 + e / 100, "err_adv": 0.5, "divergence": 0.4,
+             "lambda_star": 0.3, "bound": 0.6} for m in ("pgd_at", "drrdn") for e in (1, 2)]
+    figure = plot_bound_terms(rows, x=x)
+    assert len(figure.axes) == 1 and figure.axes[0].get_legend() is not None
+    with pytest.raises(ValueError, match=r"records lack columns \['seed'\]"):
+        plot_bound_terms(rows, x="seed")
