@@ -66,6 +66,8 @@ def _raw_splits(name: str, folder: str) -> dict[str, tuple[np.ndarray, np.ndarra
     """uint8 (images, labels) for each split of an image dataset (cached: CIFAR-10 takes seconds)."""
     if name == "mnist5k":
         images, labels = read_mnist5k()
+        order = np.random.default_rng(SPLIT_SEED).permutation(len(labels))  # the file is sorted by class
+        images, labels = images[order], labels[order]
         rest, test = stratified_split(labels, MNIST5K_TEST_SIZE, SPLIT_SEED)
         arrays = {"x_train": images[rest], "y_train": labels[rest],
                   "x_test": images[test], "y_test": labels[test]}

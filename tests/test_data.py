@@ -203,3 +203,21 @@ def test_stratified_split_is_exact_and_deterministic():
     assert np.bincount(labels[held]).tolist() == [5, 3, 2]
     assert len(np.intersect1d(kept, held)) == 0 and len(kept) + len(held) == 100
     assert np.array_equal(held, stratified_split(labels, 10, seed=1)[1])
+
+
+def test_toy_splits_are_seeded_samples_of_the_tsipras_distribution():
+    x, y = load_dataset("toy", "train", limit=4000, dim=20, seed=1)
+    assert x.shape == (4000, 21) and x.dtype == torch.float32 and y.dtype == torch.int64
+    sign = 2.0 * y - 1
+    assert set(x[:, 0].unique().tolist()) == {-1.0, 1.0}
+    assert abs((x[:, 0] == sign).float().mean().item() - 0.95) < 0.02  # robust feature, p=0.95
+    x_again, _ = load_dataset("toy", "train", limit=4000, dim=20, seed=1)
+    x_test, _ = load_dataset("toy", "test", limit=4000, dim=20, seed=1)
+    assert torch.equal(x, x_again) and not torch.equal(x, x_test)
+    with pytest.raises(ValueError, match="p"):
+        load_dataset("toy", "train", limit=10, p=1.5)
+
+
+def test_mnist5k_comes_in_mixed_class_order():
+    _, y = load_dataset("mnist5k", "train")
+    assert len(torch.unique(y[:50])) == 10  # the file is sorted by class; the loader is not

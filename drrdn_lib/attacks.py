@@ -1,0 +1,451 @@
+"""White-box attacks with one API: built with a budget, called ``attack(model, images, labels)``.
+
+=============  ==================================================  ==========================
+registry name  attack                                              class
+=============  ==================================================  ==========================
+``fgsm``       one signed-gradient step of size eps                :class:`FGSM`
+``pgd``        projected gradient ascent on CE, L-inf or L2        :class:`PGD`
+``cw``         PGD (L-inf) on the Carlini-Wagner margin loss       :class:`CWInf`
+``autoattack`` AutoAttack (standard), pyautoattack behind adapter  ``AutoAttackAdapter``
+=============  ==================================================  ==========================
+
+Every attack returns adversarial images of the input's shape, inside the eps-ball around
+the input (up to float32 rounding, 1e-6) and inside ``bounds`` ([0, 1] by default). It
+runs the model in eval mode and puts every submodule back in the mode it was in. It
+takes gradients with respect to the input only (``torch.autograd.grad``), so the
+parameters' ``.grad`` is never touched and an attack can run inside a training step.
+
+Budgets are in [0, 1] pixel units: write ``8 / 255``, never ``0.031``. Presets for the
+protocol (docs/DRRDN.md) are :data:`BUDGETS`.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["AttackBudget", "BUDGETS", "Attack", "FGSM", "PGD", "CWInf", "AutoAttackAdapter", "ATTACKS",
+           "make_attack", "eval_mode", "margin_loss", "check_images", "check_logits"]
+
+NORMS = ("Linf", "L2")
+LOSSES = ("ce", "cw")
+
+
+# ------------------------------------------------------------------------- budgets
+def _check_eps(eps, norm: str = "Linf", pixels: bool = True) -> float:
+    """Validate a perturbation radius >= 0; an L-inf radius on [0, 1] pixels is at most 1."""
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
+        raise ValueError(f"eps={eps!r} must be a finite number (the radius of the {norm} "
+                         f"ball in [0, 1] pixel units, e.g. 8/255 or 0.3).")
+    if eps < 0:
+        raise ValueError(f"eps={eps} is negative; eps is the radius of the {norm} ball and must "
+                         f"be in [0, 1] for L-inf (e.g. 8/255 for CIFAR-10, 0.3 for MNIST) "
+                         f"or >= 0 for L2.")
+    if norm == "Linf" and pixels and eps > 1:
+        raise ValueError(f"eps={eps} > 1 for an L-inf attack; pixels are in [0, 1], so eps "
+                         f"must be in [0, 1]. Did you mean {eps}/255 = {eps / 255:.5f}?")
+    return float(eps)
+
+
+def _check_step_size(step_size) -> float:
+    """Validate a step size > 0 (pixel units)."""
+    if isinstance(step_size, bool) or not isinstance(step_size, (int, float)) \
+            or not math.isfinite(step_size) or step_size <= 0:
+        raise ValueError(f"step_size={step_size!r} must be a finite number > 0 in [0, 1] "
+                         f"pixel units (e.g. 2/255 for CIFAR-10, 0.01 for MNIST).")
+    return float(step_size)
+
+
+def _check_positive_int(name: str, value) -> int:
+    """Validate an integer >= 1 (steps, restarts)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}={value!r} must be an integer >= 1.")
+    return value
+
+
+@dataclass(frozen=True)
+class AttackBudget:
+    """The threat model of a training or evaluation attack.
+
+    Attributes:
+        eps: radius of the L-inf ball, in [0, 1] pixel units (8/255, not 0.031).
+        step_size: PGD step, pixel units, > 0.
+        steps: number of PGD iterations, >= 1.
+    Presets: ``AttackBudget.preset("cifar10", "eval")`` or :data:`BUDGETS`.
+    """
+
+    eps: float
+    step_size: float
+    steps: int
+
+    def __post_init__(self):
+        _check_eps(self.eps)
+        _check_step_size(self.step_size)
+        _check_positive_int("steps", self.steps)
+
+    def to_dict(self) -> dict:
+        """``{"eps", "step_size", "steps"}``."""
+        return asdict(self)
+
+    @staticmethod
+    def preset(dataset: str, stage: str) -> "AttackBudget":
+        """The protocol's budget for ``dataset`` in {"mnist", "cifar10"} and ``stage`` in
+        {"train", "eval"} (MNIST: eps 0.3, PGD-40 step 0.01; CIFAR-10: eps 8/255,
+        step 2/255, PGD-10 to train and PGD-20 to evaluate)."""
+        key = f"{dataset}_{stage}"
+        if key not in BUDGETS:
+            raise ValueError(f"No budget preset {key!r}; choose one of {sorted(BUDGETS)}.")
+        return BUDGETS[key]
+
+
+#: The protocol's budgets (docs/DRRDN.md), keyed ``"<dataset>_<stage>"``.
+BUDGETS: dict[str, AttackBudget] = {
+    "mnist_train": AttackBudget(0.3, 0.01, 40),
+    "mnist_eval": AttackBudget(0.3, 0.01, 40),
+    "cifar10_train": AttackBudget(8 / 255, 2 / 255, 10),
+    "cifar10_eval": AttackBudget(8 / 255, 2 / 255, 20),
+}
+
+
+# ------------------------------------------------------------------------- helpers
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` in eval mode; on exit restore every submodule's own train/eval flag."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def check_images(images: torch.Tensor, bounds: tuple[float, float] | None = (0.0, 1.0)) -> None:
+    """Raise ``ValueError`` unless ``images`` is a floating tensor with values in ``bounds``."""
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point():
+        raise ValueError(f"images must be a floating-point tensor, got "
+                         f"{getattr(images, 'dtype', type(images))}; convert with .float() / 255.")
+    if bounds is None or images.numel() == 0:
+        return
+    low, high = images.min().item(), images.max().item()
+    if low < bounds[0] or high > bounds[1]:
+        raise ValueError(f"images have values in [{low:.4g}, {high:.4g}], outside the allowed "
+                         f"range [{bounds[0]}, {bounds[1]}]; pass raw [0, 1] images and put any "
+                         f"normalisation inside the model (drrdn_lib.models.Normalize).")
+
+
+def _check_labels(labels: torch.Tensor, n: int) -> None:
+    """Raise ``ValueError`` unless ``labels`` is an int64 (n,) tensor."""
+    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.shape != (n,):
+        raise ValueError(f"labels must be an int64 tensor of shape ({n},), got "
+                         f"{getattr(labels, 'dtype', type(labels))} "
+                         f"{tuple(getattr(labels, 'shape', ()))}.")
+
+
+def check_logits(logits: torch.Tensor, labels: torch.Tensor | None = None, atol: float = 1e-4) -> None:
+    """Raise ``ValueError`` if ``logits`` (B, C) look like probabilities (every row in [0, 1]
+    summing to 1) or if a label is outside [0, C)."""
+    if logits.ndim != 2:
+        raise ValueError(f"the model must return logits of shape (B, num_classes), got "
+                         f"{tuple(logits.shape)}.")
+    with torch.no_grad():
+        rows = logits.detach().float()
+        if rows.shape[1] > 1 and rows.min() >= 0 and rows.max() <= 1 \
+                and torch.allclose(rows.sum(1), torch.ones_like(rows[:, 0]), atol=atol):
+            raise ValueError("the model's outputs are probabilities (each row in [0, 1], summing "
+                             "to 1); attacks need logits: remove the final softmax.")
+        if labels is not None and labels.numel() and (labels.min() < 0 or labels.max() >= rows.shape[1]):
+            raise ValueError(f"labels in [{labels.min().item()}, {labels.max().item()}] are outside "
+                             f"the allowed range [0, {rows.shape[1] - 1}] of the model's classes.")
+
+
+def margin_loss(logits: torch.Tensor, labels: torch.Tensor, kappa: float = math.inf) -> torch.Tensor:
+    """Carlini-Wagner margin ``min(max_{j != y} z_j - z_y, kappa)`` per example, (B,).
+
+    Positive means misclassified; ascent pushes towards the best wrong class.
+    """
+    true_logit = logits.gather(1, labels[:, None]).squeeze(1)
+    others = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), -math.inf)
+    return (others.amax(1) - true_logit).clamp(max=kappa)
+
+
+def _flat_norm(x: torch.Tensor) -> torch.Tensor:
+    """Per-example L2 norm, broadcastable to x: (B, ...) -> (B, 1, ..., 1)."""
+    return x.flatten(1).norm(dim=1).view(-1, *([1] * (x.ndim - 1)))
+
+
+def _project(adv: torch.Tensor, images: torch.Tensor, eps: float, norm: str,
+             bounds: tuple[float, float] | None) -> torch.Tensor:
+    """Project ``adv`` onto the ``norm`` ball of radius eps around ``images``, then into bounds."""
+    delta = adv - images
+    if norm == "Linf":
+        delta = delta.clamp(-eps, eps)
+    else:
+        delta = delta * (eps / _flat_norm(delta).clamp_min(1e-12)).clamp(max=1.0)
+    adv = images + delta
+    return adv if bounds is None else adv.clamp(*bounds)
+
+
+def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
+    """The device of the model's first parameter or buffer, else ``fallback``."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return fallback
+
+
+# ---------------------------------------------------------------------- base class
+class Attack:
+    """Base class: validation, eval mode, input checks; subclasses implement ``_perturb``.
+
+    Args:
+        eps: radius of the perturbation ball, [0, 1] pixel units.
+        norm: ``"Linf"`` or ``"L2"``.
+        bounds: valid input range ``(low, high)`` ((0, 1)); ``None`` for unbounded features.
+    ``attack(model, images (B, ...), labels (B,) int64) -> adv (B, ...)``, detached,
+    on the images' device.
+    """
+
+    name = "attack"
+
+    def __init__(self, eps: float, norm: str = "Linf", bounds: tuple[float, float] | None = (0.0, 1.0)):
+        if norm not in NORMS:
+            raise ValueError(f"norm={norm!r} is not supported; use one of {NORMS}.")
+        if bounds is not None and not (len(bounds) == 2 and bounds[0] < bounds[1]):
+            raise ValueError(f"bounds={bounds!r} must be None or (low, high) with low < high.")
+        self.norm = norm
+        self.bounds = None if bounds is None else (float(bounds[0]), float(bounds[1]))
+        self.eps = _check_eps(eps, norm, pixels=self.bounds == (0.0, 1.0))
+
+    def __call__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Adversarial examples for ``images`` (B, ...) with true ``labels`` (B,)."""
+        check_images(images, self.bounds)
+        _check_labels(labels, images.shape[0])
+        if images.shape[0] == 0:
+            return images.detach().clone()
+        with eval_mode(model), torch.enable_grad():
+            adv = self._perturb(model, images.detach(), labels.detach())
+        return _project(adv.detach().to(images.device), images.detach(), self.eps, self.norm, self.bounds)
+
+    def _perturb(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def config(self) -> dict:
+        """The attack's name and hyper-parameters, JSON-ready (for evaluation records)."""
+        return {"name": self.name, "eps": self.eps, "norm": self.norm,
+                "bounds": None if self.bounds is None else list(self.bounds)}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
+def _input_gradient(model: nn.Module, adv: torch.Tensor, labels: torch.Tensor, loss: str,
+                    kappa: float, check: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient of the summed per-example loss w.r.t. ``adv``, and the per-example loss (B,)."""
+    adv = adv.detach().requires_grad_(True)
+    logits = model(adv)
+    if check:
+        check_logits(logits, labels)
+    if loss == "ce":
+        per_example = F.cross_entropy(logits, labels, reduction="none")
+    else:
+        per_example = margin_loss(logits, labels, kappa)
+    grad, = torch.autograd.grad(per_example.sum(), adv)
+    return grad, per_example.detach()
+
+
+# --------------------------------------------------------------------------- FGSM
+class FGSM(Attack):
+    """Fast Gradient Sign Method (Goodfellow, Shlens, Szegedy, ICLR 2015).
+
+    ``adv = clip(x + eps * sign(grad_x CE(f(x), y)))``: one L-inf step of size eps from
+    the clean input (no random start).
+
+    Args:
+        eps: L-inf radius, [0, 1] pixel units (0.3 MNIST, 8/255 CIFAR-10).
+        bounds: valid input range ((0, 1)).
+    Shapes: images (B, ...) in bounds, labels (B,) int64 -> adv (B, ...).
+    """
+
+    name = "fgsm"
+
+    def __init__(self, eps: float, bounds: tuple[float, float] | None = (0.0, 1.0)):
+        super().__init__(eps, "Linf", bounds)
+
+    def _perturb(self, model, images, labels):
+        grad, _ = _input_gradient(model, images, labels, "ce", math.inf, check=True)
+        return images + self.eps * grad.sign()
+
+
+# ---------------------------------------------------------------------------- PGD
+class PGD(Attack):
+    """Projected Gradient Descent (Madry, Makelov, Schmidt, Tsipras, Vladu, ICLR 2018).
+
+    From a random start in the ball (``random_start``), ``steps`` ascent steps on the
+    loss, each followed by projection onto the ball and into ``bounds``. L-inf steps are
+    ``step_size * sign(grad)``; L2 steps are ``step_size * grad / ||grad||_2``. The L-inf
+    random start is uniform in the cube; the L2 one is a uniformly random direction with
+    radius ``U(0, 1) * eps``. With ``restarts == 1`` the last iterate is returned; with
+    more, per example the first restart that misclassifies it wins, and an example that
+    no restart misclassifies keeps the restart with the highest final loss.
+
+    Args:
+        eps: radius, [0, 1] pixel units (8/255 CIFAR-10 L-inf, 0.3 MNIST, 0.5 CIFAR-10 L2).
+        step_size: > 0, pixel units (2/255 CIFAR-10, 0.01 MNIST).
+        steps: iterations >= 1 (10 CIFAR-10 training, 20 CIFAR-10 eval, 40 MNIST).
+        norm: ``"Linf"`` (default) or ``"L2"``.
+        random_start: start uniformly in the ball (True) or at the clean input.
+        restarts: independent runs >= 1 (1).
+        loss: ``"ce"`` (cross-entropy, default) or ``"cw"`` (margin, see :class:`CWInf`).
+        kappa: margin cap for ``loss="cw"`` (inf).
+        seed: None draws the random start from the global torch RNG; an int uses a
+            private generator, so the result is reproducible and the global RNG untouched.
+        bounds: valid input range ((0, 1)); None for unbounded features.
+    Shapes: images (B, ...) in bounds, labels (B,) int64 -> adv (B, ...).
+    """
+
+    name = "pgd"
+
+    def __init__(self, eps: float, step_size: float, steps: int, norm: str = "Linf",
+                 random_start: bool = True, restarts: int = 1, loss: str = "ce",
+                 kappa: float = math.inf, seed: int | None = None,
+                 bounds: tuple[float, float] | None = (0.0, 1.0)):
+        super().__init__(eps, norm, bounds)
+        self.step_size = _check_step_size(step_size)
+        self.steps = _check_positive_int("steps", steps)
+        self.restarts = _check_positive_int("restarts", restarts)
+        if loss not in LOSSES:
+            raise ValueError(f"loss={loss!r} is not supported; use one of {LOSSES}.")
+        if not kappa > 0:
+            raise ValueError(f"kappa={kappa!r} must be > 0 (math.inf for an uncapped margin).")
+        self.loss, self.kappa = loss, float(kappa)
+        self.random_start, self.seed = bool(random_start), seed
+
+    def config(self) -> dict:
+        return {**super().config(), "step_size": self.step_size, "steps": self.steps,
+                "random_start": self.random_start, "restarts": self.restarts,
+                "loss": self.loss, "kappa": None if math.isinf(self.kappa) else self.kappa,
+                "seed": self.seed}
+
+    def _start(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """A random point of the ball around ``images`` (or ``images`` itself)."""
+        if not self.random_start or self.eps == 0:
+            return images.clone()
+        if self.norm == "Linf":
+            noise = torch.empty_like(images).uniform_(-self.eps, self.eps, generator=generator)
+        else:
+            direction = torch.empty_like(images).normal_(generator=generator)
+            radius = torch.empty(images.shape[0], device=images.device).uniform_(generator=generator)
+            noise = direction / _flat_norm(direction).clamp_min(1e-12)
+            noise = noise * self.eps * radius.view(-1, *([1] * (images.ndim - 1)))
+        return _project(images + noise, images, self.eps, self.norm, self.bounds)
+
+    def _step(self, adv: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """One ascent step (before projection)."""
+        if self.norm == "Linf":
+            return adv + self.step_size * grad.sign()
+        return adv + self.step_size * grad / _flat_norm(grad).clamp_min(1e-12)
+
+    def _run(self, model, images, labels, generator, check: bool) -> torch.Tensor:
+        """One PGD run: the last iterate (B, ...)."""
+        adv = self._start(images, generator)
+        for i in range(self.steps):
+            grad, _ = _input_gradient(model, adv, labels, self.loss, self.kappa, check and i == 0)
+            adv = _project(self._step(adv, grad), images, self.eps, self.norm, self.bounds)
+        return adv
+
+    def _score(self, model, adv, labels) -> torch.Tensor:
+        """Per-example loss of ``adv`` (B,), +inf where it is misclassified."""
+        with torch.no_grad():
+            logits = model(adv)
+            loss = (F.cross_entropy(logits, labels, reduction="none") if self.loss == "ce"
+                    else margin_loss(logits, labels, self.kappa))
+            fooled = logits.argmax(1) != labels
+        return torch.where(fooled, torch.full_like(loss, math.inf), loss)
+
+    def _perturb(self, model, images, labels):
+        generator = None
+        if self.seed is not None:
+            generator = torch.Generator(device=images.device).manual_seed(self.seed)
+        best = self._run(model, images, labels, generator, check=True)
+        if self.restarts == 1:
+            return best
+        best_score = self._score(model, best, labels)
+        for _ in range(self.restarts - 1):
+            open_ = ~torch.isinf(best_score)  # not yet misclassified
+            if not open_.any():
+                break
+            adv = self._run(model, images[open_], labels[open_], generator, check=False)
+            score = self._score(model, adv, labels[open_])
+            better = score > best_score[open_]
+            idx = open_.nonzero().squeeze(1)[better]
+            best[idx], best_score[idx] = adv[better], score[better]
+        return best
+
+
+class CWInf(PGD):
+    """CW-inf: L-inf PGD on the Carlini-Wagner margin loss (Carlini & Wagner, IEEE S&P
+    2017), as used to evaluate TRADES and MART.
+
+    Ascent on ``min(max_{j != y} z_j - z_y, kappa)`` (logits z); ``kappa`` (50, as in
+    MART's evaluation code) caps the margin, so a point stops moving once it is
+    misclassified by kappa. Random start, projection and restarts as :class:`PGD`.
+
+    Args:
+        eps, step_size, steps: as :class:`PGD` (CIFAR-10: 8/255, 2/255, 20).
+        kappa: confidence cap > 0 (50.0). random_start, restarts, seed, bounds: as PGD.
+    Shapes: images (B, ...) in bounds, labels (B,) int64 -> adv (B, ...).
+    """
+
+    name = "cw"
+
+    def __init__(self, eps: float, step_size: float, steps: int, kappa: float = 50.0,
+                 random_start: bool = True, restarts: int = 1, seed: int | None = None,
+                 bounds: tuple[float, float] | None = (0.0, 1.0)):
+        super().__init__(eps, step_size, steps, "Linf", random_start, restarts, "cw", kappa,
+                         seed, bounds)
+
+
+# ------------------------------------------------------------------------ registry
+#: name -> attack class, each called ``attack(model, images, labels) -> adv``;
+#: ``"autoattack"`` (``AutoAttackAdapter``) is added by ``drrdn_lib.autoattack_adapter``,
+#: which is imported at the end of this module (it subclasses :class:`Attack`).
+ATTACKS: dict[str, type] = {"fgsm": FGSM, "pgd": PGD, "cw": CWInf}
+
+
+def make_attack(name: str, budget: AttackBudget | None = None, **kwargs) -> Attack:
+    """Build a registered attack: ``make_attack("pgd", eps=8/255, step_size=2/255, steps=20)``
+    or ``make_attack("pgd", budget, restarts=5)``.
+
+    The fields of ``budget`` (or ``eps``/``step_size``/``steps`` keywords) that the attack
+    does not take are dropped: FGSM takes one step of size eps, AutoAttack is
+    parameter-free. Any other keyword goes to the constructor.
+    """
+    if name not in ATTACKS:
+        raise ValueError(f"Unknown attack {name!r}; choose one of {sorted(ATTACKS)}.")
+    cls = ATTACKS[name]
+    budget_fields = budget.to_dict() if budget is not None else {}
+    for key in ("eps", "step_size", "steps"):
+        if key in kwargs:
+            budget_fields[key] = kwargs.pop(key)
+    accepted = inspect.signature(cls.__init__).parameters
+    budget_fields = {k: v for k, v in budget_fields.items() if k in accepted}
+    return cls(**budget_fields, **kwargs)
+
+
+def __getattr__(name: str):
+    """``drrdn_lib.attacks.AutoAttackAdapter`` resolves to the adapter module's class."""
+    if name == "AutoAttackAdapter":
+        return autoattack_adapter.AutoAttackAdapter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# Last, so that either import order works: the adapter needs Attack (above) and
+# registers itself in ATTACKS.
+from . import autoattack_adapter  # noqa: E402

@@ -1,0 +1,213 @@
+"""Evaluation: per-attack and worst-case accuracy, the record and its JSON, the
+gradient-masking checks (they pass on an honest model and flag a masked one)."""
+import json
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from drrdn_lib.attacks import FGSM, PGD, AttackBudget, CWInf
+from drrdn_lib.autoattack_adapter import AutoAttackAdapter
+from drrdn_lib.evaluate import (ALL_CHECKS, CHEAP_CHECKS, EvaluationRecord, GradientMaskingWarning,
+                                evaluate, gradient_masking_checks, protocol_attacks)
+
+N_CLASSES, SIDE, EPS = 10, 8, 0.1
+
+
+def synthetic(n: int, generator: torch.Generator):
+    """Ten noisy class prototypes, images (n, 1, 8, 8) in [0, 1], labels (n,) int64."""
+    protos = torch.rand(N_CLASSES, 1, SIDE, SIDE, generator=torch.Generator().manual_seed(1)) * 0.5 + 0.25
+    labels = torch.randint(0, N_CLASSES, (n,), generator=generator)
+    images = protos[labels] + 0.15 * torch.randn(n, 1, SIDE, SIDE, generator=generator)
+    return images.clamp(0, 1), labels
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_thread():
+    """Tiny models run fastest on one thread (and do not spin on a shared machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A tiny MLP (with batch norm) trained for ~1 s, and 96 held-out examples."""
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    images, labels = synthetic(1024, g)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(SIDE * SIDE, 32), nn.BatchNorm1d(32), nn.ReLU(),
+                          nn.Linear(32, N_CLASSES))
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    for _ in range(100):
+        idx = torch.randint(0, len(labels), (128,), generator=g)
+        loss = F.cross_entropy(model(images[idx]), labels[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval(), *synthetic(96, g)
+
+
+def small_attacks():
+    budget = AttackBudget(EPS, EPS / 4, 10)
+    return protocol_attacks(budget, autoattack="custom", n_iter=5, n_queries=20, n_target_classes=2)
+
+
+def run(model, images, labels, **kw):
+    kw = {"checks": "none", "progress": False, "batch_size": 40, **kw}
+    return evaluate(model, images, labels, kw.pop("attacks", small_attacks()), **kw)
+
+
+@pytest.fixture(scope="module")
+def record(trained):
+    return run(*trained)
+
+
+def test_worst_case_is_never_above_any_single_attack(record):
+    assert list(record.attacks) == ["fgsm", "pgd", "cw", "autoattack"]
+    assert record.n == 96 and record.clean_accuracy > 0.9
+    for result in record.attacks.values():
+        assert record.worst_case_accuracy <= result.accuracy <= record.clean_accuracy
+        assert result.n == 96
+    assert record.attacks["pgd"].accuracy < record.clean_accuracy - 0.2
+    flags = record.per_example
+    expected = flags["clean"] & flags["fgsm"] & flags["pgd"] & flags["cw"] & flags["autoattack"]
+    assert torch.equal(flags["worst_case"], expected)
+    assert record.n_worst_case_correct == int(expected.sum())
+
+
+def test_cascade_runs_each_attack_on_the_survivors(trained, record):
+    cascade = run(*trained, mode="cascade")
+    accs = [cascade.clean_accuracy] + [r.accuracy for r in cascade.attacks.values()]
+    assert accs == sorted(accs, reverse=True)
+    assert cascade.worst_case_accuracy == accs[-1]
+    assert torch.equal(cascade.per_example["worst_case"], cascade.per_example["autoattack"])
+    assert cascade.attacks["fgsm"].accuracy == record.attacks["fgsm"].accuracy  # deterministic
+
+
+def test_record_serialises_with_the_attack_configurations(record, tmp_path):
+    path = tmp_path / "sub" / "robustness.json"
+    data = json.loads(record.to_json(path))
+    assert json.loads(path.read_text()) == data
+    assert data["n"] == 96 and data["mode"] == "individual"
+    assert data["worst_case_accuracy"] == record.worst_case_accuracy
+    assert data["attacks"]["pgd"]["config"] == {
+        "name": "pgd", "eps": EPS, "norm": "Linf", "bounds": [0.0, 1.0], "step_size": EPS / 4,
+        "steps": 10, "random_start": True, "restarts": 1, "loss": "ce", "kappa": None, "seed": 0}
+    assert data["attacks"]["cw"]["config"]["kappa"] == 50.0
+    aa = data["attacks"]["autoattack"]
+    assert aa["config"]["standard"] is False and aa["config"]["square_n_queries"] == 20
+    assert aa["report"]["n_clean_correct"] == record.n_clean_correct
+    assert set(data) >= {"clean_accuracy", "n_clean_correct", "checks", "warnings", "attack_order"}
+    assert record.summary()["worst_case"] == record.worst_case_accuracy
+    assert record.accuracy("pgd") == record.attacks["pgd"].accuracy
+    with pytest.raises(KeyError, match="'square'.*'fgsm'"):
+        record.accuracy("square")
+
+
+def test_model_mode_restored_and_names_or_lists_accepted(trained):
+    model, images, labels = trained
+    model.train()
+    try:
+        rec = run(model, images[:20], labels[:20], attacks=["fgsm", "pgd"],
+                  budget=AttackBudget(EPS, EPS / 4, 3))
+        assert model.training
+    finally:
+        model.eval()
+    assert list(rec.attacks) == ["fgsm", "pgd"]
+    rec = run(model, images[:20], labels[:20], attacks=[PGD(EPS, 0.05, 2), PGD(EPS, 0.05, 4)])
+    assert list(rec.attacks) == ["pgd", "pgd_2"]
+
+
+def test_checks_pass_on_an_honest_model(trained):
+    """At eps 0.05 PGD-10 has converged on this model (at 0.1, where its accuracy falls
+    steeply, 3 restarts of PGD-50 do find more, and stronger_pgd rightly says so)."""
+    model, images, labels = trained
+    eps = 0.05
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GradientMaskingWarning)
+        rec = run(model, images, labels, attacks={"pgd": PGD(eps, eps / 4, 10, seed=0)},
+                  checks="all", check_samples=48, square_queries=50)
+    assert [c.name for c in rec.checks] == list(ALL_CHECKS)
+    assert rec.checks_passed and rec.warnings == [], [c.message for c in rec.checks]
+    details = {c.name: c.details for c in rec.checks}
+    assert details["eps_monotone"]["eps"] == [0.0, eps / 2, eps, 2 * eps]
+    assert details["large_eps_chance"]["accuracy"] <= 0.2
+    data = json.loads(rec.to_json())
+    assert data["checks"][0]["passed"] is True
+    assert data["check_settings"] == {"reference": rec.attacks["pgd"].config, "n": 48,
+                                      "square_queries": 50}
+
+
+class Quantised(nn.Module):
+    """Rounds the input to {0, 1} first: a classic gradient-masking 'defence' whose input
+    gradient is zero everywhere."""
+
+    def __init__(self, base):
+        super().__init__()
+        self.base = base
+
+    def forward(self, x):
+        return self.base(torch.round(x)) * 1.0
+
+
+def test_checks_flag_a_gradient_masking_model_loudly(trained):
+    model, images, labels = trained
+    masked = Quantised(model)
+    with pytest.warns(GradientMaskingWarning) as caught:
+        rec = run(masked, images, labels, attacks={"pgd": PGD(EPS, EPS / 4, 5, seed=0)},
+                  checks=["deterministic", "nonzero_gradients", "black_box"], check_samples=32,
+                  square_queries=50)
+    results = {c.name: c for c in rec.checks}
+    assert results["deterministic"].passed is True
+    assert results["nonzero_gradients"].passed is False
+    assert results["nonzero_gradients"].details["n_zero"] == 32
+    assert results["black_box"].passed is False  # Square finds what zero gradients hide
+    assert results["black_box"].details["n_fooled"] > 0
+    assert not rec.checks_passed
+    failed = ["nonzero_gradients", "black_box"]
+    assert [name for name in failed if any(name in w for w in rec.warnings)] == failed
+    assert [name for name in failed if any(name in str(w.message) for w in caught)] == failed
+    assert json.loads(rec.to_json())["checks_passed"] is False
+
+
+def test_cheap_checks_and_the_standalone_function(trained):
+    model, images, labels = trained
+    results = gradient_masking_checks(model, images[:16], labels[:16], PGD(EPS, 0.05, 2),
+                                      which=CHEAP_CHECKS)
+    assert [r.name for r in results] == list(CHEAP_CHECKS) and all(r.passed for r in results)
+    skipped = gradient_masking_checks(nn.Linear(3, 2), torch.rand(4, 3), torch.tensor([0, 1, 0, 1]),
+                                      PGD(0.1, 0.05, 2), which=["black_box"])
+    assert skipped[0].passed is None
+
+
+def test_standard_autoattack_in_protocol_attacks():
+    attacks = protocol_attacks(AttackBudget.preset("cifar10", "eval"))
+    assert isinstance(attacks["fgsm"], FGSM) and isinstance(attacks["cw"], CWInf)
+    assert attacks["pgd"].steps == 20 and attacks["pgd"].step_size == 2 / 255
+    assert attacks["autoattack"].config()["standard"] is True
+    assert "autoattack" not in protocol_attacks(AttackBudget(0.3, 0.01, 40), autoattack=None)
+    assert isinstance(attacks["autoattack"], AutoAttackAdapter)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"mode": "worst"}, r"mode='worst'.*individual.*cascade"),
+    ({"checks": "some"}, r"checks='some'.*cheap"),
+    ({"checks": ["gradients"]}, r"\['gradients'\].*nonzero_gradients"),
+    ({"batch_size": 0}, r"batch_size=0"),
+    ({"attacks": ["pgd"]}, r"'pgd' given by name: pass budget"),
+])
+def test_bad_arguments_are_explained(trained, kw, match):
+    model, images, labels = trained
+    with pytest.raises(ValueError, match=match):
+        run(model, images[:4], labels[:4], **kw)
+
+
+def test_inputs_outside_0_1_are_rejected(trained):
+    model, images, labels = trained
+    with pytest.raises(ValueError, match=r"outside the allowed range \[0\.0, 1\.0\]"):
+        run(model, images * 255, labels)
+    assert isinstance(run(model, images[:0], labels[:0]), EvaluationRecord)
