@@ -42,7 +42,97 @@ def theory_toy(m: dict) -> list[str]:
     return out
 
 
-DESCRIBERS = {"01_theory_toy_tradeoff": theory_toy}
+def _robustness_sentences(acc: dict, baseline: str = "standard") -> list[str]:
+    """Who is most robust / most accurate, and whether adversarial training helped."""
+    out = []
+    most_robust = max(acc, key=lambda m: acc[m]["worst_case"])
+    most_accurate = max(acc, key=lambda m: acc[m]["clean"])
+    out.append(f"Most robust (worst case over all attacks): {most_robust} at "
+               f"{_pct(acc[most_robust]['worst_case'])}; most accurate on clean inputs: "
+               f"{most_accurate} at {_pct(acc[most_accurate]['clean'])}.")
+    if baseline in acc:
+        for m in acc:
+            if m == baseline:
+                continue
+            delta = acc[m]["worst_case"] - acc[baseline]["worst_case"]
+            verdict = "more" if delta > 0 else "not more"
+            out.append(f"{m} is {verdict} robust than {baseline} training "
+                       f"({_pct(acc[m]['worst_case'])} vs {_pct(acc[baseline]['worst_case'])}; "
+                       f"clean {_pct(acc[m]['clean'])} vs {_pct(acc[baseline]['clean'])}).")
+    return out
+
+
+def _bound_sentence(row: dict, who: str) -> str:
+    verdict = "holds" if row["holds"] else "does NOT hold"
+    return (f"On {who}, the estimated bound {verdict}: err_A {row['err_adv']:.3f} against "
+            f"err_N {row['err_nat']:.3f} + divergence/2 {row['divergence'] / 2:.3f} + lambda* "
+            f"{row['lambda_star']:.3f} = {row['bound']:.3f}.")
+
+
+def quickstart(m: dict) -> list[str]:
+    return _robustness_sentences(m["accuracy"]) + [_bound_sentence(m["bound_drrdn"], "DRRDN's z_s")]
+
+
+def main_results(m: dict) -> list[str]:
+    acc = m["accuracy"]
+    out = _robustness_sentences(acc)
+    gaps = {k: v["clean"] - v["worst_case"] for k, v in acc.items()}
+    smallest = min(gaps, key=gaps.get)
+    out.append(f"Smallest accuracy-robustness gap: {smallest} ({_pct(gaps[smallest])} points); "
+               + ", ".join(f"{k} {_pct(v)}" for k, v in gaps.items()) + ".")
+    return out
+
+
+def ablation(m: dict) -> list[str]:
+    acc = m["accuracy"]
+    full = acc["full DRRDN"]
+    out = [f"Full DRRDN: clean {_pct(full['clean'])}, robust {_pct(full['worst_case'])}."]
+    for variant, a in acc.items():
+        if variant == "full DRRDN":
+            continue
+        delta = a["worst_case"] - full["worst_case"]
+        word = "raises" if delta > 0 else ("lowers" if delta < 0 else "leaves")
+        out.append(f"{variant} {word} robust accuracy ({_pct(a['worst_case'])}, {100 * delta:+.1f} points; "
+                   f"clean {_pct(a['clean'])}).")
+    return out
+
+
+def bound_check(m: dict) -> list[str]:
+    terms = m["by_method"]
+    holding = [k for k, v in m["holds"].items() if v]
+    smallest_gap = min(terms, key=lambda k: terms[k]["gap"])
+    smallest_div = min(terms, key=lambda k: terms[k]["divergence"])
+    out = [f"The estimated bound holds for {len(holding)} of {len(terms)} methods"
+           f"{' (fails for ' + ', '.join(k for k in terms if k not in holding) + ')' if len(holding) < len(terms) else ''}.",
+           f"Smallest robustness gap err_A - err_N: {smallest_gap} ({terms[smallest_gap]['gap']:.3f}); "
+           f"smallest divergence of natural and adversarial representations: {smallest_div} "
+           f"({terms[smallest_div]['divergence']:.3f}).",
+           ("The method with the smallest gap also has the most aligned representation, as the bound suggests."
+            if smallest_gap == smallest_div else
+            "The method with the smallest gap is not the one with the most aligned representation.")]
+    out.append("The TRADES decomposition R_rob = R_nat + R_bdy holds exactly on every estimate."
+               if m["trades_identity"] else "The TRADES decomposition does NOT add up on some estimate.")
+    return out
+
+
+def representations(m: dict) -> list[str]:
+    parts = {r["part"]: r for r in m["summary"]}
+    zs, zi = parts["z_s"], parts["z_i"]
+    out = [f"A domain classifier (MLP) tells natural from adversarial at {_pct(zs['domain_acc_mlp'])} on z_s "
+           f"and {_pct(zi['domain_acc_mlp'])} on z_i (50% = indistinguishable): "
+           + ("z_i carries more domain information, as DRRDN intends." if zi["domain_acc_mlp"] > zs["domain_acc_mlp"]
+              else "z_i does not carry more domain information than z_s here.")]
+    out.append(f"A linear probe reads the class from adversarial inputs at {_pct(zs['label_acc_adv'])} on z_s and "
+               f"{_pct(zi['label_acc_adv'])} on z_i: "
+               + ("label information sits mostly in z_s." if zs["label_acc_adv"] > zi["label_acc_adv"]
+                  else "z_i keeps at least as much label information as z_s."))
+    z = parts["z"]
+    out.append(f"The decoder reconstructs z with relative error {z['rec_error_nat']:.3f} (natural) and "
+               f"{z['rec_error_adv']:.3f} (adversarial).")
+    return out
+
+
+DESCRIBERS = {"05_representations": representations, "03_ablation": ablation, "04_bound_check": bound_check, "02_main_results": main_results, "00_quickstart": quickstart, "01_theory_toy_tradeoff": theory_toy}
 
 
 def describe(name: str, metrics: dict) -> list[str]:

@@ -8,6 +8,8 @@ name (resuming a run folder that already exists), the protocol's evaluation, and
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from torch import nn
@@ -16,10 +18,12 @@ from .attacks import BUDGETS, PGD, AttackBudget
 from .bounds import BoundReport, estimate_bound
 from .data import load_dataset
 from .evaluate import EvaluationRecord, evaluate, protocol_attacks
-from .train import LAST, TrainConfig, TrainResult, train
+from .results import REPO_ROOT
+from .train import TrainConfig, TrainResult, train
+from .train_config import RESUME_FREE
 
-__all__ = ["PROTOCOLS", "DEFAULT_HYPER", "METHOD_ORDER", "protocol", "make_config",
-           "train_or_resume", "eval_budget", "evaluate_model", "bound_report"]
+__all__ = ["PROTOCOLS", "DEFAULT_HYPER", "METHOD_ORDER", "protocol", "make_config", "resized",
+           "train_or_resume", "run_folder", "shared_run", "eval_budget", "evaluate_model", "bound_report"]
 
 #: docs/DRRDN.md's protocol per dataset family (mnist5k follows mnist).
 PROTOCOLS = {
@@ -31,7 +35,7 @@ PROTOCOLS = {
 DEFAULT_HYPER = {"standard": {}, "pgd_at": {}, "trades": {"beta": 6.0}, "mart": {"beta": 6.0}, "drrdn": {}}
 METHOD_ORDER = ("standard", "pgd_at", "trades", "mart", "drrdn")
 #: A reduced AutoAttack for CI-scale runs (reported as "autoattack" with "standard": false).
-FAST_AUTOATTACK = {"attacks": ["apgd-ce", "apgd-t"], "n_iter": 20, "n_target_classes": 3}
+FAST_AUTOATTACK = {"attacks": ["apgd-ce", "apgd-t"], "n_iter": 10, "n_target_classes": 1}
 
 
 def protocol(dataset: str) -> dict:
@@ -43,46 +47,64 @@ def protocol(dataset: str) -> dict:
 
 
 def make_config(method: str, dataset: str, *, epochs: int, seed: int = 0, out_dir=None,
-                train_steps: int | None = None, val_steps: int | None = None,
-                hyper: dict | None = None, **overrides) -> TrainConfig:
+                eps: float | None = None, train_steps: int | None = None,
+                val_steps: int | None = None, hyper: dict | None = None,
+                **overrides) -> TrainConfig:
     """A :class:`TrainConfig` on the protocol's model, lr and budgets for ``dataset``.
 
-    ``train_steps`` / ``val_steps`` shorten the PGD of training / validation for CI scale
-    (the step size is then raised to ``2.5 * eps / steps`` so the attack still reaches the
-    boundary of the ball, the rule of Madry et al.); ``hyper`` updates :data:`DEFAULT_HYPER`.
+    ``eps``, ``train_steps`` and ``val_steps`` change the protocol's budgets (for CI scale);
+    the PGD step is then ``2.5 * eps / steps`` (:func:`resized`). ``hyper`` updates
+    :data:`DEFAULT_HYPER`; other keyword arguments are TrainConfig fields.
     """
     proto = protocol(dataset)
-    train_budget, eval_budget_ = proto["train"], proto["eval"]
-    fields = {"model": proto["model"], "lr": proto["lr"],
-              **_budget_fields("train", train_budget, train_steps),
-              **_budget_fields("val", eval_budget_, val_steps)}
+    fields = {"model": proto["model"], "lr": proto["lr"]}
+    for prefix, budget in (("train", resized(proto["train"], train_steps, eps)),
+                           ("val", resized(proto["eval"], val_steps, eps))):
+        fields.update({f"{prefix}_eps": budget.eps, f"{prefix}_step_size": budget.step_size,
+                       f"{prefix}_steps": budget.steps})
     fields.update(overrides)
     return TrainConfig(method=method, dataset=dataset, epochs=epochs, seed=seed,
                        out_dir=None if out_dir is None else str(out_dir),
                        hyper={**DEFAULT_HYPER.get(method, {}), **(hyper or {})}, **fields)
 
 
-def _budget_fields(prefix: str, budget: AttackBudget, steps: int | None) -> dict:
-    if steps is None or steps == budget.steps:
-        return {f"{prefix}_eps": budget.eps, f"{prefix}_step_size": budget.step_size,
-                f"{prefix}_steps": budget.steps}
-    return {f"{prefix}_eps": budget.eps, f"{prefix}_step_size": 2.5 * budget.eps / steps,
-            f"{prefix}_steps": steps}
+def resized(budget: AttackBudget, steps: int | None = None, eps: float | None = None) -> AttackBudget:
+    """``budget`` itself, or with another ``steps``/``eps`` and step 2.5 eps / steps (the
+    rule of Madry et al., so that PGD can still cross the ball)."""
+    if (steps is None or steps == budget.steps) and (eps is None or eps == budget.eps):
+        return budget
+    eps = budget.eps if eps is None else eps
+    steps = budget.steps if steps is None else steps
+    return AttackBudget(eps, 2.5 * eps / steps, steps)
+
+
+def run_folder(config: TrainConfig, root=None) -> Path:
+    """``results/runs/<dataset>/<method>-<hash>``: one folder per distinct configuration, so
+    notebooks that need the same run share it (the hash leaves out where files go, the
+    device and the progress bar)."""
+    fields = {k: v for k, v in config.to_dict().items() if k not in RESUME_FREE}
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
+    root = Path(root) if root is not None else REPO_ROOT / "results" / "runs"
+    return root / config.dataset / f"{config.method}-{digest}"
+
+
+def shared_run(method: str, dataset: str, *, root=None, **kw) -> TrainResult:
+    """:func:`make_config` + :func:`train_or_resume` in the :func:`run_folder` of that
+    configuration: a configuration trained before (by any notebook) is loaded, not retrained."""
+    config = make_config(method, dataset, **kw)
+    config.out_dir = str(run_folder(config, root))
+    return train_or_resume(config)
 
 
 def train_or_resume(config: TrainConfig) -> TrainResult:
     """Train ``config``; if its ``out_dir`` already holds a run, continue it (a finished
     run is loaded back without training)."""
-    resume = config.out_dir is not None and (Path(config.out_dir) / LAST).exists()
-    return train(config, resume=resume)
+    return train(config, resume=config.out_dir is not None)
 
 
-def eval_budget(dataset: str, steps: int | None = None) -> AttackBudget:
-    """The protocol's evaluation PGD budget, optionally with fewer steps (step 2.5 eps/steps)."""
-    budget = protocol(dataset)["eval"]
-    if steps is None or steps == budget.steps:
-        return budget
-    return AttackBudget(budget.eps, 2.5 * budget.eps / steps, steps)
+def eval_budget(dataset: str, steps: int | None = None, eps: float | None = None) -> AttackBudget:
+    """The protocol's evaluation PGD budget for ``dataset``, optionally :func:`resized`."""
+    return resized(protocol(dataset)["eval"], steps, eps)
 
 
 def _attacks(budget: AttackBudget, autoattack: str | None, seed: int) -> dict:
@@ -95,27 +117,29 @@ def _attacks(budget: AttackBudget, autoattack: str | None, seed: int) -> dict:
 
 
 def evaluate_model(model: nn.Module, dataset: str, *, split: str = "test", limit: int | None = None,
-                   data_dir=None, pgd_steps: int | None = None, autoattack: str | None = "standard",
+                   data_dir=None, pgd_steps: int | None = None, eps: float | None = None,
+                   autoattack: str | None = "standard",
                    checks="cheap", seed: int = 0, progress: bool = False) -> EvaluationRecord:
     """Clean, FGSM, PGD, CW-inf and AutoAttack accuracy and their per-example worst case on
     ``split`` (a class-stratified ``limit`` subset chosen by ``seed``), with the
     gradient-masking ``checks`` ("cheap", "all", "none")."""
     device = next(model.parameters()).device
     x, y = load_dataset(dataset, split, data_dir=data_dir, limit=limit, seed=seed)
-    attacks = _attacks(eval_budget(dataset, pgd_steps), autoattack, seed)
+    attacks = _attacks(eval_budget(dataset, pgd_steps, eps), autoattack, seed)
     return evaluate(model, x.to(device), y.to(device), attacks, checks=checks, progress=progress)
 
 
 def bound_report(model: nn.Module, dataset: str, record: EvaluationRecord | None = None, *,
                  split: str = "test", limit: int | None = None, data_dir=None,
-                 pgd_steps: int | None = None, seed: int = 0, **kw) -> BoundReport:
+                 pgd_steps: int | None = None, eps: float | None = None, seed: int = 0,
+                 **kw) -> BoundReport:
     """The bound's terms on ``model.representation`` (z_s for DRRDN, backbone features for
     the baselines), the adversarial domain A defined by the evaluation PGD. With the
     ``record`` of :func:`evaluate_model` on the same examples, the TRADES split uses its
     per-example worst case over all attacks."""
     device = next(model.parameters()).device
     x, y = load_dataset(dataset, split, data_dir=data_dir, limit=limit, seed=seed)
-    budget = eval_budget(dataset, pgd_steps)
+    budget = eval_budget(dataset, pgd_steps, eps)
     worst = None
     if record is not None and "worst_case" in record.per_example:
         worst = record.per_example["worst_case"]
@@ -125,3 +149,37 @@ def bound_report(model: nn.Module, dataset: str, record: EvaluationRecord | None
     attack = PGD(budget.eps, budget.step_size, budget.steps, seed=seed)
     return estimate_bound(model, x.to(device), y.to(device), attack=attack,
                           worst_case_correct=worst, seed=seed, **kw)
+
+
+def train_grid(methods, dataset: str, seeds, *, hyper_by_method: dict | None = None,
+               **train_kw) -> dict[tuple[str, int], TrainResult]:
+    """:func:`shared_run` for every (method, seed); ``train_kw`` go to :func:`make_config`."""
+    hyper_by_method = hyper_by_method or {}
+    return {(m, s): shared_run(m, dataset, seed=s, hyper=hyper_by_method.get(m), **train_kw)
+            for m in methods for s in seeds}
+
+
+def evaluate_runs(runs: dict, dataset: str, checkpoints=("best", "last"), **eval_kw):
+    """Evaluate each run's ``best`` and/or ``last`` weights with :func:`evaluate_model`.
+
+    Returns (rows, records): one flat dict per (method, seed, checkpoint) with the
+    accuracies in [0, 1], the run's best epoch and the number of warnings; and the
+    :class:`EvaluationRecord` of each, keyed the same way.
+    """
+    rows, records = [], {}
+    for (method, seed), run in runs.items():
+        for which in checkpoints:
+            model = {"best": run.best_model, "last": run.model}[which]
+            record = evaluate_model(model, dataset, **eval_kw)
+            records[(method, seed, which)] = record
+            rows.append({"method": method, "seed": seed, "checkpoint": which,
+                         "epoch": (run.best if which == "best" else run.last)["epoch"],
+                         **record.summary(), "warnings": len(record.warnings)})
+    return rows, records
+
+
+def mean_sd_table(frame, columns, by=("method", "checkpoint")):
+    """``mean ± sd`` over seeds (percent, one decimal) of ``columns``, one row per group."""
+    grouped = frame.groupby(list(by), sort=False)[list(columns)]
+    mean, sd = grouped.mean() * 100, grouped.std(ddof=1).fillna(0.0) * 100
+    return mean.round(1).astype(str) + " ± " + sd.round(1).astype(str)

@@ -1,0 +1,446 @@
+"""The training loop: one :class:`TrainConfig` in, one :class:`TrainResult` out.
+
+``train(config)`` trains ``config.model`` with the objective ``config.method``
+(``drrdn_lib.methods``) by SGD (momentum, weight decay) under a per-epoch learning-rate
+schedule, measures clean and PGD accuracy on the validation split after every epoch,
+keeps the best (highest validation robust accuracy; clean accuracy for ``standard``;
+never the test set) and the last weights, and writes into ``config.out_dir``:
+
+- ``config.json``: the full configuration;
+- ``metrics.json``: the per-epoch log (every loss term, learning rate, validation
+  accuracies, seconds), the best and last epochs and the run's status; rewritten
+  atomically after every epoch;
+- ``checkpoint_last.pt``: model, optimizer, scheduler, every RNG state and the log,
+  written atomically after every epoch, so that ``train(config, resume=True)`` after a
+  crash ends with the same numbers as an uninterrupted run (on the CPU);
+- ``checkpoint_best.pt``: the weights of the best validation epoch.
+
+A non-finite loss raises :class:`TrainingDiverged` before the bad step is taken; the
+last good checkpoint stays. ``load_checkpoint`` / ``load_model`` read runs back.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .train_config import ConfigError, TrainConfig
+
+__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "ConfigError", "train",
+           "load_checkpoint", "load_model", "build_run_model", "evaluate_accuracy",
+           "init_weights_from"]
+
+LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"
+CHECKPOINT_FORMAT = 1
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        config: the run's configuration.
+        model: the last epoch's weights (eval mode, on ``config.device``).
+        best_model: the weights of the best validation epoch (eval mode).
+        history: one dict per epoch (``epoch``, ``lr``, ``train_<term>`` means,
+            ``val_clean_acc``, ``val_robust_acc`` in [0, 1], ``seconds``).
+        best, last: the history entries of the best and of the last epoch.
+        out_dir: where the files are (None when ``config.out_dir`` is None).
+    """
+    config: TrainConfig
+    model: nn.Module
+    best_model: nn.Module
+    history: list
+    best: dict
+    last: dict
+    out_dir: Path | None
+
+
+# ----------------------------------------------------------------------------- setup
+def build_run_model(spec: dict) -> nn.Module:
+    """A freshly initialised model from a checkpoint's ``model_spec``
+    (keys ``method``, ``model``, ``num_classes``, ``in_channels``, ``model_kwargs``)."""
+    from .drrdn import build_drrdn
+    from .models import build_model
+
+    build = build_drrdn if spec["method"] == "drrdn" else build_model
+    return build(spec["model"], num_classes=spec["num_classes"],
+                 in_channels=spec["in_channels"], **spec["model_kwargs"])
+
+
+def init_weights_from(model: nn.Module, source: str | os.PathLike) -> list[str]:
+    """Copy into ``model`` every tensor of a checkpoint whose name and shape match.
+
+    ``source`` is a run folder (its best checkpoint is used) or a checkpoint file. Every
+    ``backbone.*`` tensor must match; the others (heads) may not exist on either side.
+    Returns the names of the model's tensors that kept their initialisation.
+    """
+    path = Path(source)
+    checkpoint = load_checkpoint(path / BEST if path.is_dir() else path)
+    theirs, mine = checkpoint["model"], model.state_dict()
+    copied = {k: v for k, v in theirs.items() if k in mine and mine[k].shape == v.shape}
+    missing = [k for k in mine if k.startswith("backbone.") and k not in copied]
+    if missing:
+        raise ConfigError(f"init_from={str(source)!r} does not fit this model's backbone "
+                          f"({len(missing)} tensors missing or of another shape, e.g. "
+                          f"{missing[0]}); use a run of the same model name.")
+    model.load_state_dict(copied, strict=False)
+    return [k for k in mine if k not in copied]
+
+
+def _load_data(config: TrainConfig, device: torch.device):
+    """(train_x, train_y, val_x, val_y) on ``device``; subsets chosen by ``data_seed``."""
+    from .data import load_dataset
+
+    kw = {"data_dir": config.data_dir, "seed": config.data_seed}
+    train_x, train_y = load_dataset(config.dataset, "train", limit=config.train_limit, **kw)
+    val_x, val_y = load_dataset(config.dataset, "val", limit=config.val_limit, **kw)
+    if train_x.ndim != 4:
+        raise ConfigError(f"dataset {config.dataset!r} gives {train_x.ndim}-d inputs; the "
+                          "training loop needs images (N, C, H, W).")
+    return [t.to(device) for t in (train_x, train_y, val_x, val_y)]
+
+
+def _optimizer_and_scheduler(model: nn.Module, config: TrainConfig):
+    """SGD (momentum, weight decay on every parameter) and a per-epoch LR schedule."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    if config.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    else:
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, milestones=list(config.resolved_milestones()), gamma=config.lr_gamma)
+    return optimizer, scheduler
+
+
+def _seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch (CPU and CUDA); return the data-order generator."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------- RNG state
+def _rng_state(order: torch.Generator) -> dict:
+    """Every RNG state, in types ``torch.load(weights_only=True)`` accepts."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, py_state, py_gauss = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos),
+                      int(has_gauss), float(gauss)],
+            "python": [version, list(py_state), py_gauss],
+            "data_order": order.get_state()}
+
+
+def _set_rng_state(state: dict, order: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, py_state, py_gauss = state["python"]
+    random.setstate((version, tuple(py_state), py_gauss))
+    order.set_state(state["data_order"])
+
+
+# ----------------------------------------------------------------------------- files
+def _save_atomic(obj, path: Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace``."""
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(obj, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    """Read a checkpoint written by :func:`train` (safe loading: tensors and plain types).
+
+    Keys: ``format``, ``epoch`` (epochs completed), ``model`` (state dict),
+    ``model_spec``, ``config``, and in the last checkpoint also ``optimizer``,
+    ``scheduler``, ``rng``, ``history``, ``best_epoch``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; a run folder holds {LAST} and {BEST}.")
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def load_model(run_dir: str | os.PathLike, which: str = "best", device="cpu") -> nn.Module:
+    """The model of a finished or interrupted run, in eval mode on ``device``.
+
+    Args:
+        run_dir: the run's ``out_dir``.
+        which: ``"best"`` (best validation accuracy, see ``TrainConfig.select_on``)
+            or ``"last"``.
+    """
+    files = {"best": BEST, "last": LAST}
+    if which not in files:
+        raise ValueError(f"which={which!r}; use 'best' or 'last'.")
+    checkpoint = load_checkpoint(Path(run_dir) / files[which])
+    model = build_run_model(checkpoint["model_spec"])
+    model.load_state_dict(checkpoint["model"])
+    return model.to(device).eval()
+
+
+def _write_metrics(out_dir: Path | None, config: TrainConfig, history: list,
+                   best_epoch: int | None, status: str, error: str | None = None) -> None:
+    if out_dir is None:
+        return
+    from .results import write_json_atomic
+
+    by_epoch = {h["epoch"]: h for h in history}
+    write_json_atomic(out_dir / "metrics.json", {
+        "status": status, "method": config.method, "model": config.model,
+        "dataset": config.dataset, "seed": config.seed, "epochs_done": len(history),
+        "epochs": config.epochs, "history": history, "error": error,
+        "best": by_epoch.get(best_epoch), "last": history[-1] if history else None})
+
+
+# ----------------------------------------------------------------------------- evaluation
+def evaluate_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                      attack=None, batch_size: int = 500) -> tuple[float, float | None]:
+    """Clean accuracy and, if ``attack`` is given, accuracy on ``attack(model, x, y)``
+    (both in [0, 1]); eval mode, the model's mode restored."""
+    was_training = model.training
+    model.eval()
+    clean = robust = 0
+    try:
+        for start in range(0, len(labels), batch_size):
+            x, y = images[start:start + batch_size], labels[start:start + batch_size]
+            with torch.no_grad():
+                clean += (model(x).argmax(1) == y).sum().item()
+            if attack is not None:
+                adv = attack(model, x, y)
+                with torch.no_grad():
+                    robust += (model(adv).argmax(1) == y).sum().item()
+    finally:
+        model.train(was_training)
+    n = len(labels)
+    return clean / n, (robust / n if attack is not None else None)
+
+
+# ----------------------------------------------------------------------------- the loop
+def _augment(images: torch.Tensor, order: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crop (zero padding ``pad``) and horizontal flip per image, the CIFAR-10
+    protocol; random numbers from the CPU generator ``order``. (B, C, H, W) -> same."""
+    n, _, h, w = images.shape
+    flip = (torch.rand(n, generator=order) < 0.5).to(images.device)
+    offsets = torch.randint(0, 2 * pad + 1, (2, n), generator=order).to(images.device)
+    rows = offsets[0][:, None] + torch.arange(h, device=images.device)
+    cols = offsets[1][:, None] + torch.arange(w, device=images.device)
+    padded = nn.functional.pad(images, (pad, pad, pad, pad)).permute(0, 2, 3, 1)
+    index = torch.arange(n, device=images.device)[:, None, None]
+    crops = padded[index, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    return torch.where(flip[:, None, None, None], crops.flip(3), crops).contiguous()
+
+
+def _batches(n: int, batch_size: int, order: torch.Generator) -> list[torch.Tensor]:
+    """A fresh random permutation of range(n) cut into batches; a trailing batch of one
+    example is dropped (batch norm cannot train on it)."""
+    perm = torch.randperm(n, generator=order)
+    batches = list(perm.split(batch_size))
+    return batches[:-1] if len(batches) > 1 and len(batches[-1]) < 2 else batches
+
+
+class _Run:
+    """The state of one run: model, optimizer, scheduler, data, log, best epoch."""
+
+    def __init__(self, config: TrainConfig, resume: bool):
+        from .attacks import PGD, AttackBudget
+
+        self.config = config
+        self.device = torch.device(config.device)
+        self.out_dir = Path(config.out_dir) if config.out_dir else None
+        self.order = _seed_everything(config.seed)
+        self.train_x, self.train_y, self.val_x, self.val_y = _load_data(config, self.device)
+        self.spec = {"method": config.method, "model": config.model,
+                     "num_classes": int(config.num_classes()),
+                     "in_channels": int(self.train_x.shape[1]),
+                     "model_kwargs": dict(config.model_kwargs)}
+        self.model = build_run_model(self.spec).to(self.device)
+        self.optimizer, self.scheduler = _optimizer_and_scheduler(self.model, config)
+        self.objective = config.objective()
+        self.budget = AttackBudget(config.train_eps, config.train_step_size, config.train_steps)
+        self.val_attack = PGD(config.val_eps, config.val_step_size, config.val_steps)
+        self.history: list[dict] = []
+        self.best_epoch: int | None = None
+        self.best_state: dict | None = None
+        self.start_epoch = 0
+        if config.init_from is not None:
+            init_weights_from(self.model, config.init_from)
+        self._prepare_out_dir(resume)
+
+    # -- files ---------------------------------------------------------------------
+    def _prepare_out_dir(self, resume: bool) -> None:
+        if self.out_dir is None:
+            if resume:
+                raise ConfigError("resume=True needs config.out_dir (the run to continue).")
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        last = self.out_dir / LAST
+        if last.exists() and not resume:
+            raise ConfigError(f"{self.out_dir} already holds a run ({LAST}); pass resume=True "
+                              "to continue it, or choose a new out_dir.")
+        if last.exists():
+            self._restore(load_checkpoint(last))  # CPU: RNG states must stay on the CPU
+        from .results import write_json_atomic
+        write_json_atomic(self.out_dir / "config.json", self.config.to_dict())
+
+    def _restore(self, checkpoint: dict) -> None:
+        """Continue from a last checkpoint: weights, optimizer, scheduler, RNG, log."""
+        differing = self.config.differences(checkpoint["config"])
+        if differing:
+            raise ConfigError(f"cannot resume {self.out_dir}: the configuration differs in "
+                              f"{differing}; use the saved config.json or a new out_dir.")
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        _set_rng_state(checkpoint["rng"], self.order)
+        self.history = list(checkpoint["history"])
+        self.start_epoch = checkpoint["epoch"]
+        self.best_epoch = checkpoint["best_epoch"]
+        if self.best_epoch == self.start_epoch:  # the best file may predate a crash: rewrite
+            self.best_state = _cpu_copy(self.model.state_dict())
+            _save_atomic({"format": CHECKPOINT_FORMAT, "epoch": self.best_epoch,
+                          "model_spec": self.spec, "config": self.config.to_dict(),
+                          "model": self.best_state, "metrics": self.history[-1]},
+                         self.out_dir / BEST)
+        elif self.best_epoch is not None:
+            best = load_checkpoint(self.out_dir / BEST)
+            if best["epoch"] != self.best_epoch:
+                raise ConfigError(f"{self.out_dir / BEST} holds epoch {best['epoch']}, the "
+                                  f"log says the best epoch is {self.best_epoch}.")
+            self.best_state = best["model"]
+
+    def save(self) -> None:
+        """Last checkpoint first, then (if this epoch is the best) the best checkpoint:
+        a crash between the two is repaired on resume from the last one."""
+        if self.out_dir is None:
+            return
+        epoch = len(self.history)
+        common = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "model_spec": self.spec,
+                  "config": self.config.to_dict()}
+        _save_atomic({**common, "model": self.model.state_dict(),
+                      "optimizer": self.optimizer.state_dict(),
+                      "scheduler": self.scheduler.state_dict(), "rng": _rng_state(self.order),
+                      "history": self.history, "best_epoch": self.best_epoch},
+                     self.out_dir / LAST)
+        if self.best_epoch == epoch:
+            _save_atomic({**common, "model": self.best_state,
+                          "metrics": self.history[-1]}, self.out_dir / BEST)
+        _write_metrics(self.out_dir, self.config, self.history, self.best_epoch, "running")
+
+
+def _cpu_copy(state: dict) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+
+# ----------------------------------------------------------------------------- epochs
+def _train_epoch(run: _Run, epoch: int, bar) -> dict[str, float]:
+    """One pass over the training set; returns the mean of every term (weighted by batch)."""
+    config, sums, seen = run.config, {}, 0
+    run.model.train()
+    autocast = torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=config.bf16)
+    for index, batch in enumerate(_batches(len(run.train_y), config.batch_size, run.order)):
+        batch = batch.to(run.device)
+        images, labels = run.train_x[batch], run.train_y[batch]
+        if config.resolved_augment():
+            images = _augment(images, run.order)
+        with autocast:
+            loss, terms = run.objective(run.model, images, labels, run.budget, **config.hyper)
+        value = terms.get("loss", None)
+        value = float(loss.detach()) if value is None else value
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"{config.method} loss became {value} at epoch {epoch + 1}, batch {index + 1} "
+                f"(terms {terms}); lower the lr ({config.lr}) or the term weights. "
+                + (f"The last good checkpoint (epoch {len(run.history)}) is in {run.out_dir}."
+                   if run.out_dir is not None and run.history else "No checkpoint was written."))
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        for name, term in terms.items():
+            sums[name] = sums.get(name, 0.0) + term * len(labels)
+        seen += len(labels)
+        bar.update(1)
+        bar.set_postfix(epoch=epoch + 1, loss=f"{value:.3f}", refresh=False)
+    return {f"train_{name}": total / seen for name, total in sums.items()}
+
+
+def _end_epoch(run: _Run, epoch: int, train_terms: dict, seconds: float) -> dict:
+    """Step the schedule, validate, log, pick the best, checkpoint; return the log entry."""
+    lr = run.optimizer.param_groups[0]["lr"]
+    run.scheduler.step()
+    clean, robust = evaluate_accuracy(run.model, run.val_x, run.val_y, run.val_attack,
+                                      run.config.eval_batch_size)
+    entry = {"epoch": epoch + 1, "lr": lr, **train_terms, "val_clean_acc": clean,
+             "val_robust_acc": robust, "seconds": seconds}
+    run.history.append(entry)
+    key = "val_robust_acc" if run.config.resolved_select_on() == "robust" else "val_clean_acc"
+    best = None if run.best_epoch is None else run.history[run.best_epoch - 1]
+    if best is None or (entry[key], entry["val_clean_acc"]) > (best[key], best["val_clean_acc"]):
+        run.best_epoch, run.best_state = epoch + 1, _cpu_copy(run.model.state_dict())
+    run.save()
+    return entry
+
+
+def _result(run: _Run) -> TrainResult:
+    best_model = build_run_model(run.spec).to(run.device)
+    best_model.load_state_dict(run.best_state)
+    return TrainResult(config=run.config, model=run.model.eval(), best_model=best_model.eval(),
+                       history=run.history, best=run.history[run.best_epoch - 1],
+                       last=run.history[-1], out_dir=run.out_dir)
+
+
+def train(config: TrainConfig, resume: bool = False) -> TrainResult:
+    """Train ``config.model`` with ``config.method``; see the module docstring.
+
+    Args:
+        config: the run (validated before anything else happens).
+        resume: continue the run in ``config.out_dir`` from its last checkpoint (a run
+            that finished is returned as it is); without a checkpoint there, start afresh.
+    Raises:
+        ConfigError: bad configuration, or ``out_dir`` holds another run.
+        TrainingDiverged: a non-finite loss; ``metrics.json`` says ``"diverged"``.
+    """
+    from tqdm.auto import tqdm
+
+    config.validate()
+    run = _Run(config, resume)
+    steps = len(_batches(len(run.train_y), config.batch_size, torch.Generator()))
+    bar = tqdm(total=config.epochs * steps, initial=run.start_epoch * steps,
+               disable=not config.progress, desc=f"{config.method}/{config.model}")
+    try:
+        for epoch in range(run.start_epoch, config.epochs):
+            started = time.perf_counter()
+            try:
+                terms = _train_epoch(run, epoch, bar)
+            except TrainingDiverged as error:
+                _write_metrics(run.out_dir, config, run.history, run.best_epoch, "diverged",
+                               str(error))
+                raise
+            _end_epoch(run, epoch, terms, time.perf_counter() - started)
+    finally:
+        bar.close()
+    _write_metrics(run.out_dir, config, run.history, run.best_epoch, "finished")
+    return _result(run)

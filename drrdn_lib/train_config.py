@@ -1,0 +1,249 @@
+"""The configuration of one training run (:class:`TrainConfig`), validated up front.
+
+Defaults follow the MNIST protocol of docs/DRRDN.md (SmallCNN, eps 0.3, training
+PGD-40 step 0.01); for CIFAR-10 pass eps 8/255, PGD-10 step 2/255 (training) and
+PGD-20 step 2/255 (validation), ``model="preact_resnet18"`` or ``"wrn34_10"``, lr 0.1.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TrainConfig", "ConfigError", "config_from_dict", "SCHEDULES"]
+
+SCHEDULES = ("piecewise", "cosine")
+SELECT_ON = ("robust", "clean")
+NUM_CLASSES = {"mnist5k": 10, "mnist": 10, "cifar10": 10}
+# fields that may differ between an interrupted run and its resumption
+RESUME_FREE = ("progress", "device", "out_dir", "data_dir")
+
+
+class ConfigError(ValueError):
+    """A training configuration that cannot run; the message says what to change."""
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved as ``config.json`` beside it).
+
+    Attributes (units: eps and step sizes in [0, 1] pixel units, L-inf):
+        method: a name in ``drrdn_lib.methods.METHODS``.
+        model: a name in ``drrdn_lib.models.MODELS``; model_kwargs go to its builder
+            (for ``drrdn`` also ``robust_dim``, ``nonrobust_dim``, ``hidden_dim``).
+        dataset: ``mnist5k``, ``mnist`` or ``cifar10``; data_dir: where its files are.
+        epochs, batch_size: ints >= 1.
+        lr, momentum, weight_decay: SGD; lr_gamma: piecewise decay factor.
+        schedule: ``"piecewise"`` (lr *= lr_gamma at each milestone epoch; milestones
+            None means 50% and 75% of the epochs) or ``"cosine"`` (no milestones).
+        train_eps, train_step_size, train_steps: the attack budget inside the objective.
+        val_eps, val_step_size, val_steps: the PGD attack on the validation split.
+        hyper: the objective's hyperparameters (e.g. ``{"beta": 6.0}``, DRRDN weights).
+        select_on: the best checkpoint maximises validation ``"robust"`` or ``"clean"``
+            accuracy; None (default) means ``"clean"`` for ``standard`` training and
+            ``"robust"`` for every adversarial method.
+        seed: initialisation, data order, attacks' random starts. data_seed: which
+            ``train_limit`` / ``val_limit`` subset is used.
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; bf16: autocast in training (GPU only).
+        augment: random crop + flip; None means on for cifar10 only.
+        init_from: None (random initialisation) or a run folder (its best checkpoint) or
+            a checkpoint file whose weights initialise the model where names and shapes
+            match (the whole backbone must match: e.g. a DRRDN from a PGD-AT run).
+        out_dir: where files go (None: nothing is written, no resume).
+        progress: show a tqdm bar.
+    """
+    method: str = "pgd_at"
+    model: str = "smallcnn"
+    dataset: str = "mnist5k"
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "piecewise"
+    milestones: tuple | None = None
+    lr_gamma: float = 0.1
+    train_eps: float = 0.3
+    train_step_size: float = 0.01
+    train_steps: int = 40
+    val_eps: float = 0.3
+    val_step_size: float = 0.01
+    val_steps: int = 40
+    hyper: dict = dataclasses.field(default_factory=dict)
+    model_kwargs: dict = dataclasses.field(default_factory=dict)
+    select_on: str | None = None
+    seed: int = 0
+    data_seed: int = 0
+    device: str = "cpu"
+    bf16: bool = False
+    augment: bool | None = None
+    init_from: str | None = None
+    train_limit: int | None = None
+    val_limit: int | None = None
+    eval_batch_size: int = 500
+    data_dir: str | None = None
+    out_dir: str | None = None
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.milestones is not None and not isinstance(self.milestones, tuple):
+            self.milestones = tuple(self.milestones)
+        if self.out_dir is not None:
+            self.out_dir = str(self.out_dir)
+        if self.data_dir is not None:
+            self.data_dir = str(self.data_dir)
+        if self.init_from is not None:
+            self.init_from = str(self.init_from)
+        self.validate()
+
+    # -- derived values ------------------------------------------------------------
+    def resolved_milestones(self) -> tuple[int, ...]:
+        """The piecewise schedule's milestone epochs (decay after that many epochs)."""
+        if self.schedule != "piecewise":
+            return ()
+        if self.milestones is not None:
+            return self.milestones
+        return tuple(sorted({m for m in (self.epochs // 2, self.epochs * 3 // 4) if 0 < m}))
+
+    def resolved_select_on(self) -> str:
+        """The validation accuracy the best checkpoint maximises."""
+        if self.select_on is not None:
+            return self.select_on
+        return "clean" if self.method == "standard" else "robust"
+
+    def resolved_augment(self) -> bool:
+        return self.dataset == "cifar10" if self.augment is None else bool(self.augment)
+
+    def num_classes(self) -> int:
+        return NUM_CLASSES[self.dataset]
+
+    def objective(self):
+        from .methods import get_method
+        return get_method(self.method)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["milestones"] = None if self.milestones is None else list(self.milestones)
+        return out
+
+    def differences(self, saved: dict) -> list[str]:
+        """Names of the fields (other than :data:`RESUME_FREE`) whose values differ from
+        ``saved`` (a ``to_dict()``, e.g. from a checkpoint)."""
+        mine = self.to_dict()
+        return [k for k in sorted(set(mine) | set(saved))
+                if k not in RESUME_FREE and mine.get(k) != saved.get(k)]
+
+    # -- validation ----------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first bad value and what to use instead."""
+        self._check_names()
+        self._check_optimisation()
+        self._check_schedule()
+        self._check_attacks()
+        self._check_runtime()
+
+    def _check_names(self) -> None:
+        from .methods import METHODS, check_hyper
+        from .models import MODELS
+
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r}; known methods: {sorted(METHODS)}.")
+        if self.model not in MODELS:
+            raise ConfigError(f"unknown model {self.model!r}; known models: {sorted(MODELS)}.")
+        if self.dataset not in NUM_CLASSES:
+            raise ConfigError(f"dataset {self.dataset!r} cannot be trained on here; use one "
+                              f"of {sorted(NUM_CLASSES)}.")
+        for name in ("hyper", "model_kwargs"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(f"{name} must be a dict, got {getattr(self, name)!r}.")
+        try:
+            check_hyper(self.method, self.hyper)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        if self.select_on is not None and self.select_on not in SELECT_ON:
+            raise ConfigError(f"select_on={self.select_on!r}; use one of {SELECT_ON} or None.")
+
+    def _check_optimisation(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise ConfigError(f"{name}={value!r} must be an integer >= 1.")
+        if not _is_number(self.lr) or self.lr <= 0:
+            raise ConfigError(f"lr={self.lr!r} must be a finite number > 0 (e.g. 0.01 MNIST, 0.1 CIFAR-10).")
+        if not _is_number(self.momentum) or not 0 <= self.momentum < 1:
+            raise ConfigError(f"momentum={self.momentum!r} must be in [0, 1) (0.9 in the protocol).")
+        if not _is_number(self.weight_decay) or self.weight_decay < 0:
+            raise ConfigError(f"weight_decay={self.weight_decay!r} must be >= 0 (5e-4 in the protocol).")
+        if not _is_number(self.lr_gamma) or not 0 < self.lr_gamma <= 1:
+            raise ConfigError(f"lr_gamma={self.lr_gamma!r} must be in (0, 1].")
+
+    def _check_schedule(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule={self.schedule!r}; use one of {SCHEDULES}.")
+        if self.milestones is None:
+            return
+        if self.schedule == "cosine" and self.milestones:
+            raise ConfigError(f"milestones={list(self.milestones)} only apply to the piecewise "
+                              "schedule; drop them or use schedule='piecewise'.")
+        previous = 0
+        for m in self.milestones:
+            if not _is_int(m) or m <= previous:
+                raise ConfigError(f"milestones={list(self.milestones)} must be increasing "
+                                  "integers >= 1 (epochs after which the lr decays).")
+            if m >= self.epochs:
+                raise ConfigError(f"lr milestone {m} is not before the last epoch (epochs="
+                                  f"{self.epochs}), so it would never take effect; use "
+                                  f"milestones < {self.epochs} or more epochs.")
+            previous = m
+
+    def _check_attacks(self) -> None:
+        for prefix in ("train", "val"):
+            eps, step, steps = (getattr(self, f"{prefix}_{k}") for k in ("eps", "step_size", "steps"))
+            if not _is_number(eps) or not 0 <= eps <= 1:
+                raise ConfigError(f"{prefix}_eps={eps!r} must be in [0, 1] (pixel units: 0.3 "
+                                  "for MNIST, 8/255 for CIFAR-10).")
+            if not _is_number(step) or not 0 < step <= 1:
+                raise ConfigError(f"{prefix}_step_size={step!r} must be in (0, 1] (pixel "
+                                  "units: 0.01 for MNIST, 2/255 for CIFAR-10).")
+            if not _is_int(steps) or steps < 1:
+                raise ConfigError(f"{prefix}_steps={steps!r} must be an integer >= 1.")
+
+    def _check_runtime(self) -> None:
+        import torch
+
+        for name in ("seed", "data_seed"):
+            if not _is_int(getattr(self, name)) or getattr(self, name) < 0:
+                raise ConfigError(f"{name}={getattr(self, name)!r} must be an integer >= 0.")
+        for name in ("train_limit", "val_limit"):
+            value = getattr(self, name)
+            if value is not None and (not _is_int(value) or value < 2):
+                raise ConfigError(f"{name}={value!r} must be None (all) or an integer >= 2.")
+        if self.init_from is not None and not Path(self.init_from).exists():
+            raise ConfigError(f"init_from={self.init_from!r} does not exist; give a run "
+                              "folder or a checkpoint file, or None.")
+        device = str(self.device)
+        if device != "cpu" and not device.startswith("cuda"):
+            raise ConfigError(f"device={device!r}; use 'cpu', 'cuda' or 'cuda:N'.")
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"device={device!r} but no CUDA GPU is visible; use device='cpu'.")
+        if self.bf16 and not device.startswith("cuda"):
+            raise ConfigError("bf16=True (autocast) is for GPUs only; set bf16=False on the CPU.")
+
+
+def config_from_dict(values: dict) -> TrainConfig:
+    """A :class:`TrainConfig` from ``to_dict()`` output (e.g. a run's config.json);
+    unknown keys are an error naming them."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown configuration field(s) {unknown}; known: {sorted(known)}.")
+    return TrainConfig(**values)

@@ -1,0 +1,199 @@
+"""Training objectives (drrdn_lib.methods) and the DRRDN network (drrdn_lib.drrdn).
+
+The slow part is one session-scoped fixture that trains every method once on a subset of
+mnist5k (about a minute on one core). To keep it short and reliable the adversarial
+methods start from the standard run's weights (TrainConfig.init_from) and train for one
+epoch at eps 0.2 with PGD-2; they are compared with the standard run on PGD-5.
+"""
+import math
+
+import pytest
+import torch
+
+from drrdn_lib.attacks import PGD, AttackBudget
+from drrdn_lib.data import load_dataset
+from drrdn_lib.drrdn import DRRDN, build_drrdn, grad_reverse
+from drrdn_lib.methods import (METHODS, RECONSTRUCTION_NOTE, _log_one_minus_prob, check_hyper,
+                               drrdn, get_method, hyper_names, trades_attack)
+from drrdn_lib.models import build_model
+from drrdn_lib.train import TrainConfig, evaluate_accuracy, train
+
+BUDGET = AttackBudget(0.2, 0.1, 2)
+ADVERSARIAL = ("pgd_at", "trades", "mart", "drrdn")
+TERM_WEIGHTS = {"w_align": ("align", "align_disc_acc"), "w_domain": ("domain", "domain_disc_acc"),
+                "w_class_irr": ("class_irr", "class_irr_acc"), "w_rec": ("rec",), "w_mi": ("mi",),
+                "w_nat": ("ce_nat",)}
+ALL_OFF = {name: 0.0 for name in TERM_WEIGHTS}
+
+
+@pytest.fixture(scope="module")
+def batch():
+    images, labels = load_dataset("mnist5k", "train", limit=16)
+    return images, labels
+
+
+def _model(method: str, seed: int = 0):
+    torch.manual_seed(seed)
+    kw = {"dropout": 0.0}
+    return build_drrdn("smallcnn", **kw) if method == "drrdn" else build_model("smallcnn", **kw)
+
+
+# ----------------------------------------------------------------------------- registry
+def test_registry_names_and_unknown_name():
+    assert set(METHODS) == {"standard", "pgd_at", "trades", "mart", "drrdn"}
+    assert get_method("trades") is METHODS["trades"]
+    with pytest.raises(KeyError, match="known methods: .*'drrdn'.*'pgd_at'"):
+        get_method("madry")
+
+
+def test_check_hyper_rejects_bad_values():
+    check_hyper("drrdn", {"w_align": 0.5, "class_irr_mode": "reverse"})
+    assert hyper_names("standard") == ()
+    with pytest.raises(ValueError, match="w_rec=-1"):
+        check_hyper("drrdn", {"w_rec": -1})
+    with pytest.raises(ValueError, match="no hyperparameter.*'gamma'.*allowed: \\['beta'\\]"):
+        check_hyper("trades", {"gamma": 1.0})
+    with pytest.raises(ValueError, match="beta=nan"):
+        check_hyper("mart", {"beta": math.nan})
+    with pytest.raises(ValueError, match="class_irr_mode='kl'"):
+        check_hyper("drrdn", {"class_irr_mode": "kl"})
+
+
+# ----------------------------------------------------------------------------- signature
+@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("training", [True, False])
+def test_objective_contract(method, training, batch):
+    """Scalar loss with a graph, float terms with 'loss', mode restored, no .grad touched."""
+    model = _model(method)
+    model.train(training)
+    loss, terms = get_method(method)(model, *batch, BUDGET)
+    assert loss.ndim == 0 and loss.requires_grad and math.isfinite(loss.item())
+    assert all(isinstance(v, float) for v in terms.values())
+    assert terms["loss"] == pytest.approx(loss.item(), rel=1e-5)
+    assert model.training is training
+    assert all(m.training is training for m in model.modules())
+    assert all(p.grad is None for p in model.parameters())
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.backbone.parameters())
+
+
+def test_trades_attack_stays_in_ball(batch):
+    images, _ = batch
+    model = _model("trades")
+    adv = trades_attack(model, images, BUDGET)
+    assert (adv - images).abs().max() <= BUDGET.eps + 1e-6
+    assert adv.min() >= 0 and adv.max() <= 1 and model.training
+
+
+def test_mart_boosted_term_matches_definition():
+    logits = torch.randn(6, 10, dtype=torch.float64)
+    index = torch.randint(0, 10, (6,))
+    direct = torch.log(1 - logits.softmax(1).gather(1, index[:, None]).squeeze(1))
+    assert torch.allclose(_log_one_minus_prob(logits, index), direct)
+
+
+# ----------------------------------------------------------------------------- DRRDN
+def test_drrdn_network_paths(batch):
+    images, _ = batch
+    model = _model("drrdn").eval()
+    reps = model.representations(images)
+    assert {k: tuple(v.shape) for k, v in reps.items()} == {
+        "z": (16, 200), "z_s": (16, 200), "z_i": (16, 200)}
+    assert torch.allclose(model(images), model.c_s(model.d_s(model.g(images))))
+    assert torch.allclose(model.representation(images), reps["z_s"])
+    assert model.backbone is model.g and model.representation_dim == 200
+    small = build_drrdn("smallcnn", robust_dim=32, nonrobust_dim=16, hidden_dim=8)
+    assert small.representation(images).shape == (16, 32)
+    keys = list(small.state_dict())
+    assert any(k.startswith("head.d_s.") for k in keys)
+    assert not any(k.startswith(("d_s.", "g.", "c_s.")) for k in keys)  # stored once
+    with pytest.raises(ValueError, match="robust_dim must be a positive integer"):
+        DRRDN(torch.nn.Flatten(), 784, 10, robust_dim=-3)
+
+
+def test_grad_reverse_flips_gradient():
+    x = torch.ones(3, requires_grad=True)
+    (grad_reverse(x, 0.5) * 2).sum().backward()
+    assert torch.equal(x.grad, torch.full((3,), -1.0))
+
+
+def test_drrdn_needs_a_drrdn_model(batch):
+    with pytest.raises(TypeError, match="needs a drrdn_lib.drrdn.DRRDN model, got SmallCNN"):
+        drrdn(_model("pgd_at"), *batch, BUDGET)
+
+
+def _backbone_grad(batch, **weights):
+    model = _model("drrdn")
+    torch.manual_seed(1)  # same PGD start and MINE shuffle in every call
+    loss, terms = drrdn(model, *batch, BUDGET, **weights)
+    loss.backward()
+    grad = torch.cat([p.grad.flatten() for p in model.backbone.parameters()])
+    return grad, terms
+
+
+@pytest.mark.parametrize("weight", sorted(TERM_WEIGHTS))
+def test_each_drrdn_term_switches(weight, batch):
+    """Off: absent from the terms; on: changes the backbone's gradient."""
+    grad_off, terms_off = _backbone_grad(batch, **ALL_OFF)
+    grad_on, terms_on = _backbone_grad(batch, **{**ALL_OFF, weight: 1.0})
+    for name in TERM_WEIGHTS[weight]:
+        assert name not in terms_off and name in terms_on
+    assert set(terms_off) == {"ce_adv", "loss"}
+    assert not torch.allclose(grad_on, grad_off)
+
+
+def test_drrdn_defaults_and_reverse_mode(batch):
+    _, terms = _backbone_grad(batch)
+    assert "mi" not in terms  # off by default
+    assert {"ce_nat", "align", "domain", "class_irr", "rec"} <= set(terms)
+    _, reverse = _backbone_grad(batch, class_irr_mode="reverse")
+    assert "class_irr_entropy" not in reverse and "class_irr" in reverse
+    grad_joint, _ = _backbone_grad(batch, **ALL_OFF, joint_pass=True)
+    grad_split, _ = _backbone_grad(batch, **ALL_OFF, joint_pass=False)
+    assert torch.allclose(grad_joint, grad_split, atol=1e-5)  # no batch norm in SmallCNN
+    assert "reconstructed" in RECONSTRUCTION_NOTE.lower()
+
+
+# ----------------------------------------------------------------------------- training
+TRAIN = dict(epochs=1, batch_size=32, lr=0.05, milestones=(), train_eps=0.2,
+             train_step_size=0.12, train_steps=2, val_eps=0.2, val_step_size=0.1, val_steps=2,
+             val_limit=100, progress=False, model_kwargs={"dropout": 0.0, "normalization": "mnist"})
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """method -> (TrainResult, clean accuracy, PGD-5 accuracy on 300 test images)."""
+    root = tmp_path_factory.mktemp("methods")
+    test_x, test_y = load_dataset("mnist5k", "test", limit=300)
+    attack = PGD(0.2, 0.05, 5)
+    out = {}
+    for method in ("standard",) + ADVERSARIAL:
+        extra = ({"train_limit": 1500} if method == "standard" else
+                 {"train_limit": 1000, "init_from": str(root / "standard")})
+        result = train(TrainConfig(method=method, out_dir=str(root / method), **TRAIN, **extra))
+        out[method] = (result, *evaluate_accuracy(result.model, test_x, test_y, attack))
+    return out
+
+
+@pytest.mark.parametrize("method", ("standard",) + ADVERSARIAL)
+def test_method_learns(method, trained):
+    result, clean, robust = trained[method]
+    print(f"{method}: clean {clean:.3f}, PGD-5 (eps 0.2) {robust:.3f}")
+    assert clean > 0.25, f"{method} clean accuracy {clean} is near chance (0.1)"
+    if method != "standard":  # a natural model's PGD accuracy is the baseline below
+        assert robust > 0.2, f"{method} PGD accuracy {robust} is near chance (0.1)"
+    assert set(result.history[0]) >= {"train_loss", "val_clean_acc", "val_robust_acc", "lr"}
+    assert (result.out_dir / "metrics.json").exists() and (result.out_dir / "config.json").exists()
+
+
+@pytest.mark.parametrize("method", ADVERSARIAL)
+def test_adversarial_beats_standard_on_pgd(method, trained):
+    robust, baseline = trained[method][2], trained["standard"][2]
+    assert robust > baseline + 0.05, f"{method} PGD {robust} vs standard {baseline}"
+
+
+def test_drrdn_run_logs_every_term(trained):
+    entry = trained["drrdn"][0].history[-1]
+    for name in ("ce_adv", "ce_nat", "align", "domain", "class_irr", "rec", "loss"):
+        assert f"train_{name}" in entry
+    assert "train_mi" not in entry

@@ -1,0 +1,200 @@
+"""The training loop (drrdn_lib.train): validation, determinism, checkpoints, resume
+after a real SIGKILL, divergence, loading runs back."""
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from drrdn_lib import methods
+from drrdn_lib.drrdn import DRRDN
+from drrdn_lib.train import (ConfigError, TrainConfig, TrainingDiverged, _augment,
+                             load_checkpoint, load_model, train)
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = dict(method="pgd_at", epochs=2, batch_size=32, lr=0.05, train_eps=0.2,
+            train_step_size=0.1, train_steps=1, val_eps=0.2, val_step_size=0.1, val_steps=1,
+            train_limit=96, val_limit=32, progress=False)
+
+
+# ----------------------------------------------------------------------------- validation
+@pytest.mark.parametrize("change, message", [
+    ({"method": "fgsm_at"}, "unknown method 'fgsm_at'; known methods"),
+    ({"model": "resnet50"}, "unknown model 'resnet50'; known models"),
+    ({"dataset": "imagenet"}, "dataset 'imagenet'"),
+    ({"method": "drrdn", "hyper": {"w_align": -0.5}}, "w_align=-0.5 must be a finite number >= 0"),
+    ({"method": "trades", "hyper": {"bta": 6}}, "no hyperparameter\\(s\\) \\['bta'\\]"),
+    ({"train_eps": 1.5}, "train_eps=1.5 must be in \\[0, 1\\]"),
+    ({"val_eps": -0.1}, "val_eps=-0.1 must be in \\[0, 1\\]"),
+    ({"train_steps": 0}, "train_steps=0 must be an integer >= 1"),
+    ({"epochs": 10, "milestones": (5, 12)}, "milestone 12 is not before the last epoch"),
+    ({"milestones": (3, 2), "epochs": 5}, "must be increasing"),
+    ({"schedule": "cosine", "milestones": (1,)}, "only apply to the piecewise"),
+    ({"schedule": "step"}, "schedule='step'; use one of"),
+    ({"lr": 0.0}, "lr=0.0 must be a finite number > 0"),
+    ({"weight_decay": -1e-4}, "weight_decay=-0.0001 must be >= 0"),
+    ({"momentum": 1.0}, "momentum=1.0 must be in \\[0, 1\\)"),
+    ({"batch_size": 0}, "batch_size=0 must be an integer >= 1"),
+    ({"bf16": True}, "bf16=True \\(autocast\\) is for GPUs only"),
+    ({"device": "tpu"}, "device='tpu'; use 'cpu'"),
+    ({"train_limit": 1}, "train_limit=1 must be None"),
+    ({"select_on": "loss"}, "select_on='loss'"),
+    ({"init_from": "/nonexistent/run"}, "init_from='/nonexistent/run' does not exist"),
+])
+def test_bad_config_rejected_before_training(change, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**{**TINY, **change})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_cuda_without_gpu_rejected():
+    with pytest.raises(ConfigError, match="no CUDA GPU is visible"):
+        TrainConfig(**TINY, device="cuda")
+
+
+def test_default_milestones_and_config_roundtrip():
+    config = TrainConfig(epochs=8)
+    assert config.resolved_milestones() == (4, 6)
+    assert TrainConfig(**json.loads(json.dumps(config.to_dict()))) == config
+    fixed = TrainConfig(epochs=8, milestones=[2, 5])
+    assert fixed.milestones == (2, 5) and fixed.to_dict()["milestones"] == [2, 5]
+    assert TrainConfig(**json.loads(json.dumps(fixed.to_dict()))) == fixed
+
+
+# ----------------------------------------------------------------------------- runs
+def _strip(history):
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+
+
+def test_same_seed_same_numbers_and_files(tmp_path):
+    a = train(TrainConfig(**TINY, out_dir=str(tmp_path / "a")))
+    b = train(TrainConfig(**TINY, out_dir=str(tmp_path / "b")))
+    assert _strip(a.history) == _strip(b.history)
+    for (name, p), q in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(p, q), name
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert metrics["status"] == "finished" and len(metrics["history"]) == 2
+    assert metrics["best"]["epoch"] == a.best["epoch"] and metrics["last"]["epoch"] == 2
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["method"] == "pgd_at"
+    assert a.history[0]["lr"] == 0.05 and a.history[1]["lr"] == pytest.approx(0.005)
+    c = train(TrainConfig(**{**TINY, "seed": 1}))
+    assert _strip(c.history) != _strip(a.history)
+
+
+def test_best_and_last_checkpoints(tmp_path):
+    result = train(TrainConfig(**TINY, out_dir=str(tmp_path)))
+    last, best = load_checkpoint(tmp_path / "checkpoint_last.pt"), load_checkpoint(tmp_path / "checkpoint_best.pt")
+    assert last["epoch"] == 2 and best["epoch"] == result.best["epoch"]
+    assert set(last) >= {"model", "optimizer", "scheduler", "rng", "history", "config"}
+    assert set(last["rng"]) == {"torch", "cuda", "numpy", "python", "data_order"}
+    model = load_model(tmp_path, "last")
+    assert not model.training
+    for p, q in zip(model.state_dict().values(), result.model.state_dict().values()):
+        assert torch.equal(p, q)
+    best_model = load_model(tmp_path, "best")
+    for p, q in zip(best_model.state_dict().values(), result.best_model.state_dict().values()):
+        assert torch.equal(p, q)
+    with pytest.raises(ValueError, match="which='final'"):
+        load_model(tmp_path, "final")
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(TrainConfig(**TINY, out_dir=str(tmp_path)))
+    with pytest.raises(ConfigError, match="configuration differs in \\['lr'\\]"):
+        train(TrainConfig(**{**TINY, "lr": 0.1}, out_dir=str(tmp_path)), resume=True)
+    again = train(TrainConfig(**TINY, out_dir=str(tmp_path)), resume=True)  # finished: as is
+    assert _strip(again.history) == _strip(result.history)
+
+
+WORKER = """
+import json, sys, torch
+torch.set_num_threads(1)
+from drrdn_lib.train import TrainConfig, train
+train(TrainConfig(**json.loads(sys.argv[1])), resume=sys.argv[2] == "resume")
+"""
+
+
+def _worker(config: dict, resume: bool) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", WORKER, json.dumps(config),
+                             "resume" if resume else "fresh"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+    """Kill a run with SIGKILL once its first checkpoint exists, resume it, and compare
+    with a run never interrupted (both in fresh processes, one thread each)."""
+    config = {**TINY, "method": "drrdn", "epochs": 3, "train_limit": 192, "train_steps": 2,
+              "hyper": {"w_mi": 0.5}, "model_kwargs": {"dropout": 0.3}}
+    whole_dir, cut_dir = tmp_path / "whole", tmp_path / "cut"
+    whole = _worker({**config, "out_dir": str(whole_dir)}, resume=False)
+    cut = _worker({**config, "out_dir": str(cut_dir)}, resume=False)
+    deadline = time.time() + 120
+    while not (cut_dir / "checkpoint_last.pt").exists():
+        assert cut.poll() is None, cut.communicate()[1][-2000:]
+        assert time.time() < deadline, "no checkpoint after 120 s"
+        time.sleep(0.02)
+    os.kill(cut.pid, signal.SIGKILL)
+    cut.wait()
+    assert cut.returncode == -signal.SIGKILL
+    killed_at = load_checkpoint(cut_dir / "checkpoint_last.pt")["epoch"]
+    assert killed_at < 3, "the run finished before it was killed: nothing was tested"
+    resumed = _worker({**config, "out_dir": str(cut_dir)}, resume=True)
+    for proc in (whole, resumed):
+        _, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err[-2000:]
+    a, b = (load_checkpoint(d / "checkpoint_last.pt") for d in (whole_dir, cut_dir))
+    assert a["epoch"] == b["epoch"] == 3
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    assert _strip(a["history"]) == _strip(b["history"]) and a["best_epoch"] == b["best_epoch"]
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (whole_dir, cut_dir))
+    assert mb["status"] == "finished" and _strip(ma["history"]) == _strip(mb["history"])
+
+
+def _nan_in_second_epoch():
+    calls = {"n": 0}
+
+    def objective(model, images, labels, budget):
+        loss, terms = methods.standard(model, images, labels, budget)
+        calls["n"] += 1
+        if calls["n"] > 3:  # 96 images / 32 = 3 batches per epoch
+            loss = loss * math.nan
+            terms = {**terms, "loss": math.nan}
+        return loss, terms
+    return objective
+
+
+def test_nan_loss_stops_run_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setitem(methods.METHODS, "nan_test", _nan_in_second_epoch())
+    config = TrainConfig(**{**TINY, "method": "nan_test"}, out_dir=str(tmp_path))
+    with pytest.raises(TrainingDiverged, match="loss became nan at epoch 2, batch 1.*epoch 1"):
+        train(config)
+    checkpoint = load_checkpoint(tmp_path / "checkpoint_last.pt")
+    assert checkpoint["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in checkpoint["model"].values())
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "diverged" and "nan" in metrics["error"]
+
+
+def test_drrdn_initialised_from_a_plain_run(tmp_path):
+    plain = train(TrainConfig(**{**TINY, "epochs": 1}, out_dir=str(tmp_path / "plain")))
+    config = TrainConfig(**{**TINY, "method": "drrdn", "epochs": 1, "lr": 1e-9, "momentum": 0.0,
+                            "weight_decay": 0.0, "init_from": str(tmp_path / "plain")})
+    result = train(config)
+    assert isinstance(result.model, DRRDN)
+    for name, tensor in plain.best_model.backbone.state_dict().items():
+        assert torch.allclose(result.model.backbone.state_dict()[name], tensor, atol=1e-6), name
+
+
+def test_cosine_schedule_and_augmentation():
+    result = train(TrainConfig(**{**TINY, "schedule": "cosine", "epochs": 2, "augment": True}))
+    assert result.history[1]["lr"] == pytest.approx(0.025)
+    images = torch.rand(5, 3, 8, 8)
+    out = _augment(images, torch.Generator().manual_seed(0), pad=0)
+    assert all(torch.equal(o, i) or torch.equal(o, i.flip(2)) for o, i in zip(out, images))
+    assert _augment(images, torch.Generator().manual_seed(0)).shape == images.shape
