@@ -132,7 +132,25 @@ def representations(m: dict) -> list[str]:
     return out
 
 
-DESCRIBERS = {"05_representations": representations, "03_ablation": ablation, "04_bound_check": bound_check, "02_main_results": main_results, "00_quickstart": quickstart, "01_theory_toy_tradeoff": theory_toy}
+def sensitivity(m: dict) -> list[str]:
+    by_method: dict[str, list] = {}
+    for row in m["eps_curve"]:
+        by_method.setdefault(row["method"], []).append((row["eps"], row["accuracy"]))
+    monotone = [k for k, pts in by_method.items()
+                if all(b[1] <= a[1] + 0.02 for a, b in zip(sorted(pts), sorted(pts)[1:]))]
+    out = [f"Accuracy falls (within 2 points) as eps grows for {len(monotone)} of {len(by_method)} methods"
+           + (f"; not for {', '.join(k for k in by_method if k not in monotone)}." if len(monotone) < len(by_method) else ".")]
+    largest = max(r["eps"] for r in m["eps_curve"])
+    at_largest = {r["method"]: r["accuracy"] for r in m["eps_curve"] if r["eps"] == largest}
+    out.append(f"At eps {largest:g}: " + ", ".join(f"{k} {_pct(v)}" for k, v in at_largest.items()) + ".")
+    for family in sorted({r["family"] for r in m["frontier"]}):
+        pts = sorted((r for r in m["frontier"] if r["family"] == family), key=lambda r: r["value"])
+        out.append(f"{family}: " + "; ".join(f"{r['value']:g} -> clean {_pct(r['clean'])}, robust {_pct(r['robust'])}"
+                                                for r in pts) + ".")
+    return out
+
+
+DESCRIBERS = {"06_sensitivity": sensitivity, "05_representations": representations, "03_ablation": ablation, "04_bound_check": bound_check, "02_main_results": main_results, "00_quickstart": quickstart, "01_theory_toy_tradeoff": theory_toy}
 
 
 def describe(name: str, metrics: dict) -> list[str]:

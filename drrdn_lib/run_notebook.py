@@ -21,12 +21,20 @@ from .results import REPO_ROOT
 
 
 def strip_machine_metadata(path: Path) -> None:
-    """Remove papermill's per-cell timings and absolute paths from an executed notebook."""
+    """Remove papermill's per-cell timings, and the repository's absolute path from
+    outputs (warnings name files), from an executed notebook."""
     nb = nbformat.read(path, as_version=4)
     nb.metadata.pop("papermill", None)
+    prefix = str(REPO_ROOT) + "/"
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        for output in cell.get("outputs", []):
+            if "text" in output:
+                output["text"] = output["text"].replace(prefix, "")
+            for key, value in output.get("data", {}).items():
+                if isinstance(value, str):
+                    output["data"][key] = value.replace(prefix, "")
     nbformat.write(nb, path)
 
 

@@ -1,9 +1,9 @@
 """Training objectives (drrdn_lib.methods) and the DRRDN network (drrdn_lib.drrdn).
 
 The slow part is one session-scoped fixture that trains every method once on a subset of
-mnist5k (about a minute on one core). To keep it short and reliable the adversarial
-methods start from the standard run's weights (TrainConfig.init_from) and train for one
-epoch at eps 0.2 with PGD-2; they are compared with the standard run on PGD-5.
+mnist5k (about a minute on two cores): the adversarial methods fine-tune the standard
+run's weights (TrainConfig.init_from) for one epoch at eps 0.2 with PGD-2 and are
+compared with the standard run on PGD-5 (see the recipe's comment below).
 """
 import math
 
@@ -36,6 +36,17 @@ def _model(method: str, seed: int = 0):
     torch.manual_seed(seed)
     kw = {"dropout": 0.0}
     return build_drrdn("smallcnn", **kw) if method == "drrdn" else build_model("smallcnn", **kw)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread here: on this shared 2-core machine two OpenMP threads run up to
+    8x slower than one whenever another process is busy (their barriers wait on a
+    descheduled thread). The numbers these tests check were measured with one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 # ----------------------------------------------------------------------------- registry
@@ -155,22 +166,35 @@ def test_drrdn_defaults_and_reverse_mode(batch):
 
 
 # ----------------------------------------------------------------------------- training
-TRAIN = dict(epochs=1, batch_size=32, lr=0.05, milestones=(), train_eps=0.2,
-             train_step_size=0.12, train_steps=2, val_eps=0.2, val_step_size=0.1, val_steps=2,
-             val_limit=100, progress=False, model_kwargs={"dropout": 0.0, "normalization": "mnist"})
+# Short runs on one core need a recipe that leaves no room for luck: SmallCNN trained by
+# SGD from scratch sits on a loss plateau for a data-dependent number of steps, and
+# adversarial training from scratch at eps 0.2 stays there longer still. So the standard
+# run trains first (4 epochs of 2,000 images), and every adversarial method fine-tunes
+# its weights for one epoch of 1,500 images (init_from) at a smaller lr; TRADES and MART
+# use beta 1 (with beta 6 their first steps flatten the predictions). Checked on three
+# data subsets (data_seed 0, 1, 2) before choosing it.
+ATTACK = dict(train_eps=0.2, train_step_size=0.12, train_steps=2, val_eps=0.2,
+              val_step_size=0.1, val_steps=2, val_limit=100)
+COMMON = dict(epochs=1, batch_size=32, milestones=(), progress=False,
+              model_kwargs={"dropout": 0.0, "normalization": "mnist"}, **ATTACK)
+HYPER = {"trades": {"beta": 1.0}, "mart": {"beta": 1.0}}
 
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
-    """method -> (TrainResult, clean accuracy, PGD-5 accuracy on 300 test images)."""
+    """method -> (TrainResult, clean accuracy, PGD-5 accuracy at eps 0.2 on 300 test images)."""
     root = tmp_path_factory.mktemp("methods")
     test_x, test_y = load_dataset("mnist5k", "test", limit=300)
     attack = PGD(0.2, 0.05, 5)
     out = {}
     for method in ("standard",) + ADVERSARIAL:
-        extra = ({"train_limit": 1500} if method == "standard" else
-                 {"train_limit": 1000, "init_from": str(root / "standard")})
-        result = train(TrainConfig(method=method, out_dir=str(root / method), **TRAIN, **extra))
+        if method == "standard":
+            extra = {"epochs": 4, "train_limit": 2000, "lr": 0.05}
+        else:
+            extra = {"train_limit": 1500, "lr": 0.01, "init_from": str(root / "standard"),
+                     "hyper": HYPER.get(method, {})}
+        config = TrainConfig(method=method, out_dir=str(root / method), **{**COMMON, **extra})
+        result = train(config)
         out[method] = (result, *evaluate_accuracy(result.model, test_x, test_y, attack))
     return out
 
@@ -179,9 +203,9 @@ def trained(tmp_path_factory):
 def test_method_learns(method, trained):
     result, clean, robust = trained[method]
     print(f"{method}: clean {clean:.3f}, PGD-5 (eps 0.2) {robust:.3f}")
-    assert clean > 0.25, f"{method} clean accuracy {clean} is near chance (0.1)"
-    if method != "standard":  # a natural model's PGD accuracy is the baseline below
-        assert robust > 0.2, f"{method} PGD accuracy {robust} is near chance (0.1)"
+    assert clean > 0.5, f"{method} clean accuracy {clean} (chance 0.1)"
+    if method != "standard":  # a natural model has ~0 PGD accuracy at eps 0.2: the baseline
+        assert robust > 0.25, f"{method} PGD accuracy {robust} (chance 0.1)"
     assert set(result.history[0]) >= {"train_loss", "val_clean_acc", "val_robust_acc", "lr"}
     assert (result.out_dir / "metrics.json").exists() and (result.out_dir / "config.json").exists()
 
@@ -189,7 +213,7 @@ def test_method_learns(method, trained):
 @pytest.mark.parametrize("method", ADVERSARIAL)
 def test_adversarial_beats_standard_on_pgd(method, trained):
     robust, baseline = trained[method][2], trained["standard"][2]
-    assert robust > baseline + 0.05, f"{method} PGD {robust} vs standard {baseline}"
+    assert robust > baseline + 0.1, f"{method} PGD {robust} vs standard {baseline}"
 
 
 def test_drrdn_run_logs_every_term(trained):

@@ -9,7 +9,7 @@
 # Protocol (docs/DRRDN.md): checkpoints selected on the validation split, never the test
 # set; best and last checkpoints both reported; the robust accuracy is the per-example
 # worst case over all attacks; mean ± sd over seeds. The defaults are CI scale (a subset
-# of `mnist5k`, a few epochs, short PGD, eps 0.1 instead of 0.3, a reduced AutoAttack); the
+# of `mnist5k`, a few epochs, short PGD, eps 0.2 instead of 0.3, a reduced AutoAttack); the
 # `cpu` and `paper` parameter files in `notebooks/params/02_main_results/` run the
 # protocol on `mnist` and `cifar10`. DRRDN's objective is a reconstruction (README).
 
@@ -20,10 +20,10 @@ methods = ["standard", "pgd_at", "trades", "mart", "drrdn"]
 seeds = [0]
 epochs = 4
 train_limit = 1000      # None: the whole training split
-eps = 0.1               # None: the protocol's (0.3 MNIST, 8/255 CIFAR-10)
+eps = 0.2               # None: the protocol's (0.3 MNIST, 8/255 CIFAR-10)
 train_steps = 5         # None: the protocol's (40 MNIST, 10 CIFAR-10)
 eval_steps = 10         # None: the protocol's PGD-40 (MNIST) / PGD-20 (CIFAR-10)
-lr = 0.1                # None: the protocol's (0.01 MNIST, 0.1 CIFAR-10)
+lr = 0.05                # None: the protocol's (0.01 MNIST, 0.1 CIFAR-10)
 batch_size = 32
 eval_limit = 200        # test examples evaluated (None: all 10,000)
 autoattack = "fast"     # "standard" to report; "fast" is reduced (CI only)
