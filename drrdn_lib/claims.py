@@ -115,17 +115,22 @@ def bound_check(m: dict) -> list[str]:
     return out
 
 
+def _compare(a: float, b: float, if_larger: str, otherwise: str, margin: float = 0.05) -> str:
+    """``if_larger`` when ``a`` exceeds ``b`` by more than ``margin`` (5 points), else ``otherwise``."""
+    return if_larger if a - b > margin else otherwise
+
+
 def representations(m: dict) -> list[str]:
     parts = {r["part"]: r for r in m["summary"]}
     zs, zi = parts["z_s"], parts["z_i"]
     out = [f"A domain classifier (MLP) tells natural from adversarial at {_pct(zs['domain_acc_mlp'])} on z_s "
            f"and {_pct(zi['domain_acc_mlp'])} on z_i (50% = indistinguishable): "
-           + ("z_i carries more domain information, as DRRDN intends." if zi["domain_acc_mlp"] > zs["domain_acc_mlp"]
-              else "z_i does not carry more domain information than z_s here.")]
+           + _compare(zi["domain_acc_mlp"], zs["domain_acc_mlp"], "z_i carries more domain information, as DRRDN intends.",
+                      "z_i does not carry clearly more domain information than z_s here.")]
     out.append(f"A linear probe reads the class from adversarial inputs at {_pct(zs['label_acc_adv'])} on z_s and "
                f"{_pct(zi['label_acc_adv'])} on z_i: "
-               + ("label information sits mostly in z_s." if zs["label_acc_adv"] > zi["label_acc_adv"]
-                  else "z_i keeps at least as much label information as z_s."))
+               + _compare(zs["label_acc_adv"], zi["label_acc_adv"], "label information sits mostly in z_s.",
+                          "z_i keeps as much label information as z_s: the class has not been removed from it."))
     z = parts["z"]
     out.append(f"The decoder reconstructs z with relative error {z['rec_error_nat']:.3f} (natural) and "
                f"{z['rec_error_adv']:.3f} (adversarial).")

@@ -50,7 +50,7 @@ def write_json_atomic(path: str | os.PathLike, data) -> Path:
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w") as stream:
-            json.dump(to_jsonable(data), stream, indent=2, sort_keys=True)
+            json.dump(to_jsonable(data), stream, indent=2)
             stream.write("\n")
         os.replace(tmp, path)
     except BaseException:
