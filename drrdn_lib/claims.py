@@ -76,7 +76,8 @@ def quickstart(m: dict) -> list[str]:
 def main_results(m: dict) -> list[str]:
     acc = m["accuracy"]
     out = _robustness_sentences(acc)
-    gaps = {k: v["clean"] - v["worst_case"] for k, v in acc.items()}
+    order = [k for k in m["parameters"].get("methods", []) if k in acc] or list(acc)  # JSON may reorder keys
+    gaps = {k: acc[k]["clean"] - acc[k]["worst_case"] for k in order}
     smallest = min(gaps, key=gaps.get)
     out.append(f"Smallest accuracy-robustness gap: {smallest} ({_pct(gaps[smallest])} points); "
                + ", ".join(f"{k} {_pct(v)}" for k, v in gaps.items()) + ".")
