@@ -9,6 +9,7 @@ name (resuming a run folder that already exists), the protocol's evaluation, and
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from .attacks import BUDGETS, PGD, AttackBudget
 from .bounds import BoundReport, estimate_bound
 from .data import load_dataset
 from .evaluate import EvaluationRecord, evaluate, protocol_attacks
+from .methods import get_method
 from .results import REPO_ROOT
 from .train import TrainConfig, TrainResult, train
 from .train_config import RESUME_FREE
@@ -83,9 +85,16 @@ def run_folder(config: TrainConfig, root=None) -> Path:
     notebooks that need the same run share it (the hash leaves out where files go, the
     device and the progress bar)."""
     fields = {k: v for k, v in config.to_dict().items() if k not in RESUME_FREE}
+    fields["hyper"] = {**method_defaults(config.method), **config.hyper}  # {} and the defaults: one run
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
     root = Path(root) if root is not None else REPO_ROOT / "results" / "runs"
     return root / config.dataset / f"{config.method}-{digest}"
+
+
+def method_defaults(method: str) -> dict:
+    """The default hyperparameters of ``method``'s objective (those after the budget)."""
+    params = list(inspect.signature(get_method(method)).parameters.values())[4:]
+    return {p.name: p.default for p in params}
 
 
 def shared_run(method: str, dataset: str, *, root=None, **kw) -> TrainResult:

@@ -1,0 +1,29 @@
+"""The notebooks' helpers: protocol presets, budgets, and one run folder per configuration."""
+import pytest
+
+from drrdn_lib import experiments
+from drrdn_lib.attacks import BUDGETS
+
+
+def test_protocol_presets_follow_docs():
+    assert experiments.protocol("mnist5k")["model"] == "smallcnn"
+    assert experiments.protocol("cifar10")["eval"] == BUDGETS["cifar10_eval"]
+    with pytest.raises(ValueError, match="no protocol for dataset 'svhn'"):
+        experiments.protocol("svhn")
+
+
+def test_resized_budget_keeps_the_madry_step_rule():
+    budget = experiments.eval_budget("mnist", steps=10, eps=0.2)
+    assert (budget.eps, budget.steps) == (0.2, 10) and budget.step_size == pytest.approx(0.05)
+    assert experiments.eval_budget("mnist") == BUDGETS["mnist_eval"]
+
+
+def test_run_folder_is_one_per_configuration(tmp_path):
+    base = dict(epochs=2, train_limit=100, eps=0.2, train_steps=2)
+    same = [experiments.make_config("drrdn", "mnist5k", **base),
+            experiments.make_config("drrdn", "mnist5k", hyper={"w_align": 1.0}, **base),
+            experiments.make_config("drrdn", "mnist5k", device="cpu", progress=False, **base)]
+    assert len({experiments.run_folder(c, tmp_path) for c in same}) == 1
+    other = experiments.make_config("drrdn", "mnist5k", hyper={"w_align": 0.0}, **base)
+    assert experiments.run_folder(other, tmp_path) != experiments.run_folder(same[0], tmp_path)
+    assert experiments.run_folder(other, tmp_path).parent == tmp_path / "mnist5k"
