@@ -33,13 +33,6 @@ def tiny_net() -> nn.Module:
                          nn.Dropout(0.1), nn.Linear(32, N_CLASSES))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny models run fastest on one thread (and do not spin on a shared machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -17,15 +17,6 @@ P, DIM = 0.95, 100
 ETA = 2 / math.sqrt(DIM)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The heads are tiny: one thread avoids contention on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def toy_case(n, rep, attack, eps, seed=0):
     """(z_nat, z_adv, y, pred_nat, pred_adv) for a 1-D toy representation, head sign(z)."""
     x, y = toy.sample_toy(n, dim=DIM, p=P, seed=seed)

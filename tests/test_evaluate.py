@@ -24,13 +24,6 @@ def synthetic(n: int, generator: torch.Generator):
     return images.clamp(0, 1), labels
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Tiny models run fastest on one thread (and do not spin on a shared machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

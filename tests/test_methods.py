@@ -38,15 +38,6 @@ def _model(method: str, seed: int = 0):
     return build_drrdn("smallcnn", **kw) if method == "drrdn" else build_model("smallcnn", **kw)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread here: on this shared 2-core machine two OpenMP threads run up to
-    8x slower than one whenever another process is busy (their barriers wait on a
-    descheduled thread). The numbers these tests check were measured with one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # ----------------------------------------------------------------------------- registry

@@ -23,15 +23,6 @@ TINY = dict(method="pgd_at", epochs=2, batch_size=32, lr=0.05, train_eps=0.2,
             train_limit=96, val_limit=32, progress=False)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread here: on this shared 2-core machine two OpenMP threads run up to
-    8x slower than one whenever another process is busy (their barriers wait on a
-    descheduled thread). The numbers these tests check were measured with one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # ----------------------------------------------------------------------------- validation
