@@ -67,7 +67,8 @@ def make_config(method: str, dataset: str, *, epochs: int, seed: int = 0, out_di
     fields.update(overrides)
     return TrainConfig(method=method, dataset=dataset, epochs=epochs, seed=seed,
                        out_dir=None if out_dir is None else str(out_dir),
-                       hyper={**DEFAULT_HYPER.get(method, {}), **(hyper or {})}, **fields)
+                       hyper={**method_defaults(method), **DEFAULT_HYPER.get(method, {}), **(hyper or {})},
+                       **fields)  # every hyperparameter spelled out: equal runs have equal configs
 
 
 def resized(budget: AttackBudget, steps: int | None = None, eps: float | None = None) -> AttackBudget:
