@@ -9,7 +9,6 @@ name (resuming a run folder that already exists), the protocol's evaluation, and
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from .attacks import BUDGETS, PGD, AttackBudget
 from .bounds import BoundReport, estimate_bound
 from .data import load_dataset
 from .evaluate import EvaluationRecord, evaluate, protocol_attacks
-from .methods import get_method
+from .methods import hyper_defaults
 from .results import REPO_ROOT
 from .train import TrainConfig, TrainResult, train
 from .train_config import RESUME_FREE
@@ -67,7 +66,7 @@ def make_config(method: str, dataset: str, *, epochs: int, seed: int = 0, out_di
     fields.update(overrides)
     return TrainConfig(method=method, dataset=dataset, epochs=epochs, seed=seed,
                        out_dir=None if out_dir is None else str(out_dir),
-                       hyper={**method_defaults(method), **DEFAULT_HYPER.get(method, {}), **(hyper or {})},
+                       hyper={**hyper_defaults(method), **DEFAULT_HYPER.get(method, {}), **(hyper or {})},
                        **fields)  # every hyperparameter spelled out: equal runs have equal configs
 
 
@@ -84,18 +83,12 @@ def resized(budget: AttackBudget, steps: int | None = None, eps: float | None = 
 def run_folder(config: TrainConfig, root=None) -> Path:
     """``results/runs/<dataset>/<method>-<hash>``: one folder per distinct configuration, so
     notebooks that need the same run share it (the hash leaves out where files go, the
-    device and the progress bar)."""
+    device and the progress bar). :func:`make_config` spells every hyperparameter out, so
+    equal runs have equal configurations and one folder."""
     fields = {k: v for k, v in config.to_dict().items() if k not in RESUME_FREE}
-    fields["hyper"] = {**method_defaults(config.method), **config.hyper}  # {} and the defaults: one run
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
     root = Path(root) if root is not None else REPO_ROOT / "results" / "runs"
     return root / config.dataset / f"{config.method}-{digest}"
-
-
-def method_defaults(method: str) -> dict:
-    """The default hyperparameters of ``method``'s objective (those after the budget)."""
-    params = list(inspect.signature(get_method(method)).parameters.values())[4:]
-    return {p.name: p.default for p in params}
 
 
 def shared_run(method: str, dataset: str, *, root=None, **kw) -> TrainResult:

@@ -26,7 +26,7 @@ from .attacks import PGD, AttackBudget
 from .drrdn import DRRDN, grad_reverse
 
 __all__ = ["METHODS", "get_method", "check_hyper", "standard", "pgd_at", "trades", "mart",
-           "drrdn", "trades_attack", "RECONSTRUCTION_NOTE"]
+           "drrdn", "trades_attack", "RECONSTRUCTION_NOTE", "hyper_defaults", "hyper_names"]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -315,10 +315,15 @@ def get_method(name: str):
     return METHODS[name]
 
 
+def hyper_defaults(name: str) -> dict:
+    """The hyperparameters the objective ``name`` accepts (after the budget), with defaults."""
+    params = list(inspect.signature(get_method(name)).parameters.values())[4:]
+    return {p.name: p.default for p in params}
+
+
 def hyper_names(name: str) -> tuple[str, ...]:
     """Names of the hyperparameters the objective ``name`` accepts (after the budget)."""
-    params = list(inspect.signature(get_method(name)).parameters.values())[4:]
-    return tuple(p.name for p in params)
+    return tuple(hyper_defaults(name))
 
 
 def check_hyper(name: str, hyper: dict) -> None:
