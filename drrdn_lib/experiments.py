@@ -23,7 +23,7 @@ from .results import REPO_ROOT
 from .train import TrainConfig, TrainResult, train
 from .train_config import RESUME_FREE
 
-__all__ = ["PROTOCOLS", "DEFAULT_HYPER", "METHOD_ORDER", "protocol", "make_config", "resized",
+__all__ = ["PROTOCOLS", "DEFAULT_HYPER", "METHOD_ORDER", "protocol", "training_kw", "make_config", "resized",
            "train_or_resume", "run_folder", "shared_run", "eval_budget", "evaluate_model", "bound_report"]
 
 #: docs/DRRDN.md's protocol per dataset family (mnist5k follows mnist).
@@ -45,6 +45,26 @@ def protocol(dataset: str) -> dict:
     if family not in PROTOCOLS:
         raise ValueError(f"no protocol for dataset {dataset!r}; use one of mnist5k, mnist, cifar10.")
     return PROTOCOLS[family]
+
+
+def training_kw(*, epochs: int, train_limit: int | None = None, batch_size: int = 128,
+                eps: float | None = None, train_steps: int | None = None, lr: float | None = None,
+                model: str | None = None, device: str = "cpu", data_dir=None,
+                keep_every: int | None = None) -> dict:
+    """The :func:`make_config` keyword arguments of a notebook's ``parameters`` cell, one rule
+    for every notebook so that their equal settings give one shared run.
+
+    A ``train_limit`` subset validates on 200 examples (else the whole val split) with the
+    training PGD; ``lr``/``model`` None keep the protocol's; ``keep_every`` None keeps the
+    weights of about 8 evenly spaced epochs (every epoch up to 8 epochs), for the
+    bound-over-training plot of notebook 04.
+    """
+    kw = dict(epochs=epochs, train_limit=train_limit, val_limit=200 if train_limit else None,
+              batch_size=batch_size, eps=eps, train_steps=train_steps, val_steps=train_steps,
+              device=device, data_dir=data_dir, progress=False,
+              keep_every=max(1, epochs // 8) if keep_every is None else keep_every)
+    kw.update({k: v for k, v in (("lr", lr), ("model", model)) if v is not None})
+    return kw
 
 
 def make_config(method: str, dataset: str, *, epochs: int, seed: int = 0, out_dir=None,

@@ -13,7 +13,9 @@ never the test set) and the last weights, and writes into ``config.out_dir``:
 - ``checkpoint_last.pt``: model, optimizer, scheduler, every RNG state and the log,
   written atomically after every epoch, so that ``train(config, resume=True)`` after a
   crash ends with the same numbers as an uninterrupted run (on the CPU);
-- ``checkpoint_best.pt``: the weights of the best validation epoch.
+- ``checkpoint_best.pt``: the weights of the best validation epoch;
+- ``checkpoint_epoch_NNN.pt``: with ``config.keep_every = k``, the weights after every
+  k-th epoch (``epoch_checkpoints`` lists them; ``load_model(run, which=epoch)``).
 
 A non-finite loss raises :class:`TrainingDiverged` before the bad step is taken; the
 last good checkpoint stays. ``load_checkpoint`` / ``load_model`` read runs back.
@@ -35,10 +37,11 @@ from torch import nn
 from .train_config import ConfigError, TrainConfig
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "ConfigError", "train",
-           "load_checkpoint", "load_model", "build_run_model", "evaluate_accuracy",
-           "init_weights_from"]
+           "load_checkpoint", "load_model", "epoch_checkpoints", "build_run_model",
+           "evaluate_accuracy", "init_weights_from"]
 
 LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"
+EPOCH = "checkpoint_epoch_{:03d}.pt"
 CHECKPOINT_FORMAT = 1
 
 
@@ -185,18 +188,37 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
-def load_model(run_dir: str | os.PathLike, which: str = "best", device="cpu") -> nn.Module:
+def epoch_checkpoints(run_dir: str | os.PathLike) -> dict[int, Path]:
+    """{epoch: path} of the per-epoch weights a run kept (``TrainConfig.keep_every``),
+    in epoch order; empty if it kept none."""
+    found = {}
+    for path in Path(run_dir).glob("checkpoint_epoch_*.pt"):
+        suffix = path.stem.rsplit("_", 1)[-1]
+        if suffix.isdigit():
+            found[int(suffix)] = path
+    return dict(sorted(found.items()))
+
+
+def load_model(run_dir: str | os.PathLike, which: str | int = "best", device="cpu") -> nn.Module:
     """The model of a finished or interrupted run, in eval mode on ``device``.
 
     Args:
         run_dir: the run's ``out_dir``.
-        which: ``"best"`` (best validation accuracy, see ``TrainConfig.select_on``)
-            or ``"last"``.
+        which: ``"best"`` (best validation accuracy, see ``TrainConfig.select_on``),
+            ``"last"``, or an epoch number the run kept (:func:`epoch_checkpoints`).
     """
     files = {"best": BEST, "last": LAST}
-    if which not in files:
-        raise ValueError(f"which={which!r}; use 'best' or 'last'.")
-    checkpoint = load_checkpoint(Path(run_dir) / files[which])
+    if isinstance(which, int) and not isinstance(which, bool):
+        kept = epoch_checkpoints(run_dir)
+        if which not in kept:
+            raise ValueError(f"{run_dir} kept no weights of epoch {which} (kept: "
+                             f"{list(kept) or 'none'}); train with keep_every to keep them.")
+        path = kept[which]
+    elif which in files:
+        path = Path(run_dir) / files[which]
+    else:
+        raise ValueError(f"which={which!r}; use 'best', 'last' or an epoch number.")
+    checkpoint = load_checkpoint(path)
     model = build_run_model(checkpoint["model_spec"])
     model.load_state_dict(checkpoint["model"])
     return model.to(device).eval()
@@ -348,6 +370,9 @@ class _Run:
         if self.best_epoch == epoch:
             _save_atomic({**common, "model": self.best_state,
                           "metrics": self.history[-1]}, self.out_dir / BEST)
+        if self.config.keep_every and epoch % self.config.keep_every == 0:
+            _save_atomic({**common, "model": self.model.state_dict(),
+                          "metrics": self.history[-1]}, self.out_dir / EPOCH.format(epoch))
         _write_metrics(self.out_dir, self.config, self.history, self.best_epoch, "running")
 
 

@@ -16,8 +16,9 @@ __all__ = ["TrainConfig", "ConfigError", "config_from_dict", "SCHEDULES"]
 SCHEDULES = ("piecewise", "cosine")
 SELECT_ON = ("robust", "clean")
 NUM_CLASSES = {"mnist5k": 10, "mnist": 10, "cifar10": 10}
-# fields that may differ between an interrupted run and its resumption
-RESUME_FREE = ("progress", "device", "out_dir", "data_dir")
+# fields that may differ between an interrupted run and its resumption (they change where
+# files go or what is kept, not what is trained)
+RESUME_FREE = ("progress", "device", "out_dir", "data_dir", "keep_every")
 
 
 class ConfigError(ValueError):
@@ -59,6 +60,9 @@ class TrainConfig:
             a checkpoint file whose weights initialise the model where names and shapes
             match (the whole backbone must match: e.g. a DRRDN from a PGD-AT run).
         out_dir: where files go (None: nothing is written, no resume).
+        keep_every: also keep the weights after every ``keep_every``-th epoch as
+            ``checkpoint_epoch_NNN.pt`` (0: none), e.g. to follow the bound over training.
+            It changes what is kept, not what is trained (see :data:`RESUME_FREE`).
         progress: show a tqdm bar.
     """
     method: str = "pgd_at"
@@ -92,6 +96,7 @@ class TrainConfig:
     eval_batch_size: int = 500
     data_dir: str | None = None
     out_dir: str | None = None
+    keep_every: int = 0
     progress: bool = True
 
     def __post_init__(self):
@@ -220,7 +225,7 @@ class TrainConfig:
     def _check_runtime(self) -> None:
         import torch
 
-        for name in ("seed", "data_seed"):
+        for name in ("seed", "data_seed", "keep_every"):
             if not _is_int(getattr(self, name)) or getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)!r} must be an integer >= 0.")
         for name in ("train_limit", "val_limit"):

@@ -15,7 +15,7 @@ import torch
 from drrdn_lib import methods
 from drrdn_lib.drrdn import DRRDN
 from drrdn_lib.train import (ConfigError, TrainConfig, TrainingDiverged, _augment,
-                             load_checkpoint, load_model, train)
+                             epoch_checkpoints, load_checkpoint, load_model, train)
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = dict(method="pgd_at", epochs=2, batch_size=32, lr=0.05, train_eps=0.2,
@@ -48,6 +48,7 @@ TINY = dict(method="pgd_at", epochs=2, batch_size=32, lr=0.05, train_eps=0.2,
     ({"train_limit": 1}, "train_limit=1 must be None"),
     ({"select_on": "loss"}, "select_on='loss'"),
     ({"init_from": "/nonexistent/run"}, "init_from='/nonexistent/run' does not exist"),
+    ({"keep_every": -1}, "keep_every=-1 must be an integer >= 0"),
 ])
 def test_bad_config_rejected_before_training(change, message):
     with pytest.raises(ConfigError, match=message):
@@ -110,6 +111,23 @@ def test_best_and_last_checkpoints(tmp_path):
         train(TrainConfig(**{**TINY, "lr": 0.1}, out_dir=str(tmp_path)), resume=True)
     again = train(TrainConfig(**TINY, out_dir=str(tmp_path)), resume=True)  # finished: as is
     assert _strip(again.history) == _strip(result.history)
+
+
+def test_kept_epoch_weights_are_those_of_that_epoch(tmp_path):
+    config = {**TINY, "epochs": 3}
+    kept = train(TrainConfig(**config, keep_every=2, out_dir=str(tmp_path / "kept")))
+    assert list(epoch_checkpoints(tmp_path / "kept")) == [2]
+    short = train(TrainConfig(**{**config, "epochs": 2, "milestones": (1,)}))  # same first 2 epochs
+    assert _strip(short.history) == _strip(kept.history[:2])
+    for p, q in zip(load_model(tmp_path / "kept", 2).state_dict().values(),
+                    short.model.state_dict().values()):
+        assert torch.equal(p, q)
+    with pytest.raises(ValueError, match="kept no weights of epoch 3 \\(kept: \\[2\\]\\)"):
+        load_model(tmp_path / "kept", 3)
+    assert epoch_checkpoints(tmp_path / "nothing") == {}
+    # what is kept is not part of the run: resuming with another keep_every is allowed
+    again = train(TrainConfig(**config, keep_every=1, out_dir=str(tmp_path / "kept")), resume=True)
+    assert _strip(again.history) == _strip(kept.history)
 
 
 WORKER = """
