@@ -113,6 +113,32 @@ def bound_check(m: dict) -> list[str]:
             "The method with the smallest gap is not the one with the most aligned representation.")]
     out.append("The TRADES decomposition R_rob = R_nat + R_bdy holds exactly on every estimate."
                if m["trades_identity"] else "The TRADES decomposition does NOT add up on some estimate.")
+    return out + _over_training(m.get("over_epochs", []), m.get("gap_divergence_spearman"))
+
+
+def _over_training(rows: list[dict], spearman: float | None) -> list[str]:
+    """How the bound's terms moved between the first and the last kept epoch (seed means)."""
+    if not rows:
+        return ["No run kept per-epoch weights (keep_every), so the terms over training are not shown."]
+    out = [f"Over training, the estimated bound holds at {sum(r['holds'] for r in rows)} of "
+           f"{len(rows)} (method, seed, epoch) estimates."]
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        first, last = min(r["epoch"] for r in mine), max(r["epoch"] for r in mine)
+
+        def mean(key, epoch):
+            values = [r[key] for r in mine if r["epoch"] == epoch]
+            return sum(values) / len(values)
+        out.append(f"{method}, epoch {first} -> {last}: err_N {mean('err_nat', first):.3f} -> "
+                   f"{mean('err_nat', last):.3f}, gap {mean('gap', first):.3f} -> {mean('gap', last):.3f}, "
+                   f"divergence {mean('divergence', first):.3f} -> {mean('divergence', last):.3f}.")
+    if spearman is not None:
+        link = ("a larger divergence goes with a larger gap, as the bound suggests" if spearman > 0.3 else
+                "a larger divergence goes with a smaller gap: the bound caps the gap by divergence/2 + "
+                "lambda*, it does not make the gap follow the divergence" if spearman < -0.3 else
+                "the two are not clearly related")
+        out.append(f"Across all methods and epochs, the rank correlation of the gap with the "
+                   f"divergence is {spearman:+.2f}: {link}.")
     return out
 
 

@@ -50,3 +50,24 @@ def plot_bound_terms(records, x: str = "method", ax=None):
     ax.set_title("err_A <= err_N + divergence / 2 + lambda*")
     ax.legend(title=None, fontsize="small")
     return ax.figure
+
+
+def plot_bound_over_training(records, panel: str = "method", x: str = "epoch"):
+    """:func:`plot_bound_terms` against ``x`` (epochs), one panel per value of ``panel``
+    (methods), sharing the y axis. ``records``: rows as for plot_bound_terms plus the
+    ``panel`` and ``x`` columns. Returns the matplotlib Figure."""
+    frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))
+    if frame.empty or panel not in frame.columns:
+        raise ValueError(f"records need a {panel!r} column and at least one row.")
+    names = list(dict.fromkeys(frame[panel]))
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names) + 1, 3.6), sharey=True,
+                             squeeze=False)
+    for ax, name in zip(axes[0], names):
+        plot_bound_terms(frame[frame[panel] == name], x=x, ax=ax)
+        ax.set_title(str(name))
+        if ax is not axes[0][-1]:
+            ax.get_legend().remove()
+    axes[0][-1].legend(title=None, fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left")
+    fig.suptitle("err_A <= err_N + divergence / 2 + lambda*, over training")
+    fig.tight_layout()
+    return fig

@@ -10,7 +10,7 @@ from scipy.stats import binom, norm
 from torch import nn
 
 from drrdn_lib import bounds, toy
-from drrdn_lib.plots import plot_bound_terms
+from drrdn_lib.plots import plot_bound_over_training, plot_bound_terms
 
 matplotlib.use("Agg")
 P, DIM = 0.95, 100
@@ -263,3 +263,13 @@ def test_plot_bound_terms_returns_a_figure(x):
     assert len(figure.axes) == 1 and figure.axes[0].get_legend() is not None
     with pytest.raises(ValueError, match=r"records lack columns \['seed'\]"):
         plot_bound_terms(rows, x="seed")
+
+
+def test_plot_bound_over_training_has_one_panel_per_method():
+    rows = [{"method": m, "epoch": e, "err_nat": 0.1 + e / 100, "err_adv": 0.5, "divergence": 0.4,
+             "lambda_star": 0.3, "bound": 0.6} for m in ("pgd_at", "trades", "drrdn") for e in (1, 2, 3)]
+    figure = plot_bound_over_training(rows)
+    assert [ax.get_title() for ax in figure.axes] == ["pgd_at", "trades", "drrdn"]
+    assert [ax.get_legend() is not None for ax in figure.axes] == [False, False, True]
+    with pytest.raises(ValueError, match="need a 'method' column"):
+        plot_bound_over_training([])

@@ -27,3 +27,17 @@ def test_run_folder_is_one_per_configuration(tmp_path):
     other = experiments.make_config("drrdn", "mnist5k", hyper={"w_align": 0.0}, **base)
     assert experiments.run_folder(other, tmp_path) != experiments.run_folder(same[0], tmp_path)
     assert experiments.run_folder(other, tmp_path).parent == tmp_path / "mnist5k"
+
+
+def test_training_kw_is_one_rule_for_every_notebook():
+    ci = experiments.training_kw(epochs=4, train_limit=1000, batch_size=32, eps=0.2, train_steps=5, lr=0.05)
+    assert (ci["val_limit"], ci["val_steps"], ci["keep_every"], ci["lr"]) == (200, 5, 1, 0.05)
+    assert "model" not in ci and ci["progress"] is False
+    full = experiments.training_kw(epochs=100, model="wrn34_10")
+    assert (full["val_limit"], full["keep_every"], full["model"]) == (None, 12, "wrn34_10")
+    assert "lr" not in full  # the protocol's
+    config = experiments.make_config("pgd_at", "cifar10", **full)
+    assert (config.lr, config.model, config.keep_every) == (0.1, "wrn34_10", 12)
+    # what is kept does not make another run
+    kept = experiments.make_config("pgd_at", "cifar10", **{**full, "keep_every": 0})
+    assert experiments.run_folder(kept) == experiments.run_folder(config)

@@ -39,9 +39,9 @@ from drrdn_lib import claims, experiments, results
 
 NAME = "00_quickstart"
 out = results.run_dir(NAME, out_dir)
-common = dict(epochs=epochs, seed=seed, train_limit=train_limit, val_limit=200, lr=lr,
-              batch_size=batch_size, device=device, progress=False,
-              eps=eps, train_steps=train_steps, val_steps=train_steps)
+common = dict(seed=seed, **experiments.training_kw(
+    epochs=epochs, train_limit=train_limit, batch_size=batch_size, eps=eps,
+    train_steps=train_steps, lr=lr, device=device))
 
 # %% [markdown]
 # ## Train

@@ -42,10 +42,9 @@ from drrdn_lib import claims, experiments, results
 
 NAME = "02_main_results"
 out = results.run_dir(NAME, out_dir)
-train_kw = dict(epochs=epochs, train_limit=train_limit, val_limit=200 if train_limit else None,
-                batch_size=batch_size, eps=eps, train_steps=train_steps, val_steps=train_steps,
-                device=device, data_dir=data_dir, progress=False,
-                **({"lr": lr} if lr is not None else {}), **({"model": model} if model else {}))
+train_kw = experiments.training_kw(epochs=epochs, train_limit=train_limit, batch_size=batch_size,
+                                  eps=eps, train_steps=train_steps, lr=lr, model=model,
+                                  device=device, data_dir=data_dir)
 eval_kw = dict(limit=eval_limit, pgd_steps=eval_steps, eps=eps, autoattack=autoattack,
                data_dir=data_dir, checks="cheap")
 

@@ -35,9 +35,8 @@ from drrdn_lib.data import load_dataset
 
 NAME = "05_representations"
 out = results.run_dir(NAME, out_dir)
-train_kw = dict(epochs=epochs, train_limit=train_limit, val_limit=200 if train_limit else None,
-                batch_size=batch_size, eps=eps, train_steps=train_steps, val_steps=train_steps,
-                device=device, data_dir=data_dir, progress=False, **({"lr": lr} if lr is not None else {}))
+train_kw = experiments.training_kw(epochs=epochs, train_limit=train_limit, batch_size=batch_size,
+                                  eps=eps, train_steps=train_steps, lr=lr, device=device, data_dir=data_dir)
 model = experiments.shared_run("drrdn", dataset, seed=seed, **train_kw).best_model
 x, y = load_dataset(dataset, "test", data_dir=data_dir, limit=eval_limit, seed=seed)
 budget = experiments.eval_budget(dataset, eval_steps, eps)

@@ -37,9 +37,8 @@ from drrdn_lib import claims, experiments, results
 
 NAME = "06_sensitivity"
 out = results.run_dir(NAME, out_dir)
-train_kw = dict(epochs=epochs, train_limit=train_limit, val_limit=200 if train_limit else None,
-                batch_size=batch_size, eps=eps, train_steps=train_steps, val_steps=train_steps,
-                device=device, data_dir=data_dir, progress=False, **({"lr": lr} if lr is not None else {}))
+train_kw = experiments.training_kw(epochs=epochs, train_limit=train_limit, batch_size=batch_size,
+                                  eps=eps, train_steps=train_steps, lr=lr, device=device, data_dir=data_dir)
 eval_kw = dict(limit=eval_limit, pgd_steps=eval_steps, autoattack=None, checks="none",
                data_dir=data_dir, seed=seed)
 
