@@ -1,0 +1,142 @@
+"""Helpers shared by the benchmark scripts: the machine, round-robin timing, the matmul
+limit, and one training step of a method (optionally channels_last / torch.compile).
+
+Not a test module: the scripts in this folder are run on demand and print figures.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from drrdn_lib.methods import METHODS  # noqa: E402
+from drrdn_lib.train import build_run_model  # noqa: E402
+
+# name -> (method, hyperparameters); the DRRDN variants show what its options cost
+VARIANTS = {
+    "standard": ("standard", {}),
+    "pgd_at": ("pgd_at", {}),
+    "trades": ("trades", {"beta": 6.0}),
+    "mart": ("mart", {"beta": 6.0}),
+    "drrdn": ("drrdn", {}),
+    "drrdn(two passes)": ("drrdn", {"joint_pass": False}),
+    "drrdn(+mi)": ("drrdn", {"w_mi": 1.0}),
+}
+
+#: input shape (C, H, W) and training-set size (examples) per dataset
+DATASETS = {"mnist5k": ((1, 28, 28), 3500), "mnist": ((1, 28, 28), 59000),
+            "cifar10": ((3, 32, 32), 49000)}
+
+
+def machine(threads: int, device: str = "cpu") -> dict:
+    """CPU model, cores, torch version, threads, date and load average (1, 5, 15 min)."""
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+            "threads": threads, "device": device,
+            "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "loadavg": [round(v, 2) for v in os.getloadavg()]}
+    if device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
+def print_machine(info: dict) -> None:
+    print("# " + ", ".join(f"{k}={v}" for k, v in info.items()))
+
+
+def sync(device: str) -> None:
+    """Wait for queued GPU work (no-op on the CPU)."""
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def timed(fn: Callable[[], object], device: str = "cpu") -> float:
+    """Seconds one call of ``fn`` takes (synchronised on CUDA)."""
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def round_robin(cases: dict[str, Callable[[], object]], repeats: int, device: str = "cpu",
+                warmup: int = 1) -> dict[str, float]:
+    """Median seconds per call of each case, timed in turn (case 1, 2, ..., 1, 2, ...) so
+    that load from other processes hits every case alike; ``warmup`` untimed rounds."""
+    for _ in range(warmup):
+        for fn in cases.values():
+            fn()
+    times = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, fn in cases.items():
+            times[name].append(timed(fn, device))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def matmul_flops(n: int = 2048, repeats: int = 7, device: str = "cpu") -> float:
+    """Dense float32 matmul FLOP/s (2 n^3 per product), median of ``repeats``."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    seconds = round_robin({"mm": lambda: a @ b}, repeats, device, warmup=2)["mm"]
+    return 2 * n ** 3 / seconds
+
+
+def batch(dataset: str, batch_size: int, device: str = "cpu", seed: int = 0):
+    """A synthetic batch (images uniform in [0, 1], random labels) of ``dataset``'s shape:
+    speed and memory do not depend on pixel values."""
+    gen = torch.Generator().manual_seed(seed)
+    shape, _ = DATASETS[dataset]
+    images = torch.rand(batch_size, *shape, generator=gen)
+    labels = torch.randint(0, 10, (batch_size,), generator=gen)
+    return images.to(device), labels.to(device)
+
+
+def build(method: str, model: str, in_channels: int, device: str = "cpu",
+          channels_last: bool = False, compile: bool = False) -> torch.nn.Module:
+    """A freshly initialised (seed 0) model of ``method`` in train mode."""
+    torch.manual_seed(0)
+    spec = {"method": method, "model": model, "num_classes": 10, "in_channels": in_channels,
+            "model_kwargs": {}}
+    net = build_run_model(spec).to(device).train()
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    if compile:
+        net.compile()  # in place: keeps the class (DRRDN isinstance checks) and attributes
+    return net
+
+
+class Step:
+    """One training step of a variant: the objective (its inner attack included),
+    backward and an SGD step, on a fixed model, batch and attack budget."""
+
+    def __init__(self, variant: str, model: str, images, labels, budget, device: str = "cpu",
+                 channels_last: bool = False, compile: bool = False):
+        self.method, self.hyper = VARIANTS[variant]
+        self.model = build(self.method, model, images.shape[1], device, channels_last, compile)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        self.images, self.labels, self.budget = images, labels, budget
+
+    def __call__(self) -> torch.Tensor:
+        loss, _ = METHODS[self.method](self.model, self.images, self.labels, self.budget,
+                                       **self.hyper)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss

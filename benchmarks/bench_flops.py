@@ -1,0 +1,119 @@
+"""How close a training step comes to the machine's dense matmul limit.
+
+Measured in one run: float32 matmul FLOP/s (``--matmul-n`` square, median, taken before
+and after the steps; the larger is the limit), the FLOPs of one training step of each
+method counted with ``torch.utils.flop_counter.FlopCounterMode`` (the inner attack's
+forward and input-gradient passes included; matmuls and convolutions only, so
+elementwise work such as batch norm and ReLU is time without counted FLOPs), the median
+seconds per step (round-robin), and the achieved fraction = step FLOPs / step seconds /
+matmul FLOP/s. Each method runs in every ``--variants`` setting: ``eager``,
+``cl`` (channels_last), ``compile`` (torch.compile of the model), ``cl+compile``.
+
+    python benchmarks/bench_flops.py --model preact_resnet18 --dataset cifar10 \\
+        --batch-size 32 --steps 2 --methods standard,pgd_at,drrdn
+    python benchmarks/bench_flops.py --model smallcnn --dataset mnist --steps 10
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode, _FlopCounterMode
+
+from _common import DATASETS, Step, batch, machine, matmul_flops, print_machine, round_robin
+
+from drrdn_lib.attacks import AttackBudget
+
+PROTOCOL = {"mnist": (0.3, 0.01), "mnist5k": (0.3, 0.01), "cifar10": (8 / 255, 2 / 255)}
+SETTINGS = {"eager": (False, False), "cl": (True, False), "compile": (False, True),
+            "cl+compile": (True, True)}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", default="preact_resnet18")
+    p.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--steps", type=int, default=2, help="PGD steps of the inner attack")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--methods", default="standard,pgd_at,drrdn")
+    p.add_argument("--variants", default="eager,cl,compile,cl+compile",
+                   help=f"comma-separated subset of {list(SETTINGS)}")
+    p.add_argument("--matmul-n", type=int, default=2048)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1)
+    return p.parse_args(argv)
+
+
+class GlobalFlopCounter(FlopCounterMode):
+    """``FlopCounterMode`` without its per-module tracker, whose backward hooks fail on
+    ``torch.autograd.grad`` with respect to a leaf (what every attack calls); totals only."""
+
+    def __enter__(self):
+        self.flop_counts.clear()
+        self.mode = _FlopCounterMode(self)
+        self.mode.__enter__()
+        return self
+
+    def __exit__(self, *args):
+        out, self.mode = self.mode.__exit__(*args), None
+        return out
+
+
+def count_flops(step: Step) -> int:
+    """FLOPs of one call of ``step`` (eager model; the SGD update itself is not counted)."""
+    with GlobalFlopCounter(display=False) as counter:
+        step()
+    return counter.get_total_flops()
+
+
+def make_steps(args, images, labels, budget) -> tuple[dict, dict, dict]:
+    """Steps per (method, setting), their FLOPs, and each compiled step's first-call
+    seconds (compilation included)."""
+    steps, flops, compile_s = {}, {}, {}
+    for method in args.methods.split(","):
+        for setting in args.variants.split(","):
+            channels_last, compile = SETTINGS[setting]
+            step = Step(method, args.model, images, labels, budget, args.device,
+                        channels_last, compile)
+            name = f"{method}/{setting}"
+            if compile:
+                start = time.perf_counter()
+                step()
+                compile_s[name] = time.perf_counter() - start
+            else:
+                flops[method] = flops.get(method) or count_flops(step)
+            steps[name] = step
+    return steps, flops, compile_s
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    info = machine(args.threads, args.device)
+    images, labels = batch(args.dataset, args.batch_size, args.device)
+    budget = AttackBudget(*PROTOCOL[args.dataset], args.steps)
+    limit_before = matmul_flops(args.matmul_n, device=args.device)
+    steps, flops, compile_s = make_steps(args, images, labels, budget)
+    median = round_robin(steps, args.repeats, args.device)
+    limit = max(limit_before, matmul_flops(args.matmul_n, device=args.device))
+    info["loadavg_end"] = machine(args.threads)["loadavg"]
+    print_machine(info)
+    print(f"matmul {args.matmul_n}^2 float32: {limit / 1e9:.1f} GFLOP/s (before "
+          f"{limit_before / 1e9:.1f}); {args.model} on {args.dataset}, batch "
+          f"{args.batch_size}, PGD-{args.steps}, median of {args.repeats}")
+    print(f"{'step':<24}{'GFLOP':>9}{'s/step':>9}{'GFLOP/s':>9}{'of matmul':>10}{'x eager':>9}"
+          f"{'compile s':>10}")
+    for name, seconds in median.items():
+        method, setting = name.split("/")
+        rate = flops[method] / seconds
+        eager = median.get(f"{method}/eager")
+        print(f"{name:<24}{flops[method] / 1e9:9.1f}{seconds:9.3f}{rate / 1e9:9.1f}"
+              f"{rate / limit:10.1%}{seconds / eager if eager else float('nan'):9.3f}"
+              f"{compile_s.get(name, float('nan')):10.1f}")
+    return {"limit": limit, "median": median, "flops": flops}
+
+
+if __name__ == "__main__":
+    main()
