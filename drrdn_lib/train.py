@@ -300,6 +300,8 @@ class _Run:
                      "in_channels": int(self.train_x.shape[1]),
                      "model_kwargs": dict(config.model_kwargs)}
         self.model = build_run_model(self.spec).to(self.device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer, self.scheduler = _optimizer_and_scheduler(self.model, config)
         self.objective = config.objective()
         self.budget = AttackBudget(config.train_eps, config.train_step_size, config.train_steps)
@@ -311,6 +313,8 @@ class _Run:
         if config.init_from is not None:
             init_weights_from(self.model, config.init_from)
         self._prepare_out_dir(resume)
+        if config.compile:
+            self.model.compile()  # in place: state_dict names and the class are kept
 
     # -- files ---------------------------------------------------------------------
     def _prepare_out_dir(self, resume: bool) -> None:
@@ -391,6 +395,8 @@ def _train_epoch(run: _Run, epoch: int, bar) -> dict[str, float]:
         images, labels = run.train_x[batch], run.train_y[batch]
         if config.resolved_augment():
             images = _augment(images, run.order)
+        if config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         with autocast:
             loss, terms = run.objective(run.model, images, labels, run.budget, **config.hyper)
         value = terms.get("loss", None)

@@ -19,6 +19,10 @@ NUM_CLASSES = {"mnist5k": 10, "mnist": 10, "cifar10": 10}
 # fields that may differ between an interrupted run and its resumption (they change where
 # files go or what is kept, not what is trained)
 RESUME_FREE = ("progress", "device", "out_dir", "data_dir", "keep_every")
+# speed options: they change floating-point rounding (so they are part of the run's
+# identity, not RESUME_FREE), and are written by to_dict() only when switched on, so
+# configurations that leave them off keep their run hash and resume older checkpoints
+OMIT_AT_DEFAULT = {"channels_last": False, "compile": False}
 
 
 class ConfigError(ValueError):
@@ -60,6 +64,10 @@ class TrainConfig:
             a checkpoint file whose weights initialise the model where names and shapes
             match (the whole backbone must match: e.g. a DRRDN from a PGD-AT run).
         out_dir: where files go (None: nothing is written, no resume).
+        channels_last: model and batches in NHWC memory format (faster convolutions on
+            some CPUs, e.g. 1.2-1.4x for SmallCNN; see benchmarks/RESULTS.md).
+        compile: ``torch.compile`` the model (in place). Both change floating-point
+            rounding, not the math, and are written to config.json only when True.
         keep_every: also keep the weights after every ``keep_every``-th epoch as
             ``checkpoint_epoch_NNN.pt`` (0: none), e.g. to follow the bound over training.
             It changes what is kept, not what is trained (see :data:`RESUME_FREE`).
@@ -96,6 +104,8 @@ class TrainConfig:
     eval_batch_size: int = 500
     data_dir: str | None = None
     out_dir: str | None = None
+    channels_last: bool = False
+    compile: bool = False
     keep_every: int = 0
     progress: bool = True
 
@@ -138,6 +148,9 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["milestones"] = None if self.milestones is None else list(self.milestones)
+        for key, default in OMIT_AT_DEFAULT.items():
+            if out[key] == default:
+                del out[key]
         return out
 
     def differences(self, saved: dict) -> list[str]:
@@ -240,6 +253,9 @@ class TrainConfig:
             raise ConfigError(f"device={device!r}; use 'cpu', 'cuda' or 'cuda:N'.")
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError(f"device={device!r} but no CUDA GPU is visible; use device='cpu'.")
+        for name in OMIT_AT_DEFAULT:
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name}={getattr(self, name)!r} must be True or False.")
         if self.bf16 and not device.startswith("cuda"):
             raise ConfigError("bf16=True (autocast) is for GPUs only; set bf16=False on the CPU.")
 
