@@ -181,7 +181,7 @@ class AutoAttackAdapter(Attack):
         images, labels = images.to(device), labels.to(device)
         runner = self.build(model, device)
         report = AutoAttackReport(n=images.shape[0])
-        with torch.no_grad():
+        with torch.inference_mode():
             logits = model(images)
         check_logits(logits, labels)
         report.n_clean_correct = int((logits.argmax(1) == labels).sum())

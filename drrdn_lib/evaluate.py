@@ -293,7 +293,7 @@ def _run_attacks(model, images, labels, attack_dict, mode, batch_size, progress)
         for lo in range(0, n, batch_size):
             x = images[lo:lo + batch_size].to(device)
             y = labels[lo:lo + batch_size].to(device)
-            with torch.no_grad():
+            with torch.inference_mode():
                 correct = model(x).argmax(1) == y
             flags["clean"][lo:lo + len(y)] = correct.cpu()
             alive = correct.clone()
@@ -314,7 +314,7 @@ def _attack_batch(model, attack, x, y, active, result: AttackResult) -> torch.Te
         return still
     t0 = time.time()
     adv = attack(model, x[active], y[active])
-    with torch.no_grad():
+    with torch.inference_mode():
         still[active] = model(adv).argmax(1) == y[active]
     result.seconds += time.time() - t0
     report = getattr(attack, "last_report", None)
@@ -455,7 +455,7 @@ class _CheckContext:
             x, y = self.images[lo:lo + self.batch_size], self.labels[lo:lo + self.batch_size]
             if attack is not None:
                 x = attack(self.model, x, y)
-            with torch.no_grad():
+            with torch.inference_mode():
                 out.append(self.model(x).argmax(1) == y)
         return torch.cat(out)
 
@@ -473,7 +473,7 @@ class _CheckContext:
 
 def _check_deterministic(ctx: _CheckContext) -> CheckResult:
     x = ctx.images[:ctx.batch_size]
-    with torch.no_grad():
+    with torch.inference_mode():
         a, b = ctx.model(x), ctx.model(x)
     diff = (a - b).abs().max().item()
     scale = max(a.abs().max().item(), 1e-12)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attacks import PGD, AttackBudget
+from .attacks import PGD, AttackBudget, frozen_parameters
 from .drrdn import DRRDN, grad_reverse
 
 __all__ = ["METHODS", "get_method", "check_hyper", "standard", "pgd_at", "trades", "mart",
@@ -88,7 +88,7 @@ def trades_attack(model: nn.Module, images: torch.Tensor, budget: AttackBudget,
     Runs in eval mode (mode restored); returns x' (B, C, H, W) in the eps-ball and [0, 1].
     """
     eps, step = budget.eps, budget.step_size
-    with _mode(model, False):
+    with _mode(model, False), frozen_parameters(model):
         with torch.no_grad():
             nat_prob = F.softmax(model(images), dim=1)
         adv = images + start_std * torch.randn_like(images)

@@ -365,3 +365,17 @@ def test_autoattack_check_warnings_reach_the_report(trained):
     assert any("randomized defense" in w for w in attack.last_report.warnings)
     assert any(issubclass(w.category, AutoAttackCheckWarning) for w in caught)
     assert math.isfinite(attack.last_report.n)
+
+
+def test_attack_freezes_parameters_while_it_runs_and_restores_them():
+    """Input gradients only: requires_grad is off during the attack (a compiled model's
+    backward would otherwise compute weight gradients) and restored after, frozen ones kept."""
+    net = tiny_net()
+    net[1].bias.requires_grad_(False)  # a parameter the user froze stays frozen
+    seen = []
+    net[5].register_forward_hook(lambda m, i, o: seen.append(any(p.requires_grad for p in net.parameters())))
+    images, labels = synthetic(8, torch.Generator().manual_seed(0))
+    PGD(0.1, 0.05, 2)(net, images, labels)
+    assert seen and not any(seen)
+    assert [p.requires_grad for p in net.parameters()] == [True, False, True, True, True, True]
+    assert all(p.grad is None for p in net.parameters())
