@@ -5,6 +5,7 @@ Not a test module: the scripts in this folder are run on demand and print figure
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import platform
@@ -120,13 +121,35 @@ def build(method: str, model: str, in_channels: int, device: str = "cpu",
     return net
 
 
+@contextlib.contextmanager
+def _unfrozen(model):
+    """Stand-in for ``attacks.frozen_parameters`` that leaves requires_grad alone (how
+    the attacks ran before it was added)."""
+    yield model
+
+
+@contextlib.contextmanager
+def attacks_unfrozen(enabled: bool = True):
+    """Run attacks without freezing the parameters (to measure what freezing saves)."""
+    from drrdn_lib import attacks, methods
+
+    saved = attacks.frozen_parameters, methods.frozen_parameters
+    if enabled:
+        attacks.frozen_parameters = methods.frozen_parameters = _unfrozen
+    try:
+        yield
+    finally:
+        attacks.frozen_parameters, methods.frozen_parameters = saved
+
+
 class Step:
     """One training step of a variant: the objective (its inner attack included),
     backward and an SGD step, on a fixed model, batch and attack budget."""
 
     def __init__(self, variant: str, model: str, images, labels, budget, device: str = "cpu",
-                 channels_last: bool = False, compile: bool = False):
+                 channels_last: bool = False, compile: bool = False, unfrozen: bool = False):
         self.method, self.hyper = VARIANTS[variant]
+        self.unfrozen = unfrozen
         self.model = build(self.method, model, images.shape[1], device, channels_last, compile)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
         if channels_last:
@@ -134,8 +157,9 @@ class Step:
         self.images, self.labels, self.budget = images, labels, budget
 
     def __call__(self) -> torch.Tensor:
-        loss, _ = METHODS[self.method](self.model, self.images, self.labels, self.budget,
-                                       **self.hyper)
+        with attacks_unfrozen(self.unfrozen):
+            loss, _ = METHODS[self.method](self.model, self.images, self.labels, self.budget,
+                                           **self.hyper)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
