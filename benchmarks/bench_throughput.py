@@ -78,13 +78,16 @@ def eval_case(method: str, args, images, labels, budget: AttackBudget):
     return lambda: attack(net, images, labels)
 
 
-def make_cases(args, images, labels) -> dict:
-    """name -> zero-argument callable: ``train:<variant>`` and ``pgd20:<method>``."""
+def make_cases(args, images, labels, only: str | None = None) -> dict:
+    """name -> zero-argument callable: ``train:<variant>`` and ``pgd20:<method>``
+    (only the case named ``only`` when given)."""
     train_budget, eval_budget = budget_of(args)
-    cases = {f"train:{v}": Step(v, args.model, images, labels, train_budget, args.device)
-             for v in args.methods.split(",")}
-    for method in ("pgd_at", "drrdn"):
-        cases[f"pgd20:{method}"] = eval_case(method, args, images, labels, eval_budget)
+    names = [f"train:{v}" for v in args.methods.split(",")] + ["pgd20:pgd_at", "pgd20:drrdn"]
+    cases = {}
+    for name in names if only is None else [only]:
+        kind, what = name.split(":")
+        cases[name] = (Step(what, args.model, images, labels, train_budget, args.device)
+                       if kind == "train" else eval_case(what, args, images, labels, eval_budget))
     return cases
 
 
@@ -119,7 +122,7 @@ def memory_case(args) -> None:
             labels = net(images).argmax(1)
         case = lambda: attack(net, images, labels)  # noqa: E731
     else:
-        case = make_cases(args, images, labels)[args.memory_case]
+        case = make_cases(args, images, labels, only=args.memory_case)[args.memory_case]
     cuda = args.device.startswith("cuda")
     if cuda:
         torch.cuda.synchronize()
