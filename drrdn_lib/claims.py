@@ -113,6 +113,10 @@ def bound_check(m: dict) -> list[str]:
             "The method with the smallest gap is not the one with the most aligned representation.")]
     out.append("The TRADES decomposition R_rob = R_nat + R_bdy holds exactly on every estimate."
                if m["trades_identity"] else "The TRADES decomposition does NOT add up on some estimate.")
+    unkept = m.get("runs_without_kept_weights", [])
+    if unkept:
+        out.append(f"Left out of the terms over training: {', '.join(unkept)} (cached runs that kept "
+                   "no per-epoch weights; delete them from results/runs to retrain).")
     return out + _over_training(m.get("over_epochs", []), m.get("gap_divergence_spearman"))
 
 

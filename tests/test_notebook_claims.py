@@ -35,3 +35,13 @@ def test_committed_notebook_states_what_its_metrics_say(name):
 def test_every_notebook_has_a_describer():
     stems = {p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")}
     assert stems <= set(DESCRIBERS), f"notebooks without claims: {sorted(stems - set(DESCRIBERS))}"
+
+
+def test_bound_check_says_which_runs_are_missing_from_the_terms_over_training():
+    committed = json.loads((NOTEBOOKS / "metrics" / "04_bound_check.json").read_text())
+    without = {**committed, "over_epochs": [], "runs_without_kept_weights": ["drrdn/seed 0"],
+               "gap_divergence_spearman": None}
+    sentences = describe("04_bound_check", without)
+    assert any(s.startswith("Left out of the terms over training: drrdn/seed 0 (") for s in sentences)
+    assert sentences[-1].startswith("No run kept per-epoch weights")
+    assert not any("rank correlation" in s for s in sentences)

@@ -70,10 +70,11 @@ for (method, seed), run in runs.items():
         report = experiments.bound_report(model, dataset, seed=seed, heads=("mlp",), **bound_kw)
         epoch_rows.append({"method": method, "seed": seed, "epoch": epoch, **report.to_record("mlp"),
                            "gap": report.err_adv.value - report.err_nat.value})
+unkept = [f"{m}/seed {s}" for (m, s), run in runs.items() if not train.epoch_checkpoints(run.out_dir)]
+print("runs that kept no per-epoch weights (cached before keep_every existed):", unkept or "none")
 over_epochs = pd.DataFrame(epoch_rows, columns=["method", "seed", "epoch", "err_nat", "err_adv", "gap",
                                                 "divergence", "lambda_star", "bound", "holds"])
-(over_epochs.pivot_table(index="epoch", columns="method", values=["gap", "divergence"], sort=False).round(3)
- if len(over_epochs) else "these runs kept no per-epoch weights (trained before keep_every existed)")
+over_epochs.pivot_table(index="epoch", columns="method", values=["gap", "divergence"], sort=False).round(3)
 
 # %%
 if len(over_epochs):
@@ -91,7 +92,7 @@ metrics = {"parameters": dict(dataset=dataset, methods=methods, seeds=seeds, epo
            "by_method": mlp[["err_nat", "err_adv", "gap", "divergence", "lambda_star", "bound"]].mean().to_dict("index"),
            "holds": {m: bool(all(g["holds"])) for m, g in frame.groupby("method", sort=False)},
            "trades_identity": bool((abs(frame.r_rob - frame.r_nat - frame.r_bdy) < 1e-9).all()),
-           "over_epochs": over_epochs.to_dict("records"),
+           "over_epochs": over_epochs.to_dict("records"), "runs_without_kept_weights": unkept,
            "gap_divergence_spearman": (float(over_epochs["gap"].corr(over_epochs["divergence"], method="spearman"))
                                        if len(over_epochs) > 2 else None)}
 metrics["claims"] = claims.describe(NAME, metrics)
