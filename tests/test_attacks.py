@@ -16,15 +16,7 @@ from drrdn_lib.attacks import (ATTACKS, BUDGETS, FGSM, PGD, AttackBudget, CWInf,
                                make_attack, margin_loss)
 from drrdn_lib.autoattack_adapter import AutoAttackAdapter, AutoAttackCheckWarning
 
-N_CLASSES, SIDE = 10, 8
-
-
-def synthetic(n: int, generator: torch.Generator):
-    """Ten noisy class prototypes, images (n, 1, 8, 8) in [0, 1], labels (n,) int64."""
-    protos = torch.rand(N_CLASSES, 1, SIDE, SIDE, generator=torch.Generator().manual_seed(1)) * 0.5 + 0.25
-    labels = torch.randint(0, N_CLASSES, (n,), generator=generator)
-    images = protos[labels] + 0.15 * torch.randn(n, 1, SIDE, SIDE, generator=generator)
-    return images.clamp(0, 1), labels
+from tiny import N_CLASSES, SIDE, synthetic, train_tiny
 
 
 def tiny_net() -> nn.Module:
@@ -33,24 +25,10 @@ def tiny_net() -> nn.Module:
                          nn.Dropout(0.1), nn.Linear(32, N_CLASSES))
 
 
-
-
 @pytest.fixture(scope="module")
 def trained():
     """A tiny model trained for ~2 s (clean accuracy ~1), and 64 held-out examples."""
-    g = torch.Generator().manual_seed(0)
-    torch.manual_seed(0)
-    images, labels = synthetic(1024, g)
-    model = tiny_net()
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    for _ in range(100):
-        idx = torch.randint(0, len(labels), (128,), generator=g)
-        loss = F.cross_entropy(model(images[idx]), labels[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval().zero_grad(set_to_none=True)
-    return model, *synthetic(64, g)
+    return train_tiny(tiny_net, held_out=64)
 
 
 def accuracy(model, images, labels) -> float:

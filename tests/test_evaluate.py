@@ -5,7 +5,6 @@ import warnings
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from drrdn_lib.attacks import FGSM, PGD, AttackBudget, CWInf
@@ -13,35 +12,16 @@ from drrdn_lib.autoattack_adapter import AutoAttackAdapter
 from drrdn_lib.evaluate import (ALL_CHECKS, CHEAP_CHECKS, EvaluationRecord, GradientMaskingWarning,
                                 evaluate, gradient_masking_checks, protocol_attacks)
 
-N_CLASSES, SIDE, EPS = 10, 8, 0.1
+from tiny import N_CLASSES, SIDE, train_tiny
 
-
-def synthetic(n: int, generator: torch.Generator):
-    """Ten noisy class prototypes, images (n, 1, 8, 8) in [0, 1], labels (n,) int64."""
-    protos = torch.rand(N_CLASSES, 1, SIDE, SIDE, generator=torch.Generator().manual_seed(1)) * 0.5 + 0.25
-    labels = torch.randint(0, N_CLASSES, (n,), generator=generator)
-    images = protos[labels] + 0.15 * torch.randn(n, 1, SIDE, SIDE, generator=generator)
-    return images.clamp(0, 1), labels
-
-
+EPS = 0.1
 
 
 @pytest.fixture(scope="module")
 def trained():
     """A tiny MLP (with batch norm) trained for ~1 s, and 96 held-out examples."""
-    g = torch.Generator().manual_seed(0)
-    torch.manual_seed(0)
-    images, labels = synthetic(1024, g)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(SIDE * SIDE, 32), nn.BatchNorm1d(32), nn.ReLU(),
-                          nn.Linear(32, N_CLASSES))
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    for _ in range(100):
-        idx = torch.randint(0, len(labels), (128,), generator=g)
-        loss = F.cross_entropy(model(images[idx]), labels[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval(), *synthetic(96, g)
+    return train_tiny(lambda: nn.Sequential(nn.Flatten(), nn.Linear(SIDE * SIDE, 32), nn.BatchNorm1d(32),
+                                            nn.ReLU(), nn.Linear(32, N_CLASSES)), held_out=96)
 
 
 def small_attacks():
