@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from drrdn_lib.methods import METHODS  # noqa: E402
+from drrdn_lib.methods import make_update  # noqa: E402
 from drrdn_lib.train import build_run_model  # noqa: E402
 
 # name -> (method, hyperparameters); the DRRDN variants show what its options cost
@@ -29,8 +29,7 @@ VARIANTS = {
     "trades": ("trades", {"beta": 6.0}),
     "mart": ("mart", {"beta": 6.0}),
     "drrdn": ("drrdn", {}),
-    "drrdn(two passes)": ("drrdn", {"joint_pass": False}),
-    "drrdn(+mi)": ("drrdn", {"w_mi": 1.0}),
+    "drrdn(no mi, no rec)": ("drrdn", {"lambda_mi": 0.0, "lambda_rec": 0.0}),
 }
 
 #: input shape (C, H, W) and training-set size (examples) per dataset
@@ -143,24 +142,21 @@ def attacks_unfrozen(enabled: bool = True):
 
 
 class Step:
-    """One training step of a variant: the objective (its inner attack included),
-    backward and an SGD step, on a fixed model, batch and attack budget."""
+    """One training step of a variant as the training loop takes it: the method's update
+    (``methods.make_update``: its inner attack, backward passes and SGD steps; DRRDN's
+    Algorithm 1 takes five), on a fixed model, batch and attack budget."""
 
     def __init__(self, variant: str, model: str, images, labels, budget, device: str = "cpu",
                  channels_last: bool = False, compile: bool = False, unfrozen: bool = False):
         self.method, self.hyper = VARIANTS[variant]
         self.unfrozen = unfrozen
         self.model = build(self.method, model, images.shape[1], device, channels_last, compile)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
+        self.update = make_update(self.method, self.model, lambda groups: torch.optim.SGD(
+            groups, lr=0.01, momentum=0.9), self.hyper)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         self.images, self.labels, self.budget = images, labels, budget
 
-    def __call__(self) -> torch.Tensor:
+    def __call__(self) -> float:
         with attacks_unfrozen(self.unfrozen):
-            loss, _ = METHODS[self.method](self.model, self.images, self.labels, self.budget,
-                                           **self.hyper)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return loss
+            return self.update(self.images, self.labels, self.budget)["loss"]

@@ -18,9 +18,11 @@ from torch import nn
 
 from _common import DATASETS, Step, batch, machine, print_machine, round_robin
 
+from drrdn_lib.protocol import paper_recipe
 from drrdn_lib.attacks import AttackBudget
 
-PROTOCOL = {"mnist": (0.3, 0.01), "mnist5k": (0.3, 0.01), "cifar10": (8 / 255, 2 / 255)}
+PROTOCOL = {name: (paper_recipe(name).train.eps, paper_recipe(name).train.step_size)
+            for name in ("mnist", "mnist5k", "cifar10")}  # eps, training PGD step (the paper's)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -21,8 +21,10 @@ from _common import batch, build, machine, print_machine, round_robin
 
 import drrdn_lib
 from drrdn_lib import evaluate as current
+from drrdn_lib.protocol import paper_recipe
 
-PROTOCOL = {"mnist": (0.3, 0.01), "mnist5k": (0.3, 0.01), "cifar10": (8 / 255, 2 / 255)}
+PROTOCOL = {name: (paper_recipe(name).train.eps, paper_recipe(name).train.step_size)
+            for name in ("mnist", "mnist5k", "cifar10")}  # eps, training PGD step (the paper's)
 REPO = Path(__file__).resolve().parent.parent
 
 

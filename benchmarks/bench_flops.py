@@ -23,9 +23,11 @@ from torch.utils.flop_counter import FlopCounterMode, _FlopCounterMode
 
 from _common import DATASETS, Step, batch, machine, matmul_flops, print_machine, round_robin
 
+from drrdn_lib.protocol import paper_recipe
 from drrdn_lib.attacks import AttackBudget
 
-PROTOCOL = {"mnist": (0.3, 0.01), "mnist5k": (0.3, 0.01), "cifar10": (8 / 255, 2 / 255)}
+PROTOCOL = {name: (paper_recipe(name).train.eps, paper_recipe(name).train.step_size)
+            for name in ("mnist", "mnist5k", "cifar10")}  # eps, training PGD step (the paper's)
 SETTINGS = {"eager": (False, False), "cl": (True, False), "compile": (False, True),
             "cl+compile": (True, True)}
 

@@ -16,7 +16,7 @@
 
 Models are freshly initialised and batches synthetic (uniform pixels, random labels):
 speed and memory do not depend on the values. Protocol budgets: MNIST eps 0.3, step
-0.01, PGD-40 training; CIFAR-10 eps 8/255, step 2/255, PGD-10 training; PGD-20 eval.
+0.01, PGD-40 training; CIFAR-10 eps 0.031, step 0.007, PGD-10 training; PGD-20 eval.
 
     python benchmarks/bench_throughput.py --model smallcnn --dataset mnist --memory
     python benchmarks/bench_throughput.py --model preact_resnet18 --dataset cifar10 \\
@@ -40,10 +40,11 @@ from _common import (DATASETS, VARIANTS, Step, batch, build, machine, print_mach
                      round_robin, sync)
 
 from drrdn_lib.attacks import PGD, AttackBudget
+from drrdn_lib.protocol import paper_recipe
 from drrdn_lib.autoattack_adapter import AutoAttackAdapter
 
-PROTOCOL = {"mnist": (0.3, 0.01, 40), "mnist5k": (0.3, 0.01, 40),
-            "cifar10": (8 / 255, 2 / 255, 10)}  # eps, step size, training PGD steps
+PROTOCOL = {name: tuple(paper_recipe(name).train.to_dict().values())
+            for name in ("mnist", "mnist5k", "cifar10")}  # eps, step size, training PGD steps
 EVAL_STEPS = 20
 
 

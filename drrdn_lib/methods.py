@@ -9,50 +9,30 @@
 it crafts adversarial examples in eval mode (the attack restores the mode), computes the
 loss in train mode and leaves the model in the mode it found it in.
 
-``METHODS`` maps a name to its objective; ``get_method(name)`` looks one up and
-``check_hyper(name, hyper)`` validates hyperparameters before a run starts.
+Hyperparameters are keyword-only. ``METHODS`` maps a name to its objective;
+``get_method(name)`` looks one up and ``check_hyper(name, hyper)`` validates
+hyperparameters before a run starts. How a method turns its losses into parameter
+updates is its *update* (``drrdn_lib.objective_base``): :data:`UPDATES` names the
+methods that need more than one backward and one step per batch (DRRDN's Algorithm 1);
+``make_update(name, model, make_optimizer, hyper)`` builds the one a run uses.
 """
 from __future__ import annotations
 
-import contextlib
-import inspect
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attacks import PGD, AttackBudget, frozen_parameters
-from .drrdn import DRRDN, grad_reverse
+from .attacks import AttackBudget, eval_mode, frozen_parameters
+from .drrdn_objective import ENTROPY_FORMS, Algorithm1Update, drrdn
+from .objective_base import (SingleLossUpdate, as_floats, keyword_defaults, pgd_examples,
+                             train_mode)
 
-__all__ = ["METHODS", "get_method", "check_hyper", "standard", "pgd_at", "trades", "mart",
-           "drrdn", "trades_attack", "RECONSTRUCTION_NOTE", "hyper_defaults", "hyper_names"]
+__all__ = ["METHODS", "UPDATES", "get_method", "make_update", "check_hyper", "standard",
+           "pgd_at", "trades", "mart", "drrdn", "trades_attack", "hyper_defaults",
+           "hyper_names"]
 
-
-# ----------------------------------------------------------------------------- helpers
-@contextlib.contextmanager
-def _mode(model: nn.Module, training: bool):
-    """Put ``model`` in train (True) or eval (False) mode, restore its mode on exit."""
-    was_training = model.training
-    model.train(training)
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
-def _as_floats(terms: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Detach scalar tensors into floats with a single device synchronisation."""
-    names = list(terms)
-    values = torch.stack([terms[n].detach().float().reshape(()) for n in names]).tolist()
-    return dict(zip(names, values))
-
-
-def _pgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-         budget: AttackBudget) -> torch.Tensor:
-    """PGD-CE with a uniform random start on the model's prediction path."""
-    attack = PGD(budget.eps, budget.step_size, budget.steps, random_start=True)
-    return attack(model, images, labels).detach()
 
 
 # ----------------------------------------------------------------------------- baselines
@@ -62,9 +42,9 @@ def standard(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 
     ``budget`` is accepted for the common signature and ignored. Terms: ``ce_nat``, ``loss``.
     """
-    with _mode(model, True):
+    with train_mode(model):
         loss = F.cross_entropy(model(images), labels)
-    return loss, _as_floats({"ce_nat": loss, "loss": loss})
+    return loss, as_floats({"ce_nat": loss, "loss": loss})
 
 
 def pgd_at(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
@@ -74,10 +54,10 @@ def pgd_at(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 
     Terms: ``ce_adv``, ``loss``.
     """
-    adv = _pgd(model, images, labels, budget)
-    with _mode(model, True):
+    adv = pgd_examples(model, images, labels, budget)
+    with train_mode(model):
         loss = F.cross_entropy(model(adv), labels)
-    return loss, _as_floats({"ce_adv": loss, "loss": loss})
+    return loss, as_floats({"ce_adv": loss, "loss": loss})
 
 
 def trades_attack(model: nn.Module, images: torch.Tensor, budget: AttackBudget,
@@ -88,7 +68,7 @@ def trades_attack(model: nn.Module, images: torch.Tensor, budget: AttackBudget,
     Runs in eval mode (mode restored); returns x' (B, C, H, W) in the eps-ball and [0, 1].
     """
     eps, step = budget.eps, budget.step_size
-    with _mode(model, False), frozen_parameters(model):
+    with eval_mode(model), frozen_parameters(model):
         with torch.no_grad():
             nat_prob = F.softmax(model(images), dim=1)
         adv = images + start_std * torch.randn_like(images)
@@ -105,7 +85,7 @@ def trades_attack(model: nn.Module, images: torch.Tensor, budget: AttackBudget,
 
 
 def trades(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-           budget: AttackBudget, beta: float = 6.0) -> tuple[torch.Tensor, dict[str, float]]:
+           budget: AttackBudget, *, beta: float = 6.0) -> tuple[torch.Tensor, dict[str, float]]:
     """TRADES (Zhang, Yu, Jiao, Xing, El Ghaoui, Jordan, ICML 2019):
     CE(f(x), y) + beta * KL(f(x) || f(x')), KL summed over classes, averaged over the
     batch, x' from :func:`trades_attack`. Natural and adversarial batches go through
@@ -114,13 +94,13 @@ def trades(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     Terms: ``ce_nat``, ``kl``, ``loss``.
     """
     adv = trades_attack(model, images, budget)
-    with _mode(model, True):
+    with train_mode(model):
         logits_nat, logits_adv = model(images), model(adv)
         ce_nat = F.cross_entropy(logits_nat, labels)
         kl = F.kl_div(F.log_softmax(logits_adv, dim=1), F.softmax(logits_nat, dim=1),
                       reduction="batchmean")
         loss = ce_nat + beta * kl
-    return loss, _as_floats({"ce_nat": ce_nat, "kl": kl, "loss": loss})
+    return loss, as_floats({"ce_nat": ce_nat, "kl": kl, "loss": loss})
 
 
 def _log_one_minus_prob(logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -131,7 +111,7 @@ def _log_one_minus_prob(logits: torch.Tensor, index: torch.Tensor) -> torch.Tens
 
 
 def mart(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-         budget: AttackBudget, beta: float = 6.0) -> tuple[torch.Tensor, dict[str, float]]:
+         budget: AttackBudget, *, beta: float = 6.0) -> tuple[torch.Tensor, dict[str, float]]:
     """MART (Wang, Zou, Yi, Bailey, Ma, Gu, ICLR 2020, Eq. 7):
     BCE(p(x'), y) + beta * mean[KL(p(x) || p(x')) * (1 - p_y(x))], where the boosted CE
     BCE(p, y) = -log p_y - log(1 - max_{k != y} p_k) and x' is PGD-CE (uniform random
@@ -139,8 +119,8 @@ def mart(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
 
     Terms: ``bce_adv``, ``kl_weighted``, ``loss``.
     """
-    adv = _pgd(model, images, labels, budget)
-    with _mode(model, True):
+    adv = pgd_examples(model, images, labels, budget)
+    with train_mode(model):
         logits_nat, logits_adv = model(images), model(adv)
         wrong = logits_adv.scatter(1, labels[:, None], float("-inf")).argmax(dim=1)
         bce = (F.cross_entropy(logits_adv, labels)
@@ -150,161 +130,16 @@ def mart(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
         p_true = log_p_nat.gather(1, labels[:, None]).squeeze(1).exp()
         kl_weighted = (kl * (1.0 - p_true)).mean()
         loss = bce + beta * kl_weighted
-    return loss, _as_floats({"bce_adv": bce, "kl_weighted": kl_weighted, "loss": loss})
-
-
-# ----------------------------------------------------------------------------- DRRDN
-RECONSTRUCTION_NOTE = """\
-DRRDN objective: what follows the paper and what is reconstructed.
-From the paper (abstract and Figure 1): the modules g, d_s, d_i, c_s, c_i, r; the
-prediction c_s(d_s(g(x))); a robust representation z_s and a non-robust one z_i per
-natural and adversarial example; z_s of the two aligned; z_i carrying the rest.
-Reconstructed (the full text's loss and weights were not available; design taken from
-DADA, Peng et al., ICML 2019, natural = source domain, adversarial = target domain):
-(1) CE on natural and adversarial z_s; (2) alignment by a domain discriminator on z_s
-behind a gradient-reversal layer (g, d_s fool it), weight w_align; (3) a domain
-discriminator on z_i trained with g and d_i (domain information goes to z_i),
-weight w_domain; (4) an auxiliary class head on z_i trained on detached z_i while d_i
-maximises its prediction entropy (or, class_irr_mode="reverse", a reversed CE), weight
-w_class_irr; (5) MSE reconstruction of z (detached target) from [z_s, z_i], weight w_rec;
-(6) a MINE (Donsker-Varadhan) estimate of I(z_s; z_i) that the statistics network
-maximises and g, d_s, d_i minimise through gradient reversal, weight w_mi, off by default.
-All weights default to 1 (w_mi 0); the gradient-reversal coefficient is constant (no
-DANN ramp). The natural and adversarial batches share one backbone pass (joint_pass),
-so batch-norm layers in g normalise them with joint statistics.
-"""
-
-DRRDN_WEIGHTS = ("w_nat", "w_align", "w_domain", "w_class_irr", "w_rec", "w_mi")
-CLASS_IRR_MODES = ("entropy", "reverse")
-
-
-def _require_drrdn(model: nn.Module) -> DRRDN:
-    if not isinstance(model, DRRDN):
-        raise TypeError(f"the drrdn objective needs a drrdn_lib.drrdn.DRRDN model, got "
-                        f"{type(model).__name__}; build one with build_drrdn(name) or "
-                        "TrainConfig(method='drrdn').")
-    return model
-
-
-def _joint_representations(model: DRRDN, images: torch.Tensor, adv: torch.Tensor,
-                           joint_pass: bool) -> dict[str, torch.Tensor]:
-    """z, z_s, z_i of [natural; adversarial] (2B rows), one or two backbone passes."""
-    if joint_pass:
-        return model.representations(torch.cat([images, adv]))
-    nat, adv_reps = model.representations(images), model.representations(adv)
-    return {k: torch.cat([nat[k], adv_reps[k]]) for k in nat}
-
-
-def _domain_term(logits: torch.Tensor, domain: torch.Tensor):
-    """BCE of domain logits (2B,) against 0 natural / 1 adversarial, and accuracy."""
-    bce = F.binary_cross_entropy_with_logits(logits, domain)
-    return bce, ((logits > 0).float() == domain).float().mean()
-
-
-def _class_irr_terms(model: DRRDN, nonrobust: torch.Tensor, labels: torch.Tensor,
-                     mode: str) -> dict[str, torch.Tensor]:
-    """Term 4: remove label information from z_i (2B, D_i); labels (2B,)."""
-    head = model.class_irr
-    if mode == "reverse":
-        logits = head(grad_reverse(nonrobust))
-        ce = F.cross_entropy(logits, labels)
-        return {"class_irr": ce, "class_irr_acc": (logits.argmax(1) == labels).float().mean()}
-    logits = head(nonrobust.detach())
-    ce = F.cross_entropy(logits, labels)
-    frozen = F.linear(nonrobust, head.weight.detach(), head.bias.detach())
-    log_p = F.log_softmax(frozen, dim=1)
-    entropy = -(log_p.exp() * log_p).sum(dim=1).mean()
-    return {"class_irr": ce - entropy, "class_irr_ce": ce, "class_irr_entropy": entropy,
-            "class_irr_acc": (logits.argmax(1) == labels).float().mean()}
-
-
-def _mine_estimate(model: DRRDN, robust: torch.Tensor, nonrobust: torch.Tensor) -> torch.Tensor:
-    """Donsker-Varadhan lower bound on I(z_s; z_i) in nats (MINE, Belghazi et al. 2018);
-    inputs behind gradient reversal, so T maximises it while the encoders minimise it."""
-    robust, nonrobust = grad_reverse(robust), grad_reverse(nonrobust)
-    joint = model.mine(robust, nonrobust)
-    shuffled = nonrobust[torch.randperm(nonrobust.shape[0], device=nonrobust.device)]
-    marginal = model.mine(robust, shuffled)
-    return joint.mean() - (torch.logsumexp(marginal, dim=0) - math.log(marginal.shape[0]))
-
-
-def _check_drrdn_hyper(weights: dict[str, float], class_irr_mode: str) -> None:
-    for name, value in weights.items():
-        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"drrdn weight {name}={value!r} must be a finite number >= 0 "
-                             "(0 switches the term off).")
-    if class_irr_mode not in CLASS_IRR_MODES:
-        raise ValueError(f"class_irr_mode={class_irr_mode!r}; use one of {CLASS_IRR_MODES}.")
-
-
-def _drrdn_terms(model: DRRDN, reps: dict[str, torch.Tensor], labels: torch.Tensor,
-                 w: dict[str, float], class_irr_mode: str) -> dict[str, torch.Tensor]:
-    """Every switched-on term of the DRRDN objective on the joint batch (natural first)."""
-    batch = labels.shape[0]
-    z, z_s, z_i = reps["z"], reps["z_s"], reps["z_i"]
-    labels2 = torch.cat([labels, labels])
-    domain = torch.cat([z_s.new_zeros(batch), z_s.new_ones(batch)])
-    logits = model.c_s(z_s)
-    terms = {"ce_adv": F.cross_entropy(logits[batch:], labels)}
-    if w["w_nat"]:
-        terms["ce_nat"] = F.cross_entropy(logits[:batch], labels)
-    if w["w_align"]:
-        terms["align"], terms["align_disc_acc"] = _domain_term(
-            model.c_i["z_s"](grad_reverse(z_s)), domain)
-    if w["w_domain"]:
-        terms["domain"], terms["domain_disc_acc"] = _domain_term(model.c_i["z_i"](z_i), domain)
-    if w["w_class_irr"]:
-        terms.update(_class_irr_terms(model, z_i, labels2, class_irr_mode))
-    if w["w_rec"]:
-        terms["rec"] = F.mse_loss(model.r(torch.cat([z_s, z_i], dim=1)), z.detach())
-    if w["w_mi"]:
-        terms["mi"] = _mine_estimate(model, z_s, z_i)
-    return terms
-
-
-_TERM_WEIGHT = {"ce_adv": None, "ce_nat": "w_nat", "align": "w_align", "domain": "w_domain",
-                "class_irr": "w_class_irr", "rec": "w_rec", "mi": "w_mi"}
-
-
-def drrdn(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, budget: AttackBudget,
-          w_nat: float = 1.0, w_align: float = 1.0, w_domain: float = 1.0,
-          w_class_irr: float = 1.0, w_rec: float = 1.0, w_mi: float = 0.0,
-          class_irr_mode: str = "entropy", joint_pass: bool = True,
-          ) -> tuple[torch.Tensor, dict[str, float]]:
-    """DRRDN (Yang, Guo, Wang, Xu, AAAI 2021), objective reconstructed as in
-    :data:`RECONSTRUCTION_NOTE` and docs/drrdn_reconstruction.md.
-
-    loss = CE(c_s(z_s'), y) + w_nat CE(c_s(z_s), y) + w_align L_align + w_domain L_domain
-           + w_class_irr L_class_irr + w_rec L_rec - w_mi I_MINE(z_s; z_i)
-    with x' = PGD-CE on the prediction path c_s(d_s(g(x))). A weight of 0 removes its term
-    (not computed, absent from ``terms``). ``joint_pass`` runs g once on the concatenated
-    [x; x'] batch (faster; batch norm in g then sees joint statistics); False uses two.
-
-    Terms: ``ce_adv``, ``ce_nat``, ``align`` (+ ``align_disc_acc``, ~0.5 when aligned),
-    ``domain`` (+ ``domain_disc_acc``), ``class_irr`` (+ ``class_irr_acc`` of the auxiliary
-    head on z_i, and in entropy mode ``class_irr_ce``, ``class_irr_entropy``), ``rec``,
-    ``mi`` (nats; enters the loss with a minus sign for the statistics network), ``loss``.
-    """
-    model = _require_drrdn(model)
-    weights = {"w_nat": w_nat, "w_align": w_align, "w_domain": w_domain,
-               "w_class_irr": w_class_irr, "w_rec": w_rec, "w_mi": w_mi}
-    _check_drrdn_hyper(weights, class_irr_mode)
-    adv = _pgd(model, images, labels, budget)
-    with _mode(model, True):
-        reps = _joint_representations(model, images, adv, joint_pass)
-        terms = _drrdn_terms(model, reps, labels, weights, class_irr_mode)
-        loss = terms["ce_adv"]
-        for name, weight_name in _TERM_WEIGHT.items():
-            if weight_name is not None and name in terms:
-                sign = -1.0 if name == "mi" else 1.0
-                loss = loss + sign * weights[weight_name] * terms[name]
-    terms["loss"] = loss
-    return loss, _as_floats(terms)
+    return loss, as_floats({"bce_adv": bce, "kl_weighted": kl_weighted, "loss": loss})
 
 
 # ----------------------------------------------------------------------------- registry
 METHODS = {"standard": standard, "pgd_at": pgd_at, "trades": trades, "mart": mart,
            "drrdn": drrdn}
+#: methods whose update is not one backward and one step (the others: SingleLossUpdate)
+UPDATES = {"drrdn": Algorithm1Update}
+#: string-valued hyperparameters and their allowed values
+CHOICES = {"entropy_form": ENTROPY_FORMS}
 
 
 def get_method(name: str):
@@ -315,34 +150,35 @@ def get_method(name: str):
     return METHODS[name]
 
 
+def make_update(name: str, model: nn.Module, make_optimizer, hyper: dict):
+    """The per-batch update of method ``name`` (``drrdn_lib.objective_base``)."""
+    update = UPDATES.get(name, SingleLossUpdate)
+    return update(model, get_method(name), make_optimizer, hyper)
+
+
 def hyper_defaults(name: str) -> dict:
-    """The hyperparameters the objective ``name`` accepts (after the budget), with defaults."""
-    params = list(inspect.signature(get_method(name)).parameters.values())[4:]
-    return {p.name: p.default for p in params}
+    """The hyperparameters (keyword-only arguments) of the objective ``name``, with defaults."""
+    return keyword_defaults(get_method(name))
 
 
 def hyper_names(name: str) -> tuple[str, ...]:
-    """Names of the hyperparameters the objective ``name`` accepts (after the budget)."""
+    """Names of the hyperparameters the objective ``name`` accepts."""
     return tuple(hyper_defaults(name))
 
 
 def check_hyper(name: str, hyper: dict) -> None:
     """Raise ValueError for unknown hyperparameter names or bad values of ``name``'s
-    objective (negative or non-finite weights/beta, unknown class_irr_mode)."""
+    objective (negative or non-finite weights/beta, a string outside :data:`CHOICES`)."""
     allowed = hyper_names(name)
     unknown = sorted(set(hyper) - set(allowed))
     if unknown:
         raise ValueError(f"method {name!r} has no hyperparameter(s) {unknown}; "
                          f"allowed: {list(allowed) or 'none'}.")
     for key, value in hyper.items():
-        if key in ("class_irr_mode", "joint_pass"):
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+        if key in CHOICES:
+            if value not in CHOICES[key]:
+                raise ValueError(f"{key}={value!r}; use one of {CHOICES[key]}.")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or not math.isfinite(value) or value < 0:
             raise ValueError(f"{name} hyperparameter {key}={value!r} must be a finite "
                              "number >= 0.")
-    if "class_irr_mode" in hyper and hyper["class_irr_mode"] not in CLASS_IRR_MODES:
-        raise ValueError(f"class_irr_mode={hyper['class_irr_mode']!r}; use one of "
-                         f"{CLASS_IRR_MODES}.")
-    if "joint_pass" in hyper and not isinstance(hyper["joint_pass"], bool):
-        raise ValueError(f"joint_pass={hyper['joint_pass']!r} must be True or False.")

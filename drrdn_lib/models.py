@@ -9,7 +9,7 @@ name                   network                                     feature_dim  
 =====================  ==========================================  ============  =============
 ``smallcnn``           4 conv + 3 FC (TRADES' MNIST network)       200           1 x 28 x 28
 ``preact_resnet18``    PreAct ResNet-18 (He et al., ECCV 2016)     512           3 x 32 x 32
-``wrn34_10``           WideResNet-34-10 (Zagoruyko & Komodakis)    640           3 x 32 x 32
+``wrn28_10``           WideResNet-28-10 (Zagoruyko & Komodakis)    640           3 x 32 x 32
 ``wrn``                WideResNet-depth-width (parameters)         64 * width    3 x 32 x 32
 =====================  ==========================================  ============  =============
 
@@ -17,6 +17,12 @@ Inputs are float images in [0, 1], NCHW; any normalisation (per-channel mean/std
 first layer of the backbone. The backbone ends at the penultimate layer (the input of
 the last linear layer), so the head is one ``nn.Linear``. Nothing here names a device:
 build on the CPU and move with ``.to(device)``.
+
+DRRDN needs another split: the paper's encoder g and "the classifier" whose capacity its
+classifiers c_s and c_i share. :meth:`SplitClassifier.encoder_and_classifier` returns it:
+for SmallCNN g ends at the convolutional features (1024 = 64 x 4 x 4 for 28 x 28 inputs)
+and the classifier is the fully connected fc200-fc200-fc10; for the ResNets g ends at the
+pooled features and the classifier is the last linear layer (docs/method.md).
 """
 from __future__ import annotations
 
@@ -100,6 +106,20 @@ class SplitClassifier(nn.Module):
         """Backbone features (B, feature_dim)."""
         return self.backbone(x)
 
+    #: index in ``backbone`` where the paper's classifier starts (None: only ``head``)
+    classifier_start: int | None = None
+
+    def encoder_and_classifier(self) -> tuple[nn.Module, int, nn.Module]:
+        """(encoder g, its output width, classifier) as DRRDN splits this network: the
+        classifier is ``backbone[classifier_start:]`` followed by ``head`` (the modules
+        are shared with this model, not copied)."""
+        if self.classifier_start is None:
+            return self.backbone, self.feature_dim, self.head
+        encoder = self.backbone[:self.classifier_start]
+        classifier = nn.Sequential(*self.backbone[self.classifier_start:], self.head)
+        first = next(m for m in classifier.modules() if isinstance(m, nn.Linear))
+        return encoder, first.in_features, classifier
+
 
 def _init_weights(module: nn.Module) -> None:
     """Kaiming-normal (fan_out, ReLU) convolutions with zero bias; batch norm 1/0;
@@ -129,7 +149,11 @@ class SmallCNN(SplitClassifier):
         dropout: dropout probability after the first fully connected layer (0.5, as TRADES).
         normalization: ``"none"`` (default, as TRADES), a preset name or (mean, std).
     Shapes: (B, in_channels, image_size, image_size) -> logits (B, C); features (B, 200).
+    For DRRDN the encoder ends at the flattened convolutional features (64 * side^2) and
+    the classifier is fc200-fc200-fc ``num_classes`` (:meth:`encoder_and_classifier`).
     """
+
+    classifier_start = 12  # backbone[12] is the first fully connected layer
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, image_size: int = 28,
                  dropout: float = 0.5, normalization="none"):
@@ -225,26 +249,27 @@ class PreActResNet18(SplitClassifier):
 # ------------------------------------------------------------------------ WideResNet
 class WideResNet(SplitClassifier):
     """WideResNet-depth-width (Zagoruyko & Komodakis, BMVC 2016), pre-activation blocks,
-    as used by Madry et al. (2018), TRADES and MART on CIFAR-10 (depth 34, width 10).
+    as used on CIFAR-10 by DRRDN (depth 28, width 10) and by Madry et al. (2018), TRADES
+    and MART (depth 34, width 10).
 
     Backbone: normalisation, conv3x3(16), three stages of (depth - 4) / 6 blocks with
     16 * width, 32 * width, 64 * width channels (strides 1, 2, 2), BN-ReLU, global
     average pool; head: linear 64 * width -> C.
 
     Args:
-        depth: 6n + 4 (34). width: widening factor k (10).
+        depth: 6n + 4 (28). width: widening factor k (10).
         num_classes: C (10). in_channels: 3. dropout: inside each block (0.0).
         normalization: ``"cifar10"`` (default), ``"none"``, a preset or (mean, std).
     Shapes: (B, 3, H, W) -> logits (B, C); features (B, 64 * width).
     """
 
-    def __init__(self, depth: int = 34, width: int = 10, num_classes: int = 10,
+    def __init__(self, depth: int = 28, width: int = 10, num_classes: int = 10,
                  in_channels: int = 3, dropout: float = 0.0, normalization="cifar10"):
         if depth < 10 or (depth - 4) % 6 != 0:
             raise ValueError(f"WideResNet depth={depth} must be 6n + 4 with n >= 1 "
                              f"(10, 16, 22, 28, 34, 40, ...).")
         if width < 1:
-            raise ValueError(f"WideResNet width={width} must be a positive integer (10 for WRN-34-10).")
+            raise ValueError(f"WideResNet width={width} must be a positive integer (10 for WRN-28-10).")
         blocks = (depth - 4) // 6
         widths = (16 * width, 32 * width, 64 * width)
         layers = [_normalization_layer(normalization, in_channels),
@@ -261,30 +286,31 @@ class WideResNet(SplitClassifier):
 
 
 # -------------------------------------------------------------------------- registry
-def _wrn34_10(num_classes: int = 10, in_channels: int = 3, **kw) -> WideResNet:
-    """WideResNet-34-10; ``depth``/``width`` are fixed by the name (use ``"wrn"`` to change them)."""
+def _wrn28_10(num_classes: int = 10, in_channels: int = 3, **kw) -> WideResNet:
+    """WideResNet-28-10, the paper's CIFAR-10 encoder; ``depth``/``width`` are fixed by the
+    name (use ``"wrn"`` to change them)."""
     if "depth" in kw or "width" in kw:
-        raise ValueError("'wrn34_10' fixes depth=34 and width=10; build 'wrn' with "
+        raise ValueError("'wrn28_10' fixes depth=28 and width=10; build 'wrn' with "
                          "depth=... and width=... to change them.")
-    return WideResNet(34, 10, num_classes=num_classes, in_channels=in_channels, **kw)
+    return WideResNet(28, 10, num_classes=num_classes, in_channels=in_channels, **kw)
 
 
 #: name -> constructor(num_classes=..., in_channels=..., **kw) -> SplitClassifier
 MODELS: dict[str, Callable[..., SplitClassifier]] = {
     "smallcnn": SmallCNN,
     "preact_resnet18": PreActResNet18,
-    "wrn34_10": _wrn34_10,
+    "wrn28_10": _wrn28_10,
     "wrn": WideResNet,
 }
 
-_DEFAULT_IN_CHANNELS = {"smallcnn": 1, "preact_resnet18": 3, "wrn34_10": 3, "wrn": 3}
+_DEFAULT_IN_CHANNELS = {"smallcnn": 1, "preact_resnet18": 3, "wrn28_10": 3, "wrn": 3}
 
 
 def build_model(name: str, num_classes: int = 10, in_channels: int | None = None, **kw) -> SplitClassifier:
     """Build a registered classifier on the CPU.
 
     Args:
-        name: one of :data:`MODELS` (``"smallcnn"``, ``"preact_resnet18"``, ``"wrn34_10"``,
+        name: one of :data:`MODELS` (``"smallcnn"``, ``"preact_resnet18"``, ``"wrn28_10"``,
             ``"wrn"``).
         num_classes: C (10).
         in_channels: image channels; default 1 for ``smallcnn``, 3 for the others.

@@ -10,7 +10,8 @@ never the test set) and the last weights, and writes into ``config.out_dir``:
 - ``metrics.json``: the per-epoch log (every loss term, learning rate, validation
   accuracies, seconds), the best and last epochs and the run's status; rewritten
   atomically after every epoch;
-- ``checkpoint_last.pt``: model, optimizer, scheduler, every RNG state and the log,
+- ``checkpoint_last.pt``: model, every optimiser and scheduler of the method's update
+  (``drrdn_lib.objective_base``; DRRDN has one per step of Algorithm 1), every RNG state and the log,
   written atomically after every epoch, so that ``train(config, resume=True)`` after a
   crash ends with the same numbers as an uninterrupted run (on the CPU);
 - ``checkpoint_best.pt``: the weights of the best validation epoch;
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .objective_base import NonFiniteLoss
 from .train_config import ConfigError, TrainConfig
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "ConfigError", "train",
@@ -42,7 +44,7 @@ __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "ConfigError", "tra
 
 LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"
 EPOCH = "checkpoint_epoch_{:03d}.pt"
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: one state per optimiser of the method's update, by name
 
 
 class TrainingDiverged(RuntimeError):
@@ -116,16 +118,21 @@ def _load_data(config: TrainConfig, device: torch.device):
     return [t.to(device) for t in (train_x, train_y, val_x, val_y)]
 
 
-def _optimizer_and_scheduler(model: nn.Module, config: TrainConfig):
-    """SGD (momentum, weight decay on every parameter) and a per-epoch LR schedule."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
+def _optimizer_factory(config: TrainConfig):
+    """``make_optimizer(param_groups)``: SGD with the run's lr, momentum and weight decay
+    (a group may set its own ``weight_decay``), as the methods' updates expect."""
+    def make_optimizer(param_groups: list[dict]) -> torch.optim.Optimizer:
+        return torch.optim.SGD(param_groups, lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+    return make_optimizer
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
+    """The per-epoch learning-rate schedule of one optimiser."""
     if config.schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-    else:
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(
-            optimizer, milestones=list(config.resolved_milestones()), gamma=config.lr_gamma)
-    return optimizer, scheduler
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    return torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=list(config.resolved_milestones()), gamma=config.lr_gamma)
 
 
 def _seed_everything(seed: int) -> torch.Generator:
@@ -179,8 +186,8 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     """Read a checkpoint written by :func:`train` (safe loading: tensors and plain types).
 
     Keys: ``format``, ``epoch`` (epochs completed), ``model`` (state dict),
-    ``model_spec``, ``config``, and in the last checkpoint also ``optimizer``,
-    ``scheduler``, ``rng``, ``history``, ``best_epoch``.
+    ``model_spec``, ``config``, and in the last checkpoint also ``optimizers`` and
+    ``schedulers`` ({name: state}), ``rng``, ``history``, ``best_epoch``.
     """
     path = Path(path)
     if not path.is_file():
@@ -285,10 +292,11 @@ def _batches(n: int, batch_size: int, order: torch.Generator) -> list[torch.Tens
 
 
 class _Run:
-    """The state of one run: model, optimizer, scheduler, data, log, best epoch."""
+    """The state of one run: model, update (optimisers), schedulers, data, log, best epoch."""
 
     def __init__(self, config: TrainConfig, resume: bool):
         from .attacks import PGD, AttackBudget
+        from .methods import make_update
 
         self.config = config
         self.device = torch.device(config.device)
@@ -302,8 +310,10 @@ class _Run:
         self.model = build_run_model(self.spec).to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.optimizer, self.scheduler = _optimizer_and_scheduler(self.model, config)
-        self.objective = config.objective()
+        self.update = make_update(config.method, self.model, _optimizer_factory(config),
+                                  config.hyper)
+        self.optimizers = self.update.optimizers
+        self.schedulers = {name: _scheduler(opt, config) for name, opt in self.optimizers.items()}
         self.budget = AttackBudget(config.train_eps, config.train_step_size, config.train_steps)
         self.val_attack = PGD(config.val_eps, config.val_step_size, config.val_steps)
         self.history: list[dict] = []
@@ -333,14 +343,19 @@ class _Run:
         write_json_atomic(self.out_dir / "config.json", self.config.to_dict())
 
     def _restore(self, checkpoint: dict) -> None:
-        """Continue from a last checkpoint: weights, optimizer, scheduler, RNG, log."""
+        """Continue from a last checkpoint: weights, optimisers, schedulers, RNG, log."""
         differing = self.config.differences(checkpoint["config"])
         if differing:
             raise ConfigError(f"cannot resume {self.out_dir}: the configuration differs in "
                               f"{differing}; use the saved config.json or a new out_dir.")
         self.model.load_state_dict(checkpoint["model"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        optimizers, schedulers = _optimizer_states(checkpoint)
+        if set(optimizers) != set(self.optimizers):
+            raise ConfigError(f"{self.out_dir / LAST} holds the optimisers {sorted(optimizers)}, "
+                              f"this method uses {sorted(self.optimizers)}; use a new out_dir.")
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(optimizers[name])
+            self.schedulers[name].load_state_dict(schedulers[name])
         _set_rng_state(checkpoint["rng"], self.order)
         self.history = list(checkpoint["history"])
         self.start_epoch = checkpoint["epoch"]
@@ -367,8 +382,9 @@ class _Run:
         common = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "model_spec": self.spec,
                   "config": self.config.to_dict()}
         _save_atomic({**common, "model": self.model.state_dict(),
-                      "optimizer": self.optimizer.state_dict(),
-                      "scheduler": self.scheduler.state_dict(), "rng": _rng_state(self.order),
+                      "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                      "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+                      "rng": _rng_state(self.order),
                       "history": self.history, "best_epoch": self.best_epoch},
                      self.out_dir / LAST)
         if self.best_epoch == epoch:
@@ -378,6 +394,14 @@ class _Run:
             _save_atomic({**common, "model": self.model.state_dict(),
                           "metrics": self.history[-1]}, self.out_dir / EPOCH.format(epoch))
         _write_metrics(self.out_dir, self.config, self.history, self.best_epoch, "running")
+
+
+def _optimizer_states(checkpoint: dict) -> tuple[dict, dict]:
+    """({name: optimizer state}, {name: scheduler state}) of a last checkpoint; a format-1
+    checkpoint held one optimiser, the ``all`` of a single-loss method."""
+    if "optimizers" in checkpoint:
+        return checkpoint["optimizers"], checkpoint["schedulers"]
+    return {"all": checkpoint["optimizer"]}, {"all": checkpoint["scheduler"]}
 
 
 def _cpu_copy(state: dict) -> dict:
@@ -397,19 +421,17 @@ def _train_epoch(run: _Run, epoch: int, bar) -> dict[str, float]:
             images = _augment(images, run.order)
         if config.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        with autocast:
-            loss, terms = run.objective(run.model, images, labels, run.budget, **config.hyper)
-        value = terms.get("loss", None)
-        value = float(loss.detach()) if value is None else value
-        if not math.isfinite(value):
+        try:
+            with autocast:
+                terms = run.update(images, labels, run.budget)
+        except NonFiniteLoss as error:
             raise TrainingDiverged(
-                f"{config.method} loss became {value} at epoch {epoch + 1}, batch {index + 1} "
-                f"(terms {terms}); lower the lr ({config.lr}) or the term weights. "
+                f"{config.method}: {error} at epoch {epoch + 1}, batch {index + 1} (terms "
+                f"{error.terms}); lower the lr ({config.lr}) or the loss weights. "
                 + (f"The last good checkpoint (epoch {len(run.history)}) is in {run.out_dir}."
-                   if run.out_dir is not None and run.history else "No checkpoint was written."))
-        run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        run.optimizer.step()
+                   if run.out_dir is not None and run.history else "No checkpoint was written.")
+            ) from None
+        value = terms["loss"]
         for name, term in terms.items():
             sums[name] = sums.get(name, 0.0) + term * len(labels)
         seen += len(labels)
@@ -420,8 +442,9 @@ def _train_epoch(run: _Run, epoch: int, bar) -> dict[str, float]:
 
 def _end_epoch(run: _Run, epoch: int, train_terms: dict, seconds: float) -> dict:
     """Step the schedule, validate, log, pick the best, checkpoint; return the log entry."""
-    lr = run.optimizer.param_groups[0]["lr"]
-    run.scheduler.step()
+    lr = next(iter(run.optimizers.values())).param_groups[0]["lr"]
+    for scheduler in run.schedulers.values():
+        scheduler.step()
     clean, robust = evaluate_accuracy(run.model, run.val_x, run.val_y, run.val_attack,
                                       run.config.eval_batch_size)
     entry = {"epoch": epoch + 1, "lr": lr, **train_terms, "val_clean_acc": clean,

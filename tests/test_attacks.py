@@ -241,10 +241,9 @@ def test_empty_batch_and_zero_eps():
 # --------------------------------------------------------------------- budgets, registry
 def test_protocol_budgets():
     assert BUDGETS["mnist_eval"] == AttackBudget(0.3, 0.01, 40) == BUDGETS["mnist_train"]
-    assert BUDGETS["cifar10_train"] == AttackBudget(8 / 255, 2 / 255, 10)
-    assert AttackBudget.preset("cifar10", "eval") == AttackBudget(8 / 255, 2 / 255, 20)
-    assert BUDGETS["cifar10_eval"].eps == 8 / 255 != 0.031
-    assert BUDGETS["cifar10_eval"].to_dict() == {"eps": 8 / 255, "step_size": 2 / 255, "steps": 20}
+    assert BUDGETS["cifar10_train"] == AttackBudget(0.031, 0.007, 10)  # the paper's, not 8/255
+    assert AttackBudget.preset("cifar10", "eval") == AttackBudget(0.031, 0.003, 40)
+    assert BUDGETS["cifar10_eval"].to_dict() == {"eps": 0.031, "step_size": 0.003, "steps": 40}
 
 
 @pytest.mark.parametrize("name", sorted(ATTACKS))

@@ -10,7 +10,7 @@ from drrdn_lib.models import (MODELS, NORMALIZATIONS, Normalize, SplitClassifier
 SPECS = {
     "smallcnn": ((1, 28, 28), 200),
     "preact_resnet18": ((3, 32, 32), 512),
-    "wrn34_10": ((3, 32, 32), 640),
+    "wrn28_10": ((3, 32, 32), 640),
     "wrn": ((3, 32, 32), 640),
 }
 
@@ -51,11 +51,13 @@ def test_backbone_head_split_composes_on_cpu(name, kw, shape):
 
 def test_parameter_counts_match_the_literature():
     with torch.device("meta"):
-        wrn = build_model("wrn34_10")
+        wrn = build_model("wrn28_10")
+        wrn34 = build_model("wrn", depth=34, width=10)
         resnet = build_model("preact_resnet18")
         small = build_model("smallcnn")
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    assert count(wrn) == 46_160_474  # the 46.16M usually quoted for WRN-34-10
+    assert count(wrn) == 36_479_194  # the 36.5M usually quoted for WRN-28-10
+    assert count(wrn34) == 46_160_474  # and 46.16M for WRN-34-10
     assert 11.1e6 < count(resnet) < 11.2e6
     assert count(small) == 312_202
     assert isinstance(build_model("wrn", depth=28, width=4), WideResNet)
@@ -103,7 +105,7 @@ def test_dropout_only_in_train_mode():
 @pytest.mark.parametrize("call, match", [
     (lambda: build_model("resnet50"), r"'resnet50'.*preact_resnet18"),
     (lambda: build_model("wrn", depth=33), r"depth=33.*6n \+ 4"),
-    (lambda: build_model("wrn34_10", depth=28), r"wrn34_10.*'wrn'"),
+    (lambda: build_model("wrn28_10", depth=34), r"wrn28_10.*'wrn'"),
     (lambda: build_model("smallcnn", image_size=12), r"image_size=12.*at least 16"),
     (lambda: build_model("smallcnn", num_classes=1), r"num_classes=1.*>= 2"),
     (lambda: build_model("smallcnn", in_channels=0), r"in_channels=0"),
@@ -113,3 +115,16 @@ def test_dropout_only_in_train_mode():
 def test_bad_arguments_name_the_value(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_encoder_and_classifier_split_for_drrdn():
+    """SmallCNN: g ends at the convolutional features, the classifier is fc200-fc200-fc10;
+    ResNets: g is the backbone, the classifier the last linear layer."""
+    small = build_model("smallcnn", dropout=0.0).eval()
+    encoder, width, classifier = small.encoder_and_classifier()
+    x = torch.rand(3, 1, 28, 28)
+    assert width == 1024 and encoder(x).shape == (3, 1024)
+    assert torch.equal(classifier(encoder(x)), small(x))  # the same network, split
+    assert [m.out_features for m in classifier.modules() if isinstance(m, torch.nn.Linear)] == [200, 200, 10]
+    resnet = build_model("preact_resnet18")
+    assert resnet.encoder_and_classifier() == (resnet.backbone, 512, resnet.head)

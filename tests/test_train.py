@@ -30,7 +30,7 @@ TINY = dict(method="pgd_at", epochs=2, batch_size=32, lr=0.05, train_eps=0.2,
     ({"method": "fgsm_at"}, "unknown method 'fgsm_at'; known methods"),
     ({"model": "resnet50"}, "unknown model 'resnet50'; known models"),
     ({"dataset": "imagenet"}, "dataset 'imagenet'"),
-    ({"method": "drrdn", "hyper": {"w_align": -0.5}}, "w_align=-0.5 must be a finite number >= 0"),
+    ({"method": "drrdn", "hyper": {"lambda_adv": -0.5}}, "lambda_adv=-0.5 must be a finite number >= 0"),
     ({"method": "trades", "hyper": {"bta": 6}}, "no hyperparameter\\(s\\) \\['bta'\\]"),
     ({"train_eps": 1.5}, "train_eps=1.5 must be in \\[0, 1\\]"),
     ({"val_eps": -0.1}, "val_eps=-0.1 must be in \\[0, 1\\]"),
@@ -63,7 +63,8 @@ def test_cuda_without_gpu_rejected():
 
 def test_default_milestones_and_config_roundtrip():
     config = TrainConfig(epochs=8)
-    assert config.resolved_milestones() == (4, 6)
+    assert config.resolved_milestones() == (4, 6, 7)  # the paper's 55/75/90% of the epochs
+    assert TrainConfig().resolved_milestones() == (55, 75, 90)
     assert TrainConfig(**json.loads(json.dumps(config.to_dict()))) == config
     fixed = TrainConfig(epochs=8, milestones=[2, 5])
     assert fixed.milestones == (2, 5) and fixed.to_dict()["milestones"] == [2, 5]
@@ -149,7 +150,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     """Kill a run with SIGKILL once its first checkpoint exists, resume it, and compare
     with a run never interrupted (both in fresh processes, one thread each)."""
     config = {**TINY, "method": "drrdn", "epochs": 3, "train_limit": 192, "train_steps": 2,
-              "hyper": {"w_mi": 0.5}, "model_kwargs": {"dropout": 0.3}}
+              "hyper": {"lambda_mi": 0.5, "lambda_rec": 0.1}, "model_kwargs": {"dropout": 0.3}}
     whole_dir, cut_dir = tmp_path / "whole", tmp_path / "cut"
     whole = _worker({**config, "out_dir": str(whole_dir)}, resume=False)
     cut = _worker({**config, "out_dir": str(cut_dir)}, resume=False)
@@ -169,6 +170,8 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
         assert proc.returncode == 0, err[-2000:]
     a, b = (load_checkpoint(d / "checkpoint_last.pt") for d in (whole_dir, cut_dir))
     assert a["epoch"] == b["epoch"] == 3
+    assert set(a["optimizers"]) == {"classify", "disentangle", "estimate_mi", "minimise_mi",
+                                    "reconstruct"}  # every optimiser of Algorithm 1 resumed
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
     assert _strip(a["history"]) == _strip(b["history"]) and a["best_epoch"] == b["best_epoch"]
