@@ -189,7 +189,7 @@ def _finite(value):
 # ------------------------------------------------------------------------- attacks
 def protocol_attacks(budget: AttackBudget, autoattack: str | None = "standard",
                      seed: int = 0, **autoattack_kw) -> dict[str, Attack]:
-    """The protocol's evaluation attacks (docs/DRRDN.md) for an L-inf ``budget``:
+    """The protocol's evaluation attacks (docs/protocol.md) for an L-inf ``budget``:
     ``fgsm`` (eps), ``pgd`` (the budget's PGD, CE loss), ``cw`` (the budget's PGD on the
     margin loss, kappa 50) and ``autoattack`` (``"standard"``; ``"custom"`` with
     ``autoattack_kw`` for CI-scale runs; ``None`` to leave it out)."""

@@ -109,7 +109,7 @@ def test_drrdn_needs_a_drrdn_model(batch):
 # data subsets (data_seed 0, 1, 2) before choosing it.
 ATTACK = dict(train_eps=0.2, train_step_size=0.12, train_steps=2, val_eps=0.2,
               val_step_size=0.1, val_steps=2, val_limit=100)
-COMMON = dict(epochs=1, batch_size=32, milestones=(), progress=False,
+COMMON = dict(epochs=1, batch_size=32, milestones=(), progress=False, weight_decay=5e-4,
               model_kwargs={"dropout": 0.0, "normalization": "mnist"}, **ATTACK)
 HYPER = {"trades": {"beta": 1.0}, "mart": {"beta": 1.0}}
 

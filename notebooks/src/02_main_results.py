@@ -6,12 +6,12 @@
 # in natural accuracy and in robust accuracy under FGSM, PGD, CW-inf and AutoAttack? The
 # paper claims DRRDN narrows the gap between the two.
 #
-# Protocol (docs/DRRDN.md): checkpoints selected on the validation split, never the test
+# Protocol (docs/protocol.md): checkpoints selected on the validation split, never the test
 # set; best and last checkpoints both reported; the robust accuracy is the per-example
 # worst case over all attacks; mean ± sd over seeds. The defaults are CI scale (a subset
 # of `mnist5k`, a few epochs, short PGD, eps 0.2 instead of 0.3, a reduced AutoAttack); the
 # `cpu` and `paper` parameter files in `notebooks/params/02_main_results/` run the
-# protocol on `mnist` and `cifar10`. DRRDN's objective is a reconstruction (README).
+# protocol on `mnist` and `cifar10`. DRRDN is trained as the paper writes it (docs/method.md).
 
 # %% tags=["parameters"]
 dataset = "mnist5k"     # mnist5k | mnist | cifar10
@@ -84,7 +84,7 @@ results.save_figure(fig, out, "accuracy_robustness_plane");
 
 # %% [markdown]
 # For context only (other networks, budgets and full training), the figures the
-# baselines' authors published (docs/DRRDN.md): CIFAR-10 WRN-34-10, eps 8/255, natural /
+# baselines' authors published (docs/paper.md): CIFAR-10 WRN-34-10, eps 8/255, natural /
 # PGD-20 / AutoAttack: TRADES 84.92 / 56.61 / 53.08; MART 83.62 / 58.12 / 51.10 (re-measured
 # by others). MNIST SmallCNN eps 0.3: TRADES 99.48 / 96.07 (PGD-40).
 #

@@ -1,13 +1,14 @@
 # %% [markdown]
 # # 03 · Ablation: which of DRRDN's loss terms matter?
 #
-# **Question.** DRRDN's objective (reconstructed; README) adds four terms to adversarial
-# classification of the robust representation `z_s`: alignment of natural and adversarial
-# `z_s` (`w_align`), domain information routed to `z_i` (`w_domain`), label information
-# removed from `z_i` (`w_class_irr`) and reconstruction of `z` (`w_rec`). Switching each
-# off in turn, on the same network, data and budget, how do natural and robust accuracy
-# move? (`w_mi`, the optional MI penalty, is off in the full model, so it is switched *on*
-# as the fifth variant.) CI-scale defaults as in notebook 02; see its parameter files.
+# **Question.** DRRDN's objective (Eq. 11; docs/method.md) adds five losses to the
+# classification of natural and adversarial `z_s`: the domain classifier's loss L_BC
+# (`lambda_bc`), the alignment of `z_s` against it L_ADV (`lambda_adv`), the entropy loss
+# that empties `z_i` of class information L_ENT (`lambda_ent`), mutual information
+# (`lambda_mi`) and reconstruction (`lambda_rec`). The paper's Table 4 removes MI and
+# reconstruction; switching each loss off in turn, on the same network, data and budget,
+# how do natural and robust accuracy move? CI-scale defaults as in notebook 02; see its
+# parameter files.
 
 # %% tags=["parameters"]
 dataset = "mnist5k"
@@ -39,9 +40,9 @@ train_kw = experiments.training_kw(epochs=epochs, train_limit=train_limit, batch
                                   eps=eps, train_steps=train_steps, lr=lr, device=device, data_dir=data_dir)
 eval_kw = dict(limit=eval_limit, pgd_steps=eval_steps, eps=eps, autoattack=autoattack,
                data_dir=data_dir, checks="cheap")
-variants = {"full DRRDN": {}, "no alignment": {"w_align": 0.0}, "no domain term": {"w_domain": 0.0},
-            "no class removal": {"w_class_irr": 0.0}, "no reconstruction": {"w_rec": 0.0},
-            "with MI penalty": {"w_mi": 0.1}}
+variants = {"full DRRDN": {}, "without MI": {"lambda_mi": 0.0},
+            "without reconstruction": {"lambda_rec": 0.0}, "without L_BC": {"lambda_bc": 0.0},
+            "without L_ADV": {"lambda_adv": 0.0}, "without L_ENT": {"lambda_ent": 0.0}}
 
 # %%
 rows = []

@@ -4,7 +4,7 @@
 # **Question.** (a) How does each method's accuracy fall as the attack radius grows
 # beyond the training eps (a curve that should fall monotonically to about chance; a
 # plateau would hint at gradient masking)? (b) Sweeping DRRDN's alignment weight
-# `w_align` and TRADES's `beta` traces two accuracy-robustness frontiers on the same
+# `lambda_adv` and TRADES's `beta` traces two accuracy-robustness frontiers on the same
 # axes: does DRRDN's lie above and to the right? Runs are shared with notebooks 02 and 03
 # where the configuration is the same. PGD only (no AutoAttack) for the eps sweep.
 
@@ -16,7 +16,7 @@ epochs = 4
 train_limit = 1000
 eps = 0.2               # training eps
 eps_grid = [0.0, 0.1, 0.2, 0.3, 0.4]
-w_align_grid = [0.0, 1.0, 3.0]
+lambda_adv_grid = [0.0, 1.0, 3.0]
 beta_grid = [1.0, 6.0]
 train_steps = 5
 eval_steps = 10
@@ -59,11 +59,11 @@ curve = pd.DataFrame(curve)
 curve.pivot(index="eps", columns="method", values="accuracy").round(3)
 
 # %% [markdown]
-# ## (b) Frontiers: DRRDN's `w_align` and TRADES's `beta`
+# ## (b) Frontiers: DRRDN's `lambda_adv` and TRADES's `beta`
 
 # %%
 frontier = []
-for name, method, key, grid in (("DRRDN w_align", "drrdn", "w_align", w_align_grid),
+for name, method, key, grid in (("DRRDN lambda_adv", "drrdn", "lambda_adv", lambda_adv_grid),
                                 ("TRADES beta", "trades", "beta", beta_grid)):
     for value in grid:
         run = experiments.shared_run(method, dataset, seed=seed, hyper={key: value}, **train_kw)
@@ -95,7 +95,7 @@ results.save_figure(fig, out, "sensitivity");
 
 # %%
 metrics = {"parameters": dict(dataset=dataset, methods=methods, seed=seed, epochs=epochs, eps=eps,
-                              eps_grid=eps_grid, w_align_grid=w_align_grid, beta_grid=beta_grid,
+                              eps_grid=eps_grid, lambda_adv_grid=lambda_adv_grid, beta_grid=beta_grid,
                               eval_steps=eval_steps, eval_limit=eval_limit),
            "eps_curve": curve.to_dict("records"), "frontier": frontier.to_dict("records")}
 metrics["claims"] = claims.describe(NAME, metrics)
