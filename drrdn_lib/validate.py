@@ -65,13 +65,18 @@ def _is_tensor(value, name: str, what: str) -> None:
                          f"convert with torch.as_tensor(...).")
 
 
+def _verb(name: str, singular: str, plural: str) -> str:
+    """The verb form agreeing with ``name`` ("images have", "x_adv has")."""
+    return plural if name.endswith("s") else singular
+
+
 def check_finite(tensor: torch.Tensor, name: str, hint: str = "") -> None:
     """Raise unless every value of ``tensor`` (N, ...) is finite; names the count and the
     first example (row) holding a NaN/inf."""
     bad = ~torch.isfinite(tensor.detach())
     if tensor.numel() and bool(bad.any()):
         first = int(bad.reshape(len(bad), -1).any(1).nonzero()[0]) if bad.ndim else 0
-        raise ValueError(f"{name} hold{'s' if not name.endswith('s') else ''} {int(bad.sum())} "
+        raise ValueError(f"{name} {_verb(name, 'holds', 'hold')} {int(bad.sum())} "
                          f"NaN/inf value(s) (first in example {first}); "
                          f"{hint or 'remove or repair those examples before measuring anything.'}")
 
@@ -92,7 +97,8 @@ def check_images(images: torch.Tensor, bounds: tuple[float, float] | None = (0.0
     if images.ndim < 1:
         raise ValueError(f"{name} must have a batch axis (N, ...), got a scalar.")
     if _looks_nhwc(images.shape):
-        raise ValueError(f"{name} of shape {tuple(images.shape)} look NHWC (channels last); "
+        raise ValueError(f"{name} of shape {tuple(images.shape)} {_verb(name, 'looks', 'look')} "
+                         f"NHWC (channels last); "
                          f"the models take (N, C, H, W): permute to NCHW: x.permute(0, 3, 1, 2).")
     if images.numel() == 0:
         return
@@ -101,7 +107,8 @@ def check_images(images: torch.Tensor, bounds: tuple[float, float] | None = (0.0
         check_finite(images, name, "NaN or inf inputs would be scored as if they were images; "
                                    "repair or drop those examples.")
     if bounds is not None and (low < bounds[0] or high > bounds[1]):
-        raise ValueError(f"{name} have values in [{low:.4g}, {high:.4g}], outside the allowed "
+        raise ValueError(f"{name} {_verb(name, 'has', 'have')} values in [{low:.4g}, {high:.4g}], "
+                         f"outside the allowed "
                          f"range [{bounds[0]}, {bounds[1]}]; pass raw [0, 1] images and put any "
                          f"normalisation inside the model (drrdn_lib.models.Normalize).")
 
