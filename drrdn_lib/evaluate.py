@@ -297,20 +297,28 @@ def _run_attacks(model, images, labels, clean, attack_dict, mode, batch_size, pr
             for name, attack in attack_dict.items():
                 bar.set_postfix_str(name)
                 active = correct if mode == "individual" else alive
-                still = _attack_batch(model, attack, x, y, active, results[name])
+                still = _attack_batch(model, attack, x, y, active, results[name], name)
                 flags[name][lo:lo + len(y)] = still.cpu()
                 alive &= still
             bar.update(1)
     return flags, results
 
 
-def _attack_batch(model, attack, x, y, active, result: AttackResult) -> torch.Tensor:
-    """Run ``attack`` on the ``active`` examples of a batch; bool (B,) still correct."""
+def _attack_batch(model, attack, x, y, active, result: AttackResult, name: str) -> torch.Tensor:
+    """Run ``attack`` on the ``active`` examples of a batch; bool (B,) still correct. The
+    output of a plain callable (not an :class:`Attack`, which projects its own) is checked:
+    same shape, finite, in [0, 1]."""
     still = torch.zeros_like(active)
     if not active.any():
         return still
     t0 = time.time()
     adv = attack(model, x[active], y[active])
+    if not isinstance(attack, Attack):
+        if not isinstance(adv, torch.Tensor) or adv.shape != x[active].shape:
+            raise ValueError(f"attack {name!r} returned shape {tuple(getattr(adv, 'shape', ()))} "
+                             f"for a batch of shape {tuple(x[active].shape)}; an attack returns "
+                             f"adversarial images of its input's shape.")
+        check_images(adv, (0.0, 1.0), name=f"attack {name!r}: adversarial images")
     logits = predict_logits(model, adv, len(adv))  # raises on NaN/inf logits
     still[active] = logits.argmax(1).to(still.device) == y[active]
     result.seconds += time.time() - t0

@@ -46,14 +46,14 @@ def check_number(name: str, value, low: float | None = None, high: float | None 
         and (high is None or (value < high if high_open else value <= high))
     if not inside:
         if low is not None and high is not None:
-            where = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            where = f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
         elif low is not None:
-            where = f"{'>' if low_open else '>='} {low:g}"
+            where = f" {'>' if low_open else '>='} {low:g}"
         elif high is not None:
-            where = f"{'<' if high_open else '<='} {high:g}"
+            where = f" {'<' if high_open else '<='} {high:g}"
         else:
-            where = "finite"
-        raise ValueError(f"{name}={value!r} must be a finite number {where}"
+            where = ""
+        raise ValueError(f"{name}={value!r} must be a finite number{where}"
                          f"{' (' + hint + ')' if hint else ''}.")
     return float(value)
 

@@ -15,7 +15,6 @@ from torch import nn
 from drrdn_lib.attack_registry import ATTACKS, make_attack
 from drrdn_lib.attacks import BUDGETS, FGSM, PGD, AttackBudget, CWInf, margin_loss
 from drrdn_lib.autoattack_adapter import AutoAttackAdapter, AutoAttackCheckWarning
-from drrdn_lib.torch_utils import eval_mode
 
 from tiny import N_CLASSES, SIDE, synthetic, train_tiny
 
@@ -166,14 +165,6 @@ def test_mode_restored_and_no_side_effects(trained, name):
         assert all(p.grad is None for p in model.parameters())
     finally:
         model.eval()
-
-
-def test_eval_mode_restores_after_an_exception():
-    model = tiny_net().train()
-    with pytest.raises(RuntimeError), eval_mode(model):
-        assert not model.training
-        raise RuntimeError
-    assert model.training
 
 
 def test_attack_works_inside_no_grad(trained):

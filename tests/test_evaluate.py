@@ -244,3 +244,12 @@ def test_masking_checks_validate_their_inputs(trained):
     with pytest.raises(ValueError, match=r"labels.*outside"):
         gradient_masking_checks(model, images[:8], labels[:8] + N_CLASSES, PGD(EPS, 0.05, 2),
                                 which=CHEAP_CHECKS)
+
+
+def test_a_plain_callable_attack_is_checked_too(trained):
+    """Attack objects project their output; a plain function's output is validated."""
+    model, images, labels = trained
+    with pytest.raises(ValueError, match=r"attack 'shift': adversarial images have values in \[.*\], outside"):
+        run(model, images, labels, attacks={"shift": lambda m, x, y: x + 0.5})
+    with pytest.raises(ValueError, match=r"'crop' returned shape \(.*\) for a batch of shape"):
+        run(model, images, labels, attacks={"crop": lambda m, x, y: x[:, :, :4]})
