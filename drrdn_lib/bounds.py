@@ -43,6 +43,7 @@ attack point of a misclassified x happens to be right (counted as ``n_adv_fixed`
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import asdict, dataclass
 
 import torch
@@ -107,9 +108,25 @@ def binomial_ci(k: int, n: int, *, confidence: float = 0.95, method: str = "wils
 
 
 def proportion(k: int, n: int, *, confidence: float = 0.95, method: str = "wilson") -> Estimate:
-    """``k / n`` with its binomial interval."""
-    lo, hi = binomial_ci(int(k), int(n), confidence=confidence, method=method)
-    return Estimate(int(k) / int(n), lo, hi, int(n))
+    """``k / n`` with its binomial interval; k and n integers (a float count such as 2.7 is
+    an error, not rounded)."""
+    k, n = _as_count(k, "k"), _as_count(n, "n")
+    lo, hi = binomial_ci(k, n, confidence=confidence, method=method)
+    return Estimate(k / n, lo, hi, n)
+
+
+def _as_count(value, name: str) -> int:
+    """An integer count from a Python, NumPy or 0-d torch integer; ``ValueError`` otherwise."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1 or value.dtype.is_floating_point or value.dtype == torch.bool:
+            raise ValueError(f"{name} must be an integer count, got a {value.dtype} tensor of "
+                             f"shape {tuple(value.shape)}.")
+        return int(value)
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name}={value!r} must be an integer count (use int(...) on an exact "
+                         f"count, never on a fraction).") from None
 
 
 def _sum_of_proportions(k_first: int, k_second: int, n: int, *, scale: float,

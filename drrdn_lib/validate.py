@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 __all__ = ["is_int", "is_number", "check_int", "check_number", "check_finite", "check_images",
@@ -19,20 +20,21 @@ __all__ = ["is_int", "is_number", "check_int", "check_number", "check_finite", "
 
 # ----------------------------------------------------------------------------- numbers
 def is_int(value) -> bool:
-    """A Python int that is not a bool."""
-    return isinstance(value, int) and not isinstance(value, bool)
+    """A Python or NumPy integer that is not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def is_number(value) -> bool:
-    """A finite Python int or float that is not a bool."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite Python or NumPy real number that is not a bool."""
+    return isinstance(value, (int, float, np.integer, np.floating)) \
+        and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
 
 
 def check_int(name: str, value, minimum: int = 1) -> int:
-    """``value`` if it is an integer >= ``minimum``, else ``ValueError`` naming it."""
+    """``int(value)`` if it is an integer >= ``minimum``, else ``ValueError`` naming it."""
     if not is_int(value) or value < minimum:
         raise ValueError(f"{name}={value!r} must be an integer >= {minimum}.")
-    return value
+    return int(value)
 
 
 def check_number(name: str, value, low: float | None = None, high: float | None = None, *,

@@ -38,6 +38,16 @@ def inside(value, est, slack=0.0):
 
 
 # ----------------------------------------------------------------------------- intervals
+def test_proportion_takes_integer_counts_only():
+    """A fractional count used to be truncated by int() into a plausible estimate."""
+    assert bounds.proportion(3, 10).value == 0.3
+    assert bounds.proportion(np.int64(3), torch.tensor(10)).n == 10
+    with pytest.raises(ValueError, match=r"k=2\.7 must be an integer count"):
+        bounds.proportion(2.7, 10)
+    with pytest.raises(ValueError, match=r"n must be an integer count, got a torch\.float32"):
+        bounds.proportion(3, torch.tensor(10.0))
+
+
 def test_binomial_interval_edge_cases():
     assert bounds.binomial_ci(0, 50, method="clopper-pearson")[0] == 0.0
     assert bounds.binomial_ci(50, 50, method="clopper-pearson")[1] == 1.0

@@ -1,25 +1,29 @@
 """validate: every check names the bad value and says what to do."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from drrdn_lib import validate as v
 
 
-@pytest.mark.parametrize("value, ok", [(3, True), (3.0, False), (True, False), ("3", False)])
+@pytest.mark.parametrize("value, ok", [(3, True), (np.int64(3), True), (3.0, False), (True, False),
+                                       (np.bool_(True), False), ("3", False)])
 def test_is_int(value, ok):
     assert v.is_int(value) is ok
 
 
-@pytest.mark.parametrize("value, ok", [(0.5, True), (2, True), (math.nan, False), (math.inf, False),
-                                       (False, False), (None, False)])
+@pytest.mark.parametrize("value, ok", [(0.5, True), (2, True), (np.float32(0.5), True), (math.nan, False),
+                                       (math.inf, False), (np.float64("nan"), False), (False, False),
+                                       (None, False)])
 def test_is_number(value, ok):
     assert v.is_number(value) is ok
 
 
 def test_check_int_and_check_number_messages():
     assert v.check_int("steps", 5) == 5 and v.check_int("n", 0, minimum=0) == 0
+    assert type(v.check_int("steps", np.int64(5))) is int
     with pytest.raises(ValueError, match=r"^steps=0 must be an integer >= 1\.$"):
         v.check_int("steps", 0)
     with pytest.raises(ValueError, match=r"steps=2\.0 must be an integer"):
