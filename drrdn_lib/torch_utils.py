@@ -45,14 +45,14 @@ def model_device(model: nn.Module, fallback: torch.device | str | None = None) -
 
 
 def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Logits (N, C) of ``model`` on ``images`` (N, ...), in eval mode (restored) without
-    gradients, ``batch_size`` examples at a time on the model's device; returned on the
-    images' device. Raises ``ValueError`` if the model returns NaN/inf logits (their argmax
+    """Logits (N, C) of ``model`` on ``images`` (N, ...), in eval mode (restored) under
+    ``torch.inference_mode`` (the result cannot enter autograd), ``batch_size`` examples at
+    a time on the model's device; returned on the images' device. Raises ``ValueError`` if the model returns NaN/inf logits (their argmax
     would read as class 0). The caller validates the images (:func:`validate.check_images`)."""
     check_int("batch_size", batch_size)
     device = model_device(model, images.device)
     out = []
-    with eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.inference_mode():
         for start in range(0, len(images), batch_size):
             out.append(model(images[start:start + batch_size].to(device)).to(images.device))
     if not out:
