@@ -9,6 +9,9 @@ registry name  attack                                              class
 ``autoattack`` AutoAttack (standard), pyautoattack behind adapter  ``AutoAttackAdapter``
 =============  ==================================================  ==========================
 
+(``AutoAttackAdapter`` lives in :mod:`drrdn_lib.autoattack_adapter`; the names are
+resolved by :mod:`drrdn_lib.attack_registry`.)
+
 Every attack returns adversarial images of the input's shape, inside the eps-ball around
 the input (up to float32 rounding, 1e-6) and inside ``bounds`` ([0, 1] by default). It
 runs the model in eval mode and puts every submodule back in the mode it was in. It
@@ -16,13 +19,19 @@ takes gradients with respect to the input only (``torch.autograd.grad``, with th
 parameters' ``requires_grad`` switched off meanwhile, :func:`frozen_parameters`), so the
 parameters' ``.grad`` is never touched and an attack can run inside a training step.
 
-Budgets are in [0, 1] pixel units: write ``8 / 255``, never ``0.031``. Presets for the
-protocol (docs/protocol.md) are :data:`BUDGETS`.
+Budgets are in [0, 1] pixel units (0.3 MNIST, 0.031 CIFAR-10 as the paper writes it).
+The paper's budgets are :data:`BUDGETS` (the whole protocol: :mod:`drrdn_lib.protocol`,
+docs/protocol.md). The registry of every attack by name (AutoAttack included) is
+:mod:`drrdn_lib.attack_registry`.
+
+Inputs are checked before anything runs (:mod:`drrdn_lib.validate`): finite float32
+images, NCHW when 4-D, inside ``bounds``; int64 labels in ``[0, num_classes)``; finite
+logits that are not probabilities. A model whose input gradient is NaN/inf raises
+instead of returning unattacked (``sign(NaN)`` is 0) or NaN images.
 """
 from __future__ import annotations
 
 import contextlib
-import inspect
 import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -31,8 +40,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["AttackBudget", "BUDGETS", "Attack", "FGSM", "PGD", "CWInf", "AutoAttackAdapter", "ATTACKS",
-           "make_attack", "eval_mode", "frozen_parameters", "margin_loss", "check_images", "check_logits"]
+from .torch_utils import eval_mode
+from .validate import check_images, check_int, check_labels, check_logits, check_number, is_number
+
+__all__ = ["AttackBudget", "BUDGETS", "Attack", "FGSM", "PGD", "CWInf", "frozen_parameters",
+           "margin_loss", "check_input_gradient"]
 
 NORMS = ("Linf", "L2")
 LOSSES = ("ce", "cw")
@@ -41,7 +53,7 @@ LOSSES = ("ce", "cw")
 # ------------------------------------------------------------------------- budgets
 def _check_eps(eps, norm: str = "Linf", pixels: bool = True) -> float:
     """Validate a perturbation radius >= 0; an L-inf radius on [0, 1] pixels is at most 1."""
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
+    if not is_number(eps):
         raise ValueError(f"eps={eps!r} must be a finite number (the radius of the {norm} "
                          f"ball in [0, 1] pixel units, e.g. 8/255 or 0.3).")
     if eps < 0:
@@ -56,18 +68,8 @@ def _check_eps(eps, norm: str = "Linf", pixels: bool = True) -> float:
 
 def _check_step_size(step_size) -> float:
     """Validate a step size > 0 (pixel units)."""
-    if isinstance(step_size, bool) or not isinstance(step_size, (int, float)) \
-            or not math.isfinite(step_size) or step_size <= 0:
-        raise ValueError(f"step_size={step_size!r} must be a finite number > 0 in [0, 1] "
-                         f"pixel units (e.g. 2/255 for CIFAR-10, 0.01 for MNIST).")
-    return float(step_size)
-
-
-def _check_positive_int(name: str, value) -> int:
-    """Validate an integer >= 1 (steps, restarts)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} must be an integer >= 1.")
-    return value
+    return check_number("step_size", step_size, 0.0, low_open=True,
+                        hint="[0, 1] pixel units, e.g. 2/255 for CIFAR-10, 0.01 for MNIST")
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class AttackBudget:
     def __post_init__(self):
         _check_eps(self.eps)
         _check_step_size(self.step_size)
-        _check_positive_int("steps", self.steps)
+        check_int("steps", self.steps)
 
     def to_dict(self) -> dict:
         """``{"eps", "step_size", "steps"}``."""
@@ -118,18 +120,6 @@ BUDGETS: dict[str, AttackBudget] = {
 
 # ------------------------------------------------------------------------- helpers
 @contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode; on exit restore every submodule's own train/eval flag."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, training in modes:
-            module.training = training
-
-
-@contextlib.contextmanager
 def frozen_parameters(model: nn.Module) -> Iterator[nn.Module]:
     """Switch off ``requires_grad`` of the model's parameters, restore it on exit.
 
@@ -144,45 +134,6 @@ def frozen_parameters(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for param in params:
             param.requires_grad_(True)
-
-
-def check_images(images: torch.Tensor, bounds: tuple[float, float] | None = (0.0, 1.0)) -> None:
-    """Raise ``ValueError`` unless ``images`` is a floating tensor with values in ``bounds``."""
-    if not isinstance(images, torch.Tensor) or not images.is_floating_point():
-        raise ValueError(f"images must be a floating-point tensor, got "
-                         f"{getattr(images, 'dtype', type(images))}; convert with .float() / 255.")
-    if bounds is None or images.numel() == 0:
-        return
-    low, high = torch.stack(torch.aminmax(images.detach())).tolist()  # one pass, one sync
-    if low < bounds[0] or high > bounds[1]:
-        raise ValueError(f"images have values in [{low:.4g}, {high:.4g}], outside the allowed "
-                         f"range [{bounds[0]}, {bounds[1]}]; pass raw [0, 1] images and put any "
-                         f"normalisation inside the model (drrdn_lib.models.Normalize).")
-
-
-def _check_labels(labels: torch.Tensor, n: int) -> None:
-    """Raise ``ValueError`` unless ``labels`` is an int64 (n,) tensor."""
-    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.shape != (n,):
-        raise ValueError(f"labels must be an int64 tensor of shape ({n},), got "
-                         f"{getattr(labels, 'dtype', type(labels))} "
-                         f"{tuple(getattr(labels, 'shape', ()))}.")
-
-
-def check_logits(logits: torch.Tensor, labels: torch.Tensor | None = None, atol: float = 1e-4) -> None:
-    """Raise ``ValueError`` if ``logits`` (B, C) look like probabilities (every row in [0, 1]
-    summing to 1) or if a label is outside [0, C)."""
-    if logits.ndim != 2:
-        raise ValueError(f"the model must return logits of shape (B, num_classes), got "
-                         f"{tuple(logits.shape)}.")
-    with torch.no_grad():
-        rows = logits.detach().float()
-        if rows.shape[1] > 1 and rows.min() >= 0 and rows.max() <= 1 \
-                and torch.allclose(rows.sum(1), torch.ones_like(rows[:, 0]), atol=atol):
-            raise ValueError("the model's outputs are probabilities (each row in [0, 1], summing "
-                             "to 1); attacks need logits: remove the final softmax.")
-        if labels is not None and labels.numel() and (labels.min() < 0 or labels.max() >= rows.shape[1]):
-            raise ValueError(f"labels in [{labels.min().item()}, {labels.max().item()}] are outside "
-                             f"the allowed range [0, {rows.shape[1] - 1}] of the model's classes.")
 
 
 def margin_loss(logits: torch.Tensor, labels: torch.Tensor, kappa: float = math.inf) -> torch.Tensor:
@@ -212,13 +163,6 @@ def _project(adv: torch.Tensor, images: torch.Tensor, eps: float, norm: str,
     return adv if bounds is None else adv.clamp(*bounds)
 
 
-def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
-    """The device of the model's first parameter or buffer, else ``fallback``."""
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return fallback
-
-
 # ---------------------------------------------------------------------- base class
 class Attack:
     """Base class: validation, eval mode, input checks; subclasses implement ``_perturb``.
@@ -245,12 +189,15 @@ class Attack:
     def __call__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Adversarial examples for ``images`` (B, ...) with true ``labels`` (B,)."""
         check_images(images, self.bounds)
-        _check_labels(labels, images.shape[0])
+        check_labels(labels, images.shape[0])
         if images.shape[0] == 0:
             return images.detach().clone()
         with eval_mode(model), frozen_parameters(model), torch.enable_grad():
             adv = self._perturb(model, images.detach(), labels.detach())
-        return _project(adv.detach().to(images.device), images.detach(), self.eps, self.norm, self.bounds)
+        adv = _project(adv.detach().to(images.device), images.detach(), self.eps, self.norm, self.bounds)
+        _raise_if_nonfinite(~torch.isfinite(adv).flatten(1).all(1), f"{self.name} returned "
+                            f"NaN/inf adversarial images")
+        return adv
 
     def _perturb(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -280,6 +227,31 @@ def _input_gradient(model: nn.Module, adv: torch.Tensor, labels: torch.Tensor, l
     return grad, per_example.detach()
 
 
+def _nonfinite_rows(grad: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: the examples whose gradient holds a NaN/inf (no synchronisation)."""
+    return ~torch.isfinite(grad).flatten(1).all(1)
+
+
+def _raise_if_nonfinite(bad: torch.Tensor, what: str = "the model has a non-finite (NaN/inf) "
+                        "input gradient") -> None:
+    """Raise ``ValueError`` if any entry of the (B,) bool ``bad`` is set (one sync)."""
+    if bool(bad.any()):
+        raise ValueError(f"{what} for {int(bad.sum())} of {len(bad)} examples (first: "
+                         f"{int(bad.nonzero()[0])}); no attack can follow it (a NaN step is "
+                         f"either NaN or, through sign(), no step at all). Find the operation "
+                         f"with an infinite derivative (sqrt or log at 0, division by 0) with "
+                         f"torch.autograd.detect_anomaly().")
+
+
+def check_input_gradient(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> None:
+    """Raise ``ValueError`` if the cross-entropy gradient w.r.t. ``images`` is NaN/inf for
+    any example (one forward and backward pass; for attacks that do not see the gradient
+    themselves, such as the AutoAttack package)."""
+    with torch.enable_grad():
+        grad, _ = _input_gradient(model, images, labels, "ce", math.inf, check=False)
+    _raise_if_nonfinite(_nonfinite_rows(grad))
+
+
 # --------------------------------------------------------------------------- FGSM
 class FGSM(Attack):
     """Fast Gradient Sign Method (Goodfellow, Shlens, Szegedy, ICLR 2015).
@@ -300,6 +272,7 @@ class FGSM(Attack):
 
     def _perturb(self, model, images, labels):
         grad, _ = _input_gradient(model, images, labels, "ce", math.inf, check=True)
+        _raise_if_nonfinite(_nonfinite_rows(grad))
         return images + self.eps * grad.sign()
 
 
@@ -338,8 +311,8 @@ class PGD(Attack):
                  bounds: tuple[float, float] | None = (0.0, 1.0)):
         super().__init__(eps, norm, bounds)
         self.step_size = _check_step_size(step_size)
-        self.steps = _check_positive_int("steps", steps)
-        self.restarts = _check_positive_int("restarts", restarts)
+        self.steps = check_int("steps", steps)
+        self.restarts = check_int("restarts", restarts)
         if loss not in LOSSES:
             raise ValueError(f"loss={loss!r} is not supported; use one of {LOSSES}.")
         if not kappa > 0:
@@ -375,9 +348,12 @@ class PGD(Attack):
     def _run(self, model, images, labels, generator, check: bool) -> torch.Tensor:
         """One PGD run: the last iterate (B, ...)."""
         adv = self._start(images, generator)
+        bad = torch.zeros(images.shape[0], dtype=torch.bool, device=images.device)
         for i in range(self.steps):
             grad, _ = _input_gradient(model, adv, labels, self.loss, self.kappa, check and i == 0)
+            bad |= _nonfinite_rows(grad)
             adv = _project(self._step(adv, grad), images, self.eps, self.norm, self.bounds)
+        _raise_if_nonfinite(bad)
         return adv
 
     def _score(self, model, adv, labels) -> torch.Tensor:
@@ -430,42 +406,3 @@ class CWInf(PGD):
                  bounds: tuple[float, float] | None = (0.0, 1.0)):
         super().__init__(eps, step_size, steps, "Linf", random_start, restarts, "cw", kappa,
                          seed, bounds)
-
-
-# ------------------------------------------------------------------------ registry
-#: name -> attack class, each called ``attack(model, images, labels) -> adv``;
-#: ``"autoattack"`` (``AutoAttackAdapter``) is added by ``drrdn_lib.autoattack_adapter``,
-#: which is imported at the end of this module (it subclasses :class:`Attack`).
-ATTACKS: dict[str, type] = {"fgsm": FGSM, "pgd": PGD, "cw": CWInf}
-
-
-def make_attack(name: str, budget: AttackBudget | None = None, **kwargs) -> Attack:
-    """Build a registered attack: ``make_attack("pgd", eps=8/255, step_size=2/255, steps=20)``
-    or ``make_attack("pgd", budget, restarts=5)``.
-
-    The fields of ``budget`` (or ``eps``/``step_size``/``steps`` keywords) that the attack
-    does not take are dropped: FGSM takes one step of size eps, AutoAttack is
-    parameter-free. Any other keyword goes to the constructor.
-    """
-    if name not in ATTACKS:
-        raise ValueError(f"Unknown attack {name!r}; choose one of {sorted(ATTACKS)}.")
-    cls = ATTACKS[name]
-    budget_fields = budget.to_dict() if budget is not None else {}
-    for key in ("eps", "step_size", "steps"):
-        if key in kwargs:
-            budget_fields[key] = kwargs.pop(key)
-    accepted = inspect.signature(cls.__init__).parameters
-    budget_fields = {k: v for k, v in budget_fields.items() if k in accepted}
-    return cls(**budget_fields, **kwargs)
-
-
-def __getattr__(name: str):
-    """``drrdn_lib.attacks.AutoAttackAdapter`` resolves to the adapter module's class."""
-    if name == "AutoAttackAdapter":
-        return autoattack_adapter.AutoAttackAdapter
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-# Last, so that either import order works: the adapter needs Attack (above) and
-# registers itself in ATTACKS.
-from . import autoattack_adapter  # noqa: E402

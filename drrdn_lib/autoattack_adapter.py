@@ -11,6 +11,8 @@ for APGD-T and FAB-T, 5,000 Square queries (p_init 0.8), rho 0.75, no EOT.
 What the adapter adds, and nothing more:
 
 - the model runs in eval mode (restored after); the device is the model's;
+- the inputs, the clean logits and one batch's input gradient are checked first (the
+  package silently leaves every example unattacked when the gradient is NaN);
 - ``seed`` defaults to 0 (the package's ``None`` means "time of day", not reproducible)
   and the global torch RNG is saved and restored (the package reseeds it);
 - the package's ``'auto-attack'`` logger is captured instead of printed: per-attack
@@ -37,7 +39,9 @@ from torch import nn
 import pyautoattack
 from pyautoattack import checks as _aa_checks
 
-from .attacks import ATTACKS, Attack, _model_device, check_logits
+from .attacks import Attack, check_input_gradient
+from .torch_utils import model_device, predict_logits
+from .validate import check_int, check_logits
 
 __all__ = ["AutoAttackAdapter", "AutoAttackCheckWarning", "AutoAttackReport", "STANDARD_ATTACKS"]
 
@@ -132,11 +136,9 @@ class AutoAttackAdapter(Attack):
         if unknown:
             raise ValueError(f"attacks {unknown} are not AutoAttack attacks; choose from {_KNOWN_ATTACKS}.")
         for key in ("n_iter", "n_queries", "n_target_classes", "n_restarts"):
-            value = reduced[key]
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{key}={value!r} must be an integer >= 1.")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1.")
+            if reduced[key] is not None:
+                check_int(key, reduced[key])
+        check_int("batch_size", batch_size)
         self.version, self.seed, self.batch_size = version, int(seed), batch_size
         self._reduced = reduced
         self.last_report: AutoAttackReport | None = None
@@ -177,13 +179,13 @@ class AutoAttackAdapter(Attack):
         }
 
     def _perturb(self, model, images, labels):
-        device = _model_device(model, images.device)
+        device = model_device(model, images.device)
         images, labels = images.to(device), labels.to(device)
         runner = self.build(model, device)
         report = AutoAttackReport(n=images.shape[0])
-        with torch.inference_mode():
-            logits = model(images)
+        logits = predict_logits(model, images, self.batch_size)
         check_logits(logits, labels)
+        check_input_gradient(model, images[:self.batch_size], labels[:self.batch_size])
         report.n_clean_correct = int((logits.argmax(1) == labels).sum())
         adv = _run_quietly(runner, images, labels, self.batch_size, report)
         self.last_report = report
@@ -217,6 +219,3 @@ def _run_quietly(runner: pyautoattack.AutoAttack, images: torch.Tensor, labels: 
         logger.setLevel(saved_level)
         logger.propagate = saved_propagate
     return adv
-
-
-ATTACKS["autoattack"] = AutoAttackAdapter

@@ -23,9 +23,13 @@ Estimates (all errors are fractions in [0, 1]; divergence in [0, 2]; lambda* in 
 - ``bound = err_nat + divergence / 2 + lambda_star``; ``holds = err_adv <= bound``;
   ``slack = bound - err_adv``.
 
-Heads: ``"linear"`` (multinomial logistic regression, full-batch L-BFGS) and ``"mlp"`` (one
-hidden ReLU layer, full-batch Adam), both on features standardised with the train side's
-mean / sd, seeded through a private RNG (global RNG untouched), deterministic on CPU.
+Heads: the probes of :mod:`drrdn_lib.probes` (``"linear"``: logistic regression, ``"mlp"``:
+one hidden layer), on features standardised with the train side's mean / sd, seeded.
+
+Inputs are validated first (:mod:`drrdn_lib.validate`): :func:`estimate_bound` takes finite
+float32 images in ``bounds`` ([0, 1]; None for features), int64 labels in the model's
+classes, and adversarial inputs inside the ``eps``-ball (``norm``) around the natural ones
+(given, or read from the ``attack``); no bound is reported from inputs that break them.
 
 Confidence intervals: binomial (Wilson or Clopper-Pearson) for single proportions. A sum of
 two proportions measured on the same examples (e_dom, lambda*) gets the sum of the two
@@ -39,17 +43,22 @@ attack point of a misclassified x happens to be right (counted as ``n_adv_fixed`
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import asdict, dataclass
 
 import torch
 from scipy.stats import beta, norm
 from torch import nn
 
-CI_METHODS = ("wilson", "clopper-pearson")
-HEADS = ("linear", "mlp")
-MIN_SIDE = 10  # examples needed on each side of the train / held-out split
+from .probes import (DEFAULT_STEPS, HEADS, check_head, count_wrong, fit_head, split_indices,
+                     standardise)
+from .torch_utils import eval_mode, model_device
+from .validate import (check_bool_vector, check_features, check_images, check_in_ball,
+                       check_labels, check_logits, check_number)
 
-__all__ = ["CI_METHODS", "HEADS", "MIN_SIDE", "Estimate", "TradesDecomposition", "BoundCheck",
+CI_METHODS = ("wilson", "clopper-pearson")
+
+__all__ = ["CI_METHODS", "Estimate", "TradesDecomposition", "BoundCheck",
            "BoundReport", "binomial_ci", "proportion", "trades_decomposition",
            "domain_divergence", "joint_error", "estimate_bound_from_representations",
            "estimate_bound"]
@@ -72,9 +81,7 @@ class Estimate:
 def _check_ci(confidence, method) -> None:
     if method not in CI_METHODS:
         raise ValueError(f"unknown ci_method {method!r}; use one of {CI_METHODS}.")
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) \
-            or not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), e.g. 0.95, got {confidence!r}.")
+    check_number("confidence", confidence, 0.0, 1.0, low_open=True, high_open=True, hint="e.g. 0.95")
 
 
 def binomial_ci(k: int, n: int, *, confidence: float = 0.95, method: str = "wilson"
@@ -101,9 +108,25 @@ def binomial_ci(k: int, n: int, *, confidence: float = 0.95, method: str = "wils
 
 
 def proportion(k: int, n: int, *, confidence: float = 0.95, method: str = "wilson") -> Estimate:
-    """``k / n`` with its binomial interval."""
-    lo, hi = binomial_ci(int(k), int(n), confidence=confidence, method=method)
-    return Estimate(int(k) / int(n), lo, hi, int(n))
+    """``k / n`` with its binomial interval; k and n integers (a float count such as 2.7 is
+    an error, not rounded)."""
+    k, n = _as_count(k, "k"), _as_count(n, "n")
+    lo, hi = binomial_ci(k, n, confidence=confidence, method=method)
+    return Estimate(k / n, lo, hi, n)
+
+
+def _as_count(value, name: str) -> int:
+    """An integer count from a Python, NumPy or 0-d torch integer; ``ValueError`` otherwise."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1 or value.dtype.is_floating_point or value.dtype == torch.bool:
+            raise ValueError(f"{name} must be an integer count, got a {value.dtype} tensor of "
+                             f"shape {tuple(value.shape)}.")
+        return int(value)
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name}={value!r} must be an integer count (use int(...) on an exact "
+                         f"count, never on a fraction).") from None
 
 
 def _sum_of_proportions(k_first: int, k_second: int, n: int, *, scale: float,
@@ -134,19 +157,6 @@ class TradesDecomposition:
         return asdict(self)
 
 
-def _as_bool_vector(values, name: str, n: int | None = None) -> torch.Tensor:
-    values = torch.as_tensor(values).detach().cpu()
-    if values.ndim != 1 or (n is not None and len(values) != n):
-        want = "(n,)" if n is None else f"({n},)"
-        raise ValueError(f"{name} must be a 1-D vector of shape {want}, got "
-                         f"{tuple(values.shape)}; pass one entry per example.")
-    if values.dtype != torch.bool:
-        if not bool(((values == 0) | (values == 1)).all()):
-            raise ValueError(f"{name} must hold booleans (or 0/1), got values outside {{0, 1}}.")
-        values = values.bool()
-    return values
-
-
 def trades_decomposition(correct_nat, correct_adv, *, confidence: float = 0.95,
                          ci_method: str = "wilson") -> TradesDecomposition:
     """TRADES split of the robust error from per-example correctness.
@@ -160,8 +170,8 @@ def trades_decomposition(correct_nat, correct_adv, *, confidence: float = 0.95,
     ``R_rob = #(wrong on x or at attack) / n``; ``identity_holds`` checks
     ``n_rob_wrong == n_nat_wrong + n_bdy`` on the integer counts.
     """
-    correct_nat = _as_bool_vector(correct_nat, "correct_nat")
-    correct_adv = _as_bool_vector(correct_adv, "correct_adv", len(correct_nat))
+    correct_nat = check_bool_vector(correct_nat, "correct_nat")
+    correct_adv = check_bool_vector(correct_adv, "correct_adv", len(correct_nat))
     if len(correct_nat) == 0:
         raise ValueError("correct_nat is empty; pass at least one example.")
     n = len(correct_nat)
@@ -175,116 +185,10 @@ def trades_decomposition(correct_nat, correct_adv, *, confidence: float = 0.95,
         identity_holds=counts["rob"] == counts["nat"] + counts["bdy"])
 
 
-# ----------------------------------------------------------------------------- heads
-def _standardise(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
-    """Centre and scale every tensor by the train tensor's per-column mean and sd."""
-    mean, sd = train.mean(0, keepdim=True), train.std(0, keepdim=True).clamp_min(1e-8)
-    return [(t - mean) / sd for t in (train, *others)]
-
-
-def _build_head(kind: str, dim: int, num_classes: int, hidden: int, seed: int) -> nn.Module:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        if kind == "linear":
-            return nn.Linear(dim, num_classes)
-        return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
-
-
-def _fit_head(kind: str, features: torch.Tensor, labels: torch.Tensor, num_classes: int, *,
-              seed: int, steps: int, hidden: int) -> nn.Module:
-    """Train a head full-batch on standardised features ``(N, D)`` with int labels ``(N,)``.
-
-    linear: L-BFGS (strong Wolfe), ``steps`` iterations, L2 1e-4 on the weights.
-    mlp: Adam lr 1e-2, ``steps`` steps, weight decay 1e-4.
-    """
-    head = _build_head(kind, features.shape[1], num_classes, hidden, seed).to(features.device)
-    loss_fn = nn.CrossEntropyLoss()
-    with torch.enable_grad():
-        if kind == "linear":
-            opt = torch.optim.LBFGS(head.parameters(), lr=1.0, max_iter=steps,
-                                    line_search_fn="strong_wolfe")
-
-            def closure():
-                opt.zero_grad()
-                loss = loss_fn(head(features), labels) + 1e-4 * head.weight.pow(2).sum()
-                loss.backward()
-                return loss
-            opt.step(closure)
-        else:
-            opt = torch.optim.Adam(head.parameters(), lr=1e-2, weight_decay=1e-4)
-            for _ in range(steps):
-                opt.zero_grad()
-                loss_fn(head(features), labels).backward()
-                opt.step()
-    return head.eval()
-
-
-def _wrong(head: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> int:
-    with torch.no_grad():
-        return int((head(features).argmax(1) != labels).sum())
-
-
-def _check_head(kind) -> None:
-    if kind not in HEADS:
-        raise ValueError(f"unknown head {kind!r}; use one of {HEADS}.")
-
-
 # ----------------------------------------------------------------------------- validation
-def _check_representation(z, name: str, n: int | None = None) -> torch.Tensor:
-    """A finite float ``(n, D)`` tensor, else an error saying what is wrong and what to do."""
-    if not isinstance(z, torch.Tensor):
-        raise ValueError(f"{name} must be a torch tensor (n, D), got {type(z).__name__}.")
-    if z.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n, D), got shape {tuple(z.shape)}; flatten it "
-                         f"with z.reshape(len(z), -1) (or z[:, None] for one feature).")
-    if n is not None and z.shape[0] != n:
-        raise ValueError(f"{name} has {z.shape[0]} rows but there are {n} examples; the "
-                         f"representation must keep the batch size.")
-    z = z.detach().float()
-    bad = ~torch.isfinite(z)
-    if bool(bad.any()):
-        first = int(bad.any(1).nonzero()[0])
-        raise ValueError(f"{name} holds {int(bad.sum())} NaN/inf values (first in row {first}); "
-                         f"check the model and the attack for overflow, or drop those rows.")
-    return z
-
-
-def _check_labels(values, name: str, n: int | None = None) -> torch.Tensor:
-    values = torch.as_tensor(values).detach()
-    if values.ndim != 1 or (n is not None and len(values) != n):
-        want = "(n,)" if n is None else f"({n},)"
-        raise ValueError(f"{name} must be a 1-D vector of shape {want}, got "
-                         f"{tuple(values.shape)}; pass one class index per example.")
-    if values.dtype.is_floating_point or values.dtype == torch.bool or bool((values < 0).any()):
-        raise ValueError(f"{name} must hold non-negative integer class indices (dtype "
-                         f"{values.dtype} given); pass logits.argmax(1) for predictions.")
-    return values.long()
-
-
-def _split(n: int, heldout_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Seeded split of example indices ``0..n-1`` into (train, held-out), both >= MIN_SIDE."""
-    if isinstance(heldout_fraction, bool) or not isinstance(heldout_fraction, (int, float)) \
-            or not 0.0 < heldout_fraction < 1.0:
-        raise ValueError(f"heldout_fraction must be in (0, 1), e.g. 0.5, got {heldout_fraction!r}.")
-
-    def sides(m: int) -> tuple[int, int]:
-        return m - round(m * heldout_fraction), round(m * heldout_fraction)
-    n_train, n_held = sides(n)
-    if min(n_train, n_held) < MIN_SIDE:
-        smaller = min(heldout_fraction, 1.0 - heldout_fraction)
-        need = max(2 * MIN_SIDE, int((MIN_SIDE - 0.5) / smaller) - 2)
-        while min(sides(need)) < MIN_SIDE:   # both sides grow with n: a few steps at most
-            need += 1
-        raise ValueError(f"{n} examples are too few for heldout_fraction={heldout_fraction}: the "
-                         f"split gives {n_train} train / {n_held} held-out, each side needs >= "
-                         f"{MIN_SIDE}; pass at least {need} examples (or a fraction nearer 0.5).")
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
-    return order[n_held:], order[:n_held]
-
-
 def _check_pair(z_nat, z_adv, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    z_nat = _check_representation(z_nat, "z_nat", n)
-    z_adv = _check_representation(z_adv, "z_adv", len(z_nat))
+    z_nat = check_features(z_nat, "z_nat", n)
+    z_adv = check_features(z_adv, "z_adv", len(z_nat))
     if z_adv.shape != z_nat.shape:
         raise ValueError(f"z_nat {tuple(z_nat.shape)} and z_adv {tuple(z_adv.shape)} must have the "
                          f"same shape: row i of each is example i, natural and adversarial.")
@@ -292,19 +196,16 @@ def _check_pair(z_nat, z_adv, n: int | None = None) -> tuple[torch.Tensor, torch
 
 
 # ----------------------------------------------------------------------------- the terms
-_DEFAULT_STEPS = {"linear": 100, "mlp": 300}
-
-
 def _domain_divergence(z_nat, z_adv, train, held, *, head, seed, steps, hidden, confidence,
                        ci_method) -> tuple[Estimate, Estimate]:
     """(proxy A-distance, e_dom) on an existing split; inputs already validated."""
     domain = torch.cat([torch.zeros(len(train)), torch.ones(len(train))]).long().to(z_nat.device)
-    fit, nat_held, adv_held = _standardise(torch.cat([z_nat[train], z_adv[train]]),
+    fit, nat_held, adv_held = standardise(torch.cat([z_nat[train], z_adv[train]]),
                                            z_nat[held], z_adv[held])
-    clf = _fit_head(head, fit, domain, 2, seed=seed, steps=steps, hidden=hidden)
+    clf = fit_head(head, fit, domain, 2, seed=seed, steps=steps, hidden=hidden)
     zeros, ones = domain[:1].new_zeros(len(held)), domain[:1].new_ones(len(held))
-    e_dom = _sum_of_proportions(_wrong(clf, nat_held, zeros), _wrong(clf, adv_held, ones),
-                                len(held), scale=0.5, confidence=confidence, method=ci_method)
+    e_dom = _sum_of_proportions(count_wrong(clf, nat_held, zeros),
+                                count_wrong(clf, adv_held, ones), len(held), scale=0.5, confidence=confidence, method=ci_method)
 
     def proxy(e):
         return min(2.0, max(0.0, 2.0 * (1.0 - 2.0 * e)))
@@ -315,13 +216,13 @@ def _joint_error(z_nat, z_adv, y, train, held, *, head, seed, steps, hidden, con
                  ci_method) -> Estimate:
     """lambda* = err_N(h') + err_A(h') of a head fitted on the union; inputs validated."""
     y = y.to(z_nat.device)
-    fit, nat_held, adv_held = _standardise(torch.cat([z_nat[train], z_adv[train]]),
+    fit, nat_held, adv_held = standardise(torch.cat([z_nat[train], z_adv[train]]),
                                            z_nat[held], z_adv[held])
     num_classes = max(2, int(y.max()) + 1)
-    clf = _fit_head(head, fit, torch.cat([y[train], y[train]]), num_classes, seed=seed,
+    clf = fit_head(head, fit, torch.cat([y[train], y[train]]), num_classes, seed=seed,
                     steps=steps, hidden=hidden)
-    return _sum_of_proportions(_wrong(clf, nat_held, y[held]), _wrong(clf, adv_held, y[held]),
-                               len(held), scale=1.0, confidence=confidence, method=ci_method)
+    return _sum_of_proportions(count_wrong(clf, nat_held, y[held]),
+                               count_wrong(clf, adv_held, y[held]), len(held), scale=1.0, confidence=confidence, method=ci_method)
 
 
 def domain_divergence(z_nat, z_adv, *, head: str = "linear", heldout_fraction: float = 0.5,
@@ -338,12 +239,12 @@ def domain_divergence(z_nat, z_adv, *, head: str = "linear", heldout_fraction: f
     Returns:
         (divergence, e_dom), each with its interval (module docstring).
     """
-    _check_head(head)
+    check_head(head)
     _check_ci(confidence, ci_method)
     z_nat, z_adv = _check_pair(z_nat, z_adv)
-    train, held = _split(len(z_nat), heldout_fraction, seed)
+    train, held = split_indices(len(z_nat), heldout_fraction, seed)
     return _domain_divergence(z_nat, z_adv, train, held, head=head, seed=seed, hidden=hidden,
-                              steps=steps or _DEFAULT_STEPS[head], confidence=confidence,
+                              steps=steps or DEFAULT_STEPS[head], confidence=confidence,
                               ci_method=ci_method)
 
 
@@ -355,13 +256,13 @@ def joint_error(z_nat, z_adv, labels, *, head: str = "linear", heldout_fraction:
     Args:
         z_nat, z_adv: float ``(n, D)``; labels: int ``(n,)`` class indices (same for both).
     """
-    _check_head(head)
+    check_head(head)
     _check_ci(confidence, ci_method)
     z_nat, z_adv = _check_pair(z_nat, z_adv)
-    labels = _check_labels(labels, "labels", len(z_nat))
-    train, held = _split(len(z_nat), heldout_fraction, seed)
+    check_labels(labels, len(z_nat))
+    train, held = split_indices(len(z_nat), heldout_fraction, seed)
     return _joint_error(z_nat, z_adv, labels, train, held, head=head, seed=seed, hidden=hidden,
-                        steps=steps or _DEFAULT_STEPS[head], confidence=confidence,
+                        steps=steps or DEFAULT_STEPS[head], confidence=confidence,
                         ci_method=ci_method)
 
 
@@ -465,22 +366,24 @@ def estimate_bound_from_representations(
     if isinstance(heads, str) or not heads:
         raise ValueError(f"heads must be a non-empty tuple from {HEADS}, got {heads!r}.")
     for head in heads:
-        _check_head(head)
-    labels = _check_labels(labels, "labels")
+        check_head(head)
+    check_labels(labels)
+    labels = labels.detach()
     n = len(labels)
     z_nat, z_adv = _check_pair(z_nat, z_adv, n)
-    pred_nat = _check_labels(pred_nat, "pred_nat", n).to(labels.device)
-    pred_adv = _check_labels(pred_adv, "pred_adv", n).to(labels.device)
+    check_labels(pred_nat, n, name="pred_nat")
+    check_labels(pred_adv, n, name="pred_adv")
+    pred_nat, pred_adv = pred_nat.detach().to(labels.device), pred_adv.detach().to(labels.device)
     correct_nat, correct_adv = pred_nat == labels, pred_adv == labels
     if worst_case_correct is not None:
-        correct_adv = _as_bool_vector(worst_case_correct, "worst_case_correct", n)
-    train, held = _split(n, heldout_fraction, seed)
+        correct_adv = check_bool_vector(worst_case_correct, "worst_case_correct", n)
+    train, held = split_indices(n, heldout_fraction, seed)
     ci = {"confidence": confidence, "method": ci_method}
     err_nat = proportion(int((~correct_nat).sum()), n, **ci)
     err_adv = proportion(int((pred_adv != labels).sum()), n, **ci)
     checks = {}
     for head in heads:
-        kw = {"head": head, "seed": seed, "steps": steps or _DEFAULT_STEPS[head],
+        kw = {"head": head, "seed": seed, "steps": steps or DEFAULT_STEPS[head],
               "hidden": hidden, "confidence": confidence, "ci_method": ci_method}
         divergence, e_dom = _domain_divergence(z_nat, z_adv, train, held, **kw)
         lam = _joint_error(z_nat, z_adv, labels, train, held, **kw)
@@ -495,60 +398,71 @@ def estimate_bound_from_representations(
 
 
 # ----------------------------------------------------------------------------- from a model
-def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
-    param = next(iter(model.parameters()), None)
-    return param.device if param is not None else fallback
-
-
-def _predict_and_represent(model: nn.Module, images: torch.Tensor, representation,
-                           batch_size: int, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(predictions int64 (n,), representations float (n, D)) in eval mode, batched."""
-    device, preds, reps = _model_device(model, images.device), [], []
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for start in range(0, len(images), batch_size):
-                batch = images[start:start + batch_size].to(device)
-                preds.append(model(batch).argmax(1).cpu())
-                rep = representation(batch)
-                if not isinstance(rep, torch.Tensor) or rep.ndim != 2 or len(rep) != len(batch):
-                    shape = getattr(rep, "shape", type(rep).__name__)
-                    shape = tuple(shape) if isinstance(shape, torch.Size) else shape
-                    raise ValueError(f"the representation function returned {shape} for a batch "
-                                     f"of {len(batch)} {name} inputs; it must return "
-                                     f"(batch, D), e.g. backbone features or z_s.")
-                reps.append(rep.float().cpu())
-    finally:
-        model.train(was_training)
+def _predict_and_represent(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                           representation, batch_size: int, name: str
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(predictions int64 (n,), representations float (n, D)) on the CPU, batched, without
+    gradients (the caller holds the model in eval mode); raises on NaN/inf logits or
+    representations and on labels outside the model's classes."""
+    device, preds, reps = model_device(model, images.device), [], []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            batch = images[start:start + batch_size].to(device)
+            logits = model(batch)
+            check_logits(logits, labels[start:start + batch_size].to(logits.device),
+                         probabilities_ok=True)
+            preds.append(logits.argmax(1).cpu())
+            rep = representation(batch)
+            if not isinstance(rep, torch.Tensor) or rep.ndim != 2 or len(rep) != len(batch):
+                shape = getattr(rep, "shape", type(rep).__name__)
+                shape = tuple(shape) if isinstance(shape, torch.Size) else shape
+                raise ValueError(f"the representation function returned {shape} for a batch "
+                                 f"of {len(batch)} {name} inputs; it must return "
+                                 f"(batch, D), e.g. backbone features or z_s.")
+            reps.append(check_features(rep, f"the {name} representation").cpu())
     return torch.cat(preds), torch.cat(reps)
 
 
+def _threat_model(attack, eps, norm, bounds) -> tuple[float | None, str, tuple | None]:
+    """(eps, norm, bounds): the explicit arguments, else the attack's attributes, else
+    (None, "Linf", (0, 1)); "auto" marks an argument that was not given."""
+    eps = getattr(attack, "eps", None) if eps is None else eps
+    norm = getattr(attack, "norm", "Linf") if norm is None else norm
+    bounds = getattr(attack, "bounds", (0.0, 1.0)) if bounds == "auto" else bounds
+    if eps is not None:
+        eps = check_number("eps", eps, 0.0, hint="the radius of the adversarial inputs")
+    return eps, norm, bounds
+
+
 def _adversarial_images(model, images, labels, x_adv, attack, batch_size) -> torch.Tensor:
-    if (x_adv is None) == (attack is None):
-        raise ValueError("pass exactly one of x_adv (adversarial images, same shape as x_nat) "
-                         "or attack (called attack(model, x, y) to make them).")
     if x_adv is None:
         x_adv = torch.cat([attack(model, images[s:s + batch_size], labels[s:s + batch_size])
                            for s in range(0, len(images), batch_size)])
-    if x_adv.shape != images.shape:
-        raise ValueError(f"x_adv has shape {tuple(x_adv.shape)} but x_nat has "
+    if not isinstance(x_adv, torch.Tensor) or x_adv.shape != images.shape:
+        raise ValueError(f"x_adv has shape {tuple(getattr(x_adv, 'shape', ()))} but x_nat has "
                          f"{tuple(images.shape)}; row i of x_adv must attack row i of x_nat.")
     return x_adv
 
 
 def estimate_bound(model: nn.Module, x_nat: torch.Tensor, labels: torch.Tensor,
-                   x_adv: torch.Tensor | None = None, *, attack=None, representation=None,
-                   worst_case_correct=None, batch_size: int = 512, **kwargs) -> BoundReport:
+                   x_adv: torch.Tensor | None = None, *, attack=None, eps: float | None = None,
+                   norm: str | None = None, bounds: tuple[float, float] | None | str = "auto",
+                   representation=None, worst_case_correct=None, batch_size: int = 512,
+                   **kwargs) -> BoundReport:
     """Measure the bound's terms for a trained model on held-out data.
 
     Args:
         model: a classifier returning logits (e.g. a ``SplitClassifier``); run in eval mode,
             its train/eval mode restored.
-        x_nat: natural inputs ``(n, ...)`` (images in [0, 1], or toy features).
-        labels: int64 ``(n,)``.
+        x_nat: natural inputs ``(n, ...)``: float32 images (NCHW) in ``bounds``, or features.
+        labels: int64 ``(n,)`` in ``[0, num_classes)``.
         x_adv: adversarial inputs, same shape (row i attacks row i), from the attack that
             defines domain A; or pass ``attack`` (called ``attack(model, x, y)`` in batches).
+        eps, norm: the threat model x_adv must respect (``|x_adv - x_nat| <= eps`` per row in
+            ``norm``, "Linf" or "L2"); default: the attack's ``eps`` / ``norm`` attributes (a
+            :class:`~drrdn_lib.attacks.Attack` has them). ``eps`` is required otherwise.
+        bounds: the inputs' valid range: default the attack's ``bounds``, else (0, 1); None
+            for unbounded features (the toy).
         representation: function inputs -> ``(batch, D)``; default ``model.representation``
             (z_s for DRRDN, backbone features for plain classifiers).
         worst_case_correct: optional bool ``(n,)`` per-example worst case over several
@@ -556,20 +470,35 @@ def estimate_bound(model: nn.Module, x_nat: torch.Tensor, labels: torch.Tensor,
         batch_size: examples per forward pass.
         **kwargs: passed to :func:`estimate_bound_from_representations` (heads,
             heldout_fraction, seed, steps, hidden, confidence, ci_method).
+    Raises: ``ValueError`` for bad inputs (module docstring), before anything is measured.
     """
+    if (x_adv is None) == (attack is None):
+        raise ValueError("pass exactly one of x_adv (adversarial images, same shape as x_nat) "
+                         "or attack (called attack(model, x, y) to make them).")
+    eps, norm, bounds = _threat_model(attack, eps, norm, bounds)
     if not isinstance(x_nat, torch.Tensor) or x_nat.ndim < 2:
         raise ValueError(f"x_nat must be a tensor (n, ...), got "
                          f"{getattr(x_nat, 'shape', type(x_nat).__name__)}.")
-    labels = _check_labels(labels, "labels", len(x_nat))
+    check_images(x_nat, bounds, name="x_nat")
+    check_labels(labels, len(x_nat))
+    if eps is None:
+        raise ValueError("pass eps= (the radius x_adv was made with, and norm= if not 'Linf'), "
+                         "so that the adversarial inputs can be checked to lie in the eps-ball "
+                         "around x_nat; an Attack object carries it.")
     if representation is None:
         representation = getattr(model, "representation", None)
         if representation is None:
             raise ValueError(f"{type(model).__name__} has no .representation(x); pass "
                              f"representation=<function inputs -> (batch, D)>.")
-    x_adv = _adversarial_images(model, x_nat, labels.to(x_nat.device), x_adv, attack, batch_size)
-    pred_nat, z_nat = _predict_and_represent(model, x_nat, representation, batch_size, "natural")
-    pred_adv, z_adv = _predict_and_represent(model, x_adv, representation, batch_size,
-                                             "adversarial")
+    with eval_mode(model):
+        x_adv = _adversarial_images(model, x_nat, labels.to(x_nat.device), x_adv, attack,
+                                    batch_size)
+        check_images(x_adv, bounds, name="x_adv")
+        check_in_ball(x_adv, x_nat, eps, norm, name="x_adv")
+        pred_nat, z_nat = _predict_and_represent(model, x_nat, labels, representation,
+                                                 batch_size, "natural")
+        pred_adv, z_adv = _predict_and_represent(model, x_adv, labels, representation,
+                                                 batch_size, "adversarial")
     return estimate_bound_from_representations(
         z_nat, z_adv, labels.cpu(), pred_nat, pred_adv, worst_case_correct=worst_case_correct,
         **kwargs)

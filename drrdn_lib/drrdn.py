@@ -34,6 +34,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from .validate import check_int
+
 __all__ = ["DRRDN", "build_drrdn", "DRRDN_KWARGS", "PARAMETER_GROUPS"]
 
 #: keyword arguments of :func:`build_drrdn` that size DRRDN's own modules
@@ -84,12 +86,6 @@ def _linear_in_features(classifier: nn.Module) -> int:
     return first.in_features
 
 
-def _check_width(name: str, value) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"DRRDN {name} must be a positive integer, got {value!r}.")
-    return value
-
-
 class _Statistic(nn.Module):
     """MINE's T(z_s, z_i): dense [z_s, z_i] (2P) -> hidden -> hidden -> 1; (B,) out."""
 
@@ -117,8 +113,8 @@ class DRRDN(nn.Module):
     def __init__(self, encoder: nn.Module, feature_dim: int, classifier: nn.Module,
                  num_classes: int, mine_hidden: int = 256, rec_hidden: int = 256):
         super().__init__()
-        self.feature_dim = _check_width("feature_dim", feature_dim)
-        self.num_classes = _check_width("num_classes", num_classes)
+        self.feature_dim = check_int("DRRDN feature_dim", feature_dim)
+        self.num_classes = check_int("DRRDN num_classes", num_classes)
         part = _linear_in_features(classifier)
         if part != feature_dim:
             raise ValueError(
@@ -130,8 +126,8 @@ class DRRDN(nn.Module):
         self.head = nn.Sequential(OrderedDict(d_s=_disentangler(part), c_s=classifier))
         self.d_i = _disentangler(part)
         self.c_i = _with_one_output(classifier)
-        self.mine = _Statistic(part, _check_width("mine_hidden", mine_hidden))
-        self.r = _dense([2 * part, _check_width("rec_hidden", rec_hidden), feature_dim])
+        self.mine = _Statistic(part, check_int("DRRDN mine_hidden", mine_hidden))
+        self.r = _dense([2 * part, check_int("DRRDN rec_hidden", rec_hidden), feature_dim])
 
     @property
     def g(self) -> nn.Module:

@@ -44,7 +44,8 @@ from torch import nn
 from .attacks import AttackBudget
 from .drrdn import DRRDN
 from .objective_base import (MakeOptimizer, as_floats, check_finite, keyword_defaults,
-                             pgd_examples, train_mode)
+                             pgd_examples)
+from .torch_utils import train_mode
 
 __all__ = ["LOSS_PARAMETERS", "ALGORITHM_1", "ENTROPY_FORMS", "drrdn", "Algorithm1Update",
            "classification_loss", "domain_loss", "alignment_loss", "entropy_loss",

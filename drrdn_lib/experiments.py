@@ -20,6 +20,7 @@ from .data import load_dataset
 from .evaluate import EvaluationRecord, evaluate, protocol_attacks
 from .methods import hyper_defaults
 from .protocol import PAPER
+from .torch_utils import model_device
 from .results import REPO_ROOT
 from .train import TrainConfig, TrainResult, train
 from .train_config import RESUME_FREE
@@ -156,7 +157,7 @@ def evaluate_model(model: nn.Module, dataset: str, *, split: str = "test", limit
     """Clean, FGSM, PGD, CW-inf and AutoAttack accuracy and their per-example worst case on
     ``split`` (a class-stratified ``limit`` subset chosen by ``seed``), with the
     gradient-masking ``checks`` ("cheap", "all", "none")."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     x, y = load_dataset(dataset, split, data_dir=data_dir, limit=limit, seed=seed)
     attacks = _attacks(eval_budget(dataset, pgd_steps, eps), autoattack, seed)
     return evaluate(model, x.to(device), y.to(device), attacks, checks=checks, progress=progress)
@@ -170,7 +171,7 @@ def bound_report(model: nn.Module, dataset: str, record: EvaluationRecord | None
     the baselines), the adversarial domain A defined by the evaluation PGD. With the
     ``record`` of :func:`evaluate_model` on the same examples, the TRADES split uses its
     per-example worst case over all attacks."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     x, y = load_dataset(dataset, split, data_dir=data_dir, limit=limit, seed=seed)
     budget = eval_budget(dataset, pgd_steps, eps)
     worst = None

@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attacks import AttackBudget, eval_mode, frozen_parameters
+from .attacks import AttackBudget, frozen_parameters
 from .drrdn_objective import ENTROPY_FORMS, Algorithm1Update, drrdn
-from .objective_base import (SingleLossUpdate, as_floats, keyword_defaults, pgd_examples,
-                             train_mode)
+from .objective_base import SingleLossUpdate, as_floats, keyword_defaults, pgd_examples
+from .torch_utils import eval_mode, train_mode
 
 __all__ = ["METHODS", "UPDATES", "get_method", "make_update", "check_hyper", "standard",
            "pgd_at", "trades", "mart", "drrdn", "trades_attack", "hyper_defaults",

@@ -18,7 +18,6 @@ bit for bit whatever the number of optimisers.
 """
 from __future__ import annotations
 
-import contextlib
 import inspect
 import math
 from typing import Callable
@@ -28,8 +27,8 @@ from torch import nn
 
 from .attacks import PGD, AttackBudget
 
-__all__ = ["NonFiniteLoss", "SingleLossUpdate", "as_floats", "pgd_examples", "train_mode",
-           "check_finite", "keyword_defaults"]
+__all__ = ["NonFiniteLoss", "SingleLossUpdate", "as_floats", "pgd_examples", "check_finite",
+           "keyword_defaults"]
 
 MakeOptimizer = Callable[[list[dict]], torch.optim.Optimizer]
 
@@ -42,18 +41,6 @@ class NonFiniteLoss(FloatingPointError):
     def __init__(self, message: str, terms: dict[str, float]):
         super().__init__(message)
         self.terms = terms
-
-
-@contextlib.contextmanager
-def train_mode(model: nn.Module):
-    """Put ``model`` in train mode; on exit restore every submodule's own flag."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.train()
-    try:
-        yield model
-    finally:
-        for module, training in modes:
-            module.training = training
 
 
 def as_floats(terms: dict[str, torch.Tensor]) -> dict[str, float]:

@@ -249,23 +249,22 @@ def _write_metrics(out_dir: Path | None, config: TrainConfig, history: list,
 def evaluate_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                       attack=None, batch_size: int = 500) -> tuple[float, float | None]:
     """Clean accuracy and, if ``attack`` is given, accuracy on ``attack(model, x, y)``
-    (both in [0, 1]); eval mode, the model's mode restored."""
-    was_training = model.training
-    model.eval()
-    clean = robust = 0
-    try:
-        for start in range(0, len(labels), batch_size):
-            x, y = images[start:start + batch_size], labels[start:start + batch_size]
-            with torch.no_grad():
-                clean += (model(x).argmax(1) == y).sum().item()
-            if attack is not None:
-                adv = attack(model, x, y)
-                with torch.no_grad():
-                    robust += (model(adv).argmax(1) == y).sum().item()
-    finally:
-        model.train(was_training)
-    n = len(labels)
-    return clean / n, (robust / n if attack is not None else None)
+    (both in [0, 1]); images and labels validated first, eval mode (restored)."""
+    from .torch_utils import predict_labels
+    from .validate import check_images, check_labels
+
+    check_images(images)
+    check_labels(labels, len(images))
+    if len(labels) == 0:
+        raise ValueError("evaluate_accuracy got no examples; pass at least one.")
+    clean = (predict_labels(model, images, batch_size) == labels).sum().item()
+    if attack is None:
+        return clean / len(labels), None
+    robust = 0
+    for start in range(0, len(labels), batch_size):
+        x, y = images[start:start + batch_size], labels[start:start + batch_size]
+        robust += (predict_labels(model, attack(model, x, y), batch_size) == y).sum().item()
+    return clean / len(labels), robust / len(labels)
 
 
 # ----------------------------------------------------------------------------- the loop

@@ -9,9 +9,10 @@ affordable ``"preact_resnet18"``); ``drrdn_lib.experiments.make_config`` fills t
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any
+
+from .validate import is_int, is_number
 
 __all__ = ["TrainConfig", "ConfigError", "config_from_dict", "SCHEDULES"]
 
@@ -29,14 +30,6 @@ OMIT_AT_DEFAULT = {"channels_last": False, "compile": False}
 
 class ConfigError(ValueError):
     """A training configuration that cannot run; the message says what to change."""
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclasses.dataclass
@@ -196,15 +189,15 @@ class TrainConfig:
     def _check_optimisation(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             value = getattr(self, name)
-            if not _is_int(value) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ConfigError(f"{name}={value!r} must be an integer >= 1.")
-        if not _is_number(self.lr) or self.lr <= 0:
+        if not is_number(self.lr) or self.lr <= 0:
             raise ConfigError(f"lr={self.lr!r} must be a finite number > 0 (e.g. 0.01 MNIST, 0.1 CIFAR-10).")
-        if not _is_number(self.momentum) or not 0 <= self.momentum < 1:
+        if not is_number(self.momentum) or not 0 <= self.momentum < 1:
             raise ConfigError(f"momentum={self.momentum!r} must be in [0, 1) (0.9 in the protocol).")
-        if not _is_number(self.weight_decay) or self.weight_decay < 0:
+        if not is_number(self.weight_decay) or self.weight_decay < 0:
             raise ConfigError(f"weight_decay={self.weight_decay!r} must be >= 0 (0 MNIST, 2e-4 CIFAR-10 in our protocol).")
-        if not _is_number(self.lr_gamma) or not 0 < self.lr_gamma <= 1:
+        if not is_number(self.lr_gamma) or not 0 < self.lr_gamma <= 1:
             raise ConfigError(f"lr_gamma={self.lr_gamma!r} must be in (0, 1].")
 
     def _check_schedule(self) -> None:
@@ -217,7 +210,7 @@ class TrainConfig:
                               "schedule; drop them or use schedule='piecewise'.")
         previous = 0
         for m in self.milestones:
-            if not _is_int(m) or m <= previous:
+            if not is_int(m) or m <= previous:
                 raise ConfigError(f"milestones={list(self.milestones)} must be increasing "
                                   "integers >= 1 (epochs after which the lr decays).")
             if m >= self.epochs:
@@ -229,24 +222,24 @@ class TrainConfig:
     def _check_attacks(self) -> None:
         for prefix in ("train", "val"):
             eps, step, steps = (getattr(self, f"{prefix}_{k}") for k in ("eps", "step_size", "steps"))
-            if not _is_number(eps) or not 0 <= eps <= 1:
+            if not is_number(eps) or not 0 <= eps <= 1:
                 raise ConfigError(f"{prefix}_eps={eps!r} must be in [0, 1] (pixel units: 0.3 "
                                   "for MNIST, 0.031 for CIFAR-10).")
-            if not _is_number(step) or not 0 < step <= 1:
+            if not is_number(step) or not 0 < step <= 1:
                 raise ConfigError(f"{prefix}_step_size={step!r} must be in (0, 1] (pixel "
                                   "units: 0.01 for MNIST, 0.007 for CIFAR-10).")
-            if not _is_int(steps) or steps < 1:
+            if not is_int(steps) or steps < 1:
                 raise ConfigError(f"{prefix}_steps={steps!r} must be an integer >= 1.")
 
     def _check_runtime(self) -> None:
         import torch
 
         for name in ("seed", "data_seed", "keep_every"):
-            if not _is_int(getattr(self, name)) or getattr(self, name) < 0:
+            if not is_int(getattr(self, name)) or getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)!r} must be an integer >= 0.")
         for name in ("train_limit", "val_limit"):
             value = getattr(self, name)
-            if value is not None and (not _is_int(value) or value < 2):
+            if value is not None and (not is_int(value) or value < 2):
                 raise ConfigError(f"{name}={value!r} must be None (all) or an integer >= 2.")
         if self.init_from is not None and not Path(self.init_from).exists():
             raise ConfigError(f"init_from={self.init_from!r} does not exist; give a run "

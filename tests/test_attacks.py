@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 from torch import nn
 
-from drrdn_lib.attacks import (ATTACKS, BUDGETS, FGSM, PGD, AttackBudget, CWInf, eval_mode,
-                               make_attack, margin_loss)
+from drrdn_lib.attack_registry import ATTACKS, make_attack
+from drrdn_lib.attacks import BUDGETS, FGSM, PGD, AttackBudget, CWInf, margin_loss
 from drrdn_lib.autoattack_adapter import AutoAttackAdapter, AutoAttackCheckWarning
 
 from tiny import N_CLASSES, SIDE, synthetic, train_tiny
@@ -167,14 +167,6 @@ def test_mode_restored_and_no_side_effects(trained, name):
         model.eval()
 
 
-def test_eval_mode_restores_after_an_exception():
-    model = tiny_net().train()
-    with pytest.raises(RuntimeError), eval_mode(model):
-        assert not model.training
-        raise RuntimeError
-    assert model.training
-
-
 def test_attack_works_inside_no_grad(trained):
     model, images, labels = trained
     with torch.no_grad():
@@ -226,7 +218,7 @@ def test_bad_inputs_are_rejected(attack):
         attack(model, images, labels.float())
     with pytest.raises(ValueError, match=r"labels in \[0, 10\] are outside .*\[0, 9\]"):
         attack(model, images, torch.tensor([0, 1, 2, 10]))
-    with pytest.raises(ValueError, match=r"floating-point"):
+    with pytest.raises(ValueError, match=r"got torch\.uint8; convert with \.float\(\) / 255"):
         attack(model, (images * 255).to(torch.uint8), labels)
 
 
@@ -356,3 +348,75 @@ def test_attack_freezes_parameters_while_it_runs_and_restores_them():
     assert seen and not any(seen)
     assert [p.requires_grad for p in net.parameters()] == [True, False, True, True, True, True]
     assert all(p.grad is None for p in net.parameters())
+
+
+# ------------------------------------------------------------ bad input never becomes a number
+class NanGradient(nn.Module):
+    """Finite logits but a NaN input gradient (d/dx sqrt(|x - x0|) at x0 is inf * 0)."""
+
+    def __init__(self, base):
+        super().__init__()
+        self.base = base
+
+    def forward(self, x):
+        return self.base(x) + 0.0 * torch.sqrt((x - x.detach()).abs()).flatten(1).sum(1, keepdim=True)
+
+
+class NanLogits(nn.Module):
+    def forward(self, x):
+        return torch.full((x.shape[0], N_CLASSES), float("nan")) + 0.0 * x.flatten(1)[:, :1]
+
+
+ALL_FOUR = [FGSM(0.1), PGD(0.1, 0.05, 2), CWInf(0.1, 0.05, 2),
+            AutoAttackAdapter(0.1, version="custom", n_iter=1, n_queries=2, n_target_classes=1)]
+ALL_FOUR_IDS = ["fgsm", "pgd", "cw", "autoattack"]
+
+
+@pytest.mark.parametrize("attack", ALL_FOUR, ids=ALL_FOUR_IDS)
+def test_nan_or_inf_images_are_rejected(attack):
+    images, labels = torch.rand(4, 1, SIDE, SIDE), torch.zeros(4, dtype=torch.int64)
+    images[2, 0, 3, 3] = float("nan")
+    with pytest.raises(ValueError, match=r"images hold 1 NaN/inf value\(s\) \(first in example 2\)"):
+        attack(tiny_net(), images, labels)
+    images[2, 0, 3, 3] = float("inf")
+    with pytest.raises(ValueError, match=r"NaN/inf"):
+        attack(tiny_net(), images, labels)
+
+
+@pytest.mark.parametrize("attack", ALL_FOUR, ids=ALL_FOUR_IDS)
+@pytest.mark.parametrize("shape", [(4, SIDE, SIDE, 1), (4, SIDE, SIDE, 3)])
+def test_nhwc_images_get_the_permute_hint(attack, shape):
+    """Flatten + Linear would silently accept (4, 8, 8, 1): the layout must be checked."""
+    with pytest.raises(ValueError, match=r"NHWC.*permute to NCHW: x\.permute\(0, 3, 1, 2\)"):
+        attack(tiny_net(), torch.rand(*shape), torch.zeros(4, dtype=torch.int64))
+
+
+@pytest.mark.parametrize("attack", ALL_FOUR, ids=ALL_FOUR_IDS)
+def test_float64_images_get_the_convert_hint(attack):
+    images = torch.rand(4, 1, SIDE, SIDE, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"float64.*convert with \.float\(\)"):
+        attack(tiny_net(), images, torch.zeros(4, dtype=torch.int64))
+
+
+@pytest.mark.parametrize("attack", ALL_FOUR, ids=ALL_FOUR_IDS)
+def test_labels_must_be_int64(attack):
+    with pytest.raises(ValueError, match=r"int32.*convert with \.long\(\)"):
+        attack(tiny_net(), torch.rand(4, 1, SIDE, SIDE), torch.zeros(4, dtype=torch.int32))
+
+
+@pytest.mark.parametrize("attack", ALL_FOUR, ids=ALL_FOUR_IDS)
+def test_a_model_with_nan_gradients_is_reported_not_attacked(attack):
+    """sign(NaN) is 0 in torch, and the AutoAttack package leaves such examples alone: without
+    the check every attack silently does nothing."""
+    torch.manual_seed(0)
+    model = NanGradient(tiny_net()).eval()
+    images, labels = torch.rand(4, 1, SIDE, SIDE), torch.zeros(4, dtype=torch.int64)
+    with pytest.raises(ValueError, match=r"non-finite \(NaN/inf\) input gradient for 4 of 4 examples"):
+        attack(model, images, labels)
+
+
+@pytest.mark.parametrize("attack", ALL_FOUR, ids=ALL_FOUR_IDS)
+def test_a_model_with_nan_logits_is_reported(attack):
+    images, labels = torch.rand(4, 1, SIDE, SIDE), torch.zeros(4, dtype=torch.int64)
+    with pytest.raises(ValueError, match=r"model returned NaN/inf logits for 4 of 4 examples"):
+        attack(NanLogits(), images, labels)

@@ -9,7 +9,7 @@ import torch
 from scipy.stats import binom, norm
 from torch import nn
 
-from drrdn_lib import bounds, toy
+from drrdn_lib import bounds, probes, toy
 from drrdn_lib.plots import plot_bound_over_training, plot_bound_terms
 
 matplotlib.use("Agg")
@@ -38,6 +38,16 @@ def inside(value, est, slack=0.0):
 
 
 # ----------------------------------------------------------------------------- intervals
+def test_proportion_takes_integer_counts_only():
+    """A fractional count used to be truncated by int() into a plausible estimate."""
+    assert bounds.proportion(3, 10).value == 0.3
+    assert bounds.proportion(np.int64(3), torch.tensor(10)).n == 10
+    with pytest.raises(ValueError, match=r"k=2\.7 must be an integer count"):
+        bounds.proportion(2.7, 10)
+    with pytest.raises(ValueError, match=r"n must be an integer count, got a torch\.float32"):
+        bounds.proportion(3, torch.tensor(10.0))
+
+
 def test_binomial_interval_edge_cases():
     assert bounds.binomial_ci(0, 50, method="clopper-pearson")[0] == 0.0
     assert bounds.binomial_ci(50, 50, method="clopper-pearson")[1] == 1.0
@@ -64,14 +74,14 @@ def test_binomial_interval_coverage(method, n):
 
 
 # ----------------------------------------------------------------------------- divergence
-@pytest.mark.parametrize("head", bounds.HEADS)
+@pytest.mark.parametrize("head", probes.HEADS)
 def test_identical_distributions_give_divergence_near_zero(head):
     divergence, e_dom = bounds.domain_divergence(*gaussian_pair(1000, 0.0), head=head)
     assert divergence.value < 0.2 and divergence.lo == 0.0
     assert inside(0.5, e_dom)
 
 
-@pytest.mark.parametrize("head", bounds.HEADS)
+@pytest.mark.parametrize("head", probes.HEADS)
 def test_separated_distributions_give_divergence_near_two(head):
     divergence, _ = bounds.domain_divergence(*gaussian_pair(1000, 8.0), head=head)
     assert divergence.value > 1.95 and divergence.lo > 1.9
@@ -110,7 +120,7 @@ def test_toy_nonrobust_features_zero_divergence_and_lambda_one():
     report = bounds.estimate_bound_from_representations(
         *toy_case(2000, "nonrobust", (0.0, 1.0), 2 * ETA, seed=1))
     assert inside(exact.err_nat, report.err_nat) and inside(exact.err_adv, report.err_adv)
-    for head in bounds.HEADS:
+    for head in probes.HEADS:
         check = report.checks[head]
         assert inside(2 * exact.tv, check.divergence) and check.divergence.value < 0.1
         assert inside(exact.lambda_star_bayes, check.lambda_star)
@@ -183,14 +193,15 @@ class ToyAttack:
 def test_estimate_bound_from_model_matches_representation_path():
     x, y = toy.sample_toy(300, dim=10, seed=4)
     model = ToyLinear([1.0, 1.0]).train()
-    report = bounds.estimate_bound(model, x, y, attack=ToyAttack(0.4), heads=("linear",))
+    report = bounds.estimate_bound(model, x, y, attack=ToyAttack(0.4), bounds=None, heads=("linear",))
     assert model.training                                   # mode restored
     x_adv = toy.worst_case_attack(x, y, (1.0, 1.0), 0.4)
     direct = bounds.estimate_bound_from_representations(
         model.representation(x).detach(), model.representation(x_adv).detach(), y,
         model(x).argmax(1), model(x_adv).argmax(1), heads=("linear",))
     assert report.to_dict() == direct.to_dict()
-    again = bounds.estimate_bound(model, x, y, x_adv, heads=("linear",), batch_size=64)
+    again = bounds.estimate_bound(model, x, y, x_adv, eps=0.4, bounds=None, heads=("linear",),
+                                  batch_size=64)
     assert again.to_dict() == direct.to_dict()
 
 
@@ -213,13 +224,15 @@ def call(good, **changes):
     ({"pred_adv": torch.zeros(10, dtype=torch.long)}, r"pred_adv must be .* shape \(200,\)"),
     ({"z_nat": torch.zeros(200)}, r"z_nat must be 2-D \(n, D\), got shape \(200,\)"),
     ({"z_adv": torch.zeros(200, 3)}, "must have the same shape"),
-    ({"labels": torch.zeros(200)}, "labels must hold non-negative integer class indices"),
+    ({"labels": torch.zeros(200)}, r"labels must be an int64 tensor .* got torch\.float32; convert with \.long\(\)"),
+    ({"pred_nat": torch.zeros(200, dtype=torch.int32)}, r"pred_nat must be an int64 tensor .*int32"),
+    ({"labels": torch.full((200,), -1)}, r"labels in \[-1, -1\] include negative values"),
     ({"z_nat": torch.ones(200, 1).index_fill(0, torch.tensor([7]), float("nan"))},
-     r"z_nat holds 1 NaN/inf values \(first in row 7\)"),
-    ({"heldout_fraction": 1.0}, r"heldout_fraction must be in \(0, 1\)"),
+     r"z_nat holds 1 NaN/inf value\(s\) \(first in example 7\)"),
+    ({"heldout_fraction": 1.0}, r"heldout_fraction=1\.0 must be a finite number in \(0, 1\)"),
     ({"heldout_fraction": 0.02}, "each side needs >= 10; pass at least 475 examples"),
     ({"ci_method": "bootstrap"}, "unknown ci_method 'bootstrap'"),
-    ({"confidence": 95}, r"confidence must be in \(0, 1\)"),
+    ({"confidence": 95}, r"confidence=95 must be a finite number in \(0, 1\)"),
     ({"heads": ("svm",)}, "unknown head 'svm'"),
     ({"worst_case_correct": torch.ones(5, dtype=torch.bool)}, "worst_case_correct must be"),
 ])
@@ -241,7 +254,8 @@ def test_too_few_examples_names_the_minimum():
 def test_bad_representation_function_raises(representation, match):
     x, y = toy.sample_toy(50, dim=10)
     with pytest.raises(ValueError, match=match):
-        bounds.estimate_bound(ToyLinear([1.0, 0.0]), x, y, x, representation=representation)
+        bounds.estimate_bound(ToyLinear([1.0, 0.0]), x, y, x, eps=0.1, bounds=None,
+                              representation=representation)
 
 
 def test_estimate_bound_needs_exactly_one_adversarial_source():
@@ -249,9 +263,9 @@ def test_estimate_bound_needs_exactly_one_adversarial_source():
     with pytest.raises(ValueError, match="pass exactly one of x_adv"):
         bounds.estimate_bound(ToyLinear([1.0, 0.0]), x, y)
     with pytest.raises(ValueError, match="x_adv has shape"):
-        bounds.estimate_bound(ToyLinear([1.0, 0.0]), x, y, x[:10])
+        bounds.estimate_bound(ToyLinear([1.0, 0.0]), x, y, x[:10], eps=0.1, bounds=None)
     with pytest.raises(ValueError, match="has no .representation"):
-        bounds.estimate_bound(nn.Linear(11, 2), x, y, x)
+        bounds.estimate_bound(nn.Linear(11, 2), x, y, x, eps=0.1, bounds=None)
 
 
 # ----------------------------------------------------------------------------- plot
@@ -273,3 +287,75 @@ def test_plot_bound_over_training_has_one_panel_per_method():
     assert [ax.get_legend() is not None for ax in figure.axes] == [False, False, True]
     with pytest.raises(ValueError, match="need a 'method' column"):
         plot_bound_over_training([])
+
+
+# ----------------------------------------------------------- bad images never become a bound
+class ImageProbe(nn.Module):
+    """A tiny image classifier (N, 1, 4, 4) -> 2 logits, with a 3-D representation."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.backbone = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+        self.head = nn.Linear(3, 2)
+
+    def representation(self, x):
+        return self.backbone(x)
+
+    def forward(self, x):
+        return self.head(self.backbone(x))
+
+
+@pytest.fixture(scope="module")
+def image_case():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(60, 1, 4, 4, generator=gen) * 0.8 + 0.1
+    y = torch.randint(0, 2, (60,), generator=gen)
+    return ImageProbe().eval(), x, y
+
+
+def test_estimate_bound_on_images_inside_the_ball_works(image_case):
+    model, x, y = image_case
+    x_adv = (x + 0.05 * torch.sign(torch.randn(x.shape, generator=torch.Generator().manual_seed(1))))
+    report = bounds.estimate_bound(model, x, y, x_adv.clamp(0, 1), eps=0.05, heads=("linear",))
+    assert report.n == 60 and 0 <= report.err_adv.value <= 1
+
+
+@pytest.mark.parametrize("make_adv, kw, match", [
+    (lambda x: x + 0.5, {"eps": 0.6}, r"x_adv has values in \[.*\], outside the allowed range \[0\.0, 1\.0\]"),
+    (lambda x: (x + 0.2).clamp(0, 1), {"eps": 0.1},
+     r"x_adv is outside the Linf eps-ball: distance up to 0\.2.* > eps 0\.1"),
+    (lambda x: (x + 0.2).clamp(0, 1), {"eps": 0.1, "norm": "L2"}, r"outside the L2 eps-ball"),
+    (lambda x: x.clone(), {}, r"pass eps=.*the radius x_adv was made with"),
+    (lambda x: x.index_fill(0, torch.tensor([4]), float("nan")), {"eps": 0.1},
+     r"x_adv holds 16 NaN/inf value\(s\) \(first in example 4\)"),
+    (lambda x: x.double(), {"eps": 0.1}, r"x_adv.*float64.*convert with \.float\(\)"),
+])
+def test_estimate_bound_rejects_bad_adversarial_images(image_case, make_adv, kw, match):
+    model, x, y = image_case
+    with pytest.raises(ValueError, match=match):
+        bounds.estimate_bound(model, x, y, make_adv(x), heads=("linear",), **kw)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda x, y: (x.index_fill(0, torch.tensor([2]), float("nan")), y), r"x_nat holds .*NaN/inf"),
+    (lambda x, y: (x * 255, y), r"x_nat has values .* outside the allowed range"),
+    (lambda x, y: (x.permute(0, 2, 3, 1).expand(60, 4, 4, 3).contiguous(), y), r"NHWC"),
+    (lambda x, y: (x, y.float()), r"labels.*float32.*\.long\(\)"),
+    (lambda x, y: (x, y + 2), r"labels.*outside.*\[0, 1\]"),
+])
+def test_estimate_bound_rejects_bad_natural_images_and_labels(image_case, change, match):
+    model, x, y = image_case
+    x, y = change(x, y)
+    with pytest.raises(ValueError, match=match):
+        bounds.estimate_bound(model, x, y, attack=lambda m, a, b: a, eps=0.1, heads=("linear",))
+
+
+def test_estimate_bound_takes_the_ball_from_an_attack_object(image_case):
+    """A PGD carries eps, norm and bounds; a plain callable needs eps=."""
+    from drrdn_lib.attacks import PGD
+    model, x, y = image_case
+    report = bounds.estimate_bound(model, x, y, attack=PGD(0.05, 0.02, 3, seed=0), heads=("linear",))
+    assert report.n == 60
+    with pytest.raises(ValueError, match=r"pass eps="):
+        bounds.estimate_bound(model, x, y, attack=lambda m, a, b: a, heads=("linear",))

@@ -67,7 +67,7 @@ def test_bad_widths_and_options_fail_clearly():
         build_drrdn("smallcnn", robust_dim=64, nonrobust_dim=32)
     with pytest.raises(ValueError, match="takes 200 inputs"):
         DRRDN(torch.nn.Flatten(), 784, torch.nn.Linear(200, 10), 10)
-    with pytest.raises(ValueError, match="mine_hidden must be a positive integer"):
+    with pytest.raises(ValueError, match="mine_hidden=0 must be an integer >= 1"):
         build_drrdn("smallcnn", mine_hidden=0)
     for hyper, message in (({"w_align": 1.0}, "no hyperparameter"),
                            ({"lambda_adv": -1.0}, "lambda_adv=-1.0"),
@@ -251,3 +251,20 @@ def test_mine_estimates_the_mutual_information_of_correlated_gaussians():
     with torch.no_grad():
         estimate = np.mean([mine_lower_bound(statistic, *sample(4096)).item() for _ in range(5)])
     assert truth - 0.15 < estimate < truth + 0.05, (estimate, truth)
+
+
+def test_protocol_presets_are_the_papers():
+    from drrdn_lib.attacks import CWInf, PGD
+    from drrdn_lib.protocol import PAPER, milestones, white_box_attacks
+    assert PAPER["mnist"].train.to_dict() == {"eps": 0.3, "step_size": 0.01, "steps": 40}
+    assert PAPER["cifar10"].train.to_dict() == {"eps": 0.031, "step_size": 0.007, "steps": 10}
+    assert (PAPER["mnist"].lr, PAPER["cifar10"].lr, PAPER["cifar10"].model) == (0.01, 0.1, "wrn28_10")
+    assert PAPER["cifar10"].black_box.to_dict() == {"eps": 0.031, "step_size": 0.003, "steps": 20}
+    assert milestones(100) == (55, 75, 90) and milestones(10) == (5, 7, 9) and milestones(1) == ()
+    attacks = white_box_attacks("cifar10")
+    assert list(attacks) == ["fgsm", "pgd40", "pgd100", "cw40", "cw100"]
+    fgsm = attacks["fgsm"]
+    assert isinstance(fgsm, PGD) and fgsm.steps == 1 and not fgsm.random_start
+    assert fgsm.step_size == pytest.approx(0.03) and fgsm.eps == 0.031
+    assert isinstance(attacks["cw100"], CWInf) and attacks["cw100"].steps == 100
+    assert white_box_attacks("mnist5k")["pgd40"].step_size == 0.01

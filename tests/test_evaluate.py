@@ -9,8 +9,9 @@ from torch import nn
 
 from drrdn_lib.attacks import FGSM, PGD, AttackBudget, CWInf
 from drrdn_lib.autoattack_adapter import AutoAttackAdapter
-from drrdn_lib.evaluate import (ALL_CHECKS, CHEAP_CHECKS, EvaluationRecord, GradientMaskingWarning,
-                                evaluate, gradient_masking_checks, protocol_attacks)
+from drrdn_lib.evaluate import EvaluationRecord, evaluate, protocol_attacks
+from drrdn_lib.masking_checks import (ALL_CHECKS, CHEAP_CHECKS, GradientMaskingWarning,
+                                      gradient_masking_checks)
 
 from tiny import N_CLASSES, SIDE, train_tiny
 
@@ -160,7 +161,7 @@ def test_cheap_checks_and_the_standalone_function(trained):
 def test_standard_autoattack_in_protocol_attacks():
     attacks = protocol_attacks(AttackBudget.preset("cifar10", "eval"))
     assert isinstance(attacks["fgsm"], FGSM) and isinstance(attacks["cw"], CWInf)
-    assert attacks["pgd"].steps == 20 and attacks["pgd"].step_size == 2 / 255
+    assert attacks["pgd"].steps == 40 and attacks["pgd"].step_size == 0.003  # the paper's PGD-40
     assert attacks["autoattack"].config()["standard"] is True
     assert "autoattack" not in protocol_attacks(AttackBudget(0.3, 0.01, 40), autoattack=None)
     assert isinstance(attacks["autoattack"], AutoAttackAdapter)
@@ -184,3 +185,71 @@ def test_inputs_outside_0_1_are_rejected(trained):
     with pytest.raises(ValueError, match=r"outside the allowed range \[0\.0, 1\.0\]"):
         run(model, images * 255, labels)
     assert isinstance(run(model, images[:0], labels[:0]), EvaluationRecord)
+
+
+# ------------------------------------------------------------ bad input never becomes a number
+def test_nan_images_are_rejected_not_scored(trained):
+    """An all-NaN batch used to score 10%: NaN logits read as class 0."""
+    model, images, labels = trained
+    bad = images.clone()
+    bad[5] = float("nan")
+    with pytest.raises(ValueError, match=r"images hold 64 NaN/inf value\(s\) \(first in example 5\)"):
+        run(model, bad, labels)
+    with pytest.raises(ValueError, match=r"NaN/inf"):
+        run(model, torch.full_like(images, float("nan")), labels, attacks={"fgsm": FGSM(EPS)})
+
+
+@pytest.mark.parametrize("bad_label, match", [
+    (N_CLASSES, r"labels in \[0, 10\] are outside the allowed range \[0, 9\]"),
+    (-1, r"labels in \[-1, 9\] include negative values")])
+def test_labels_outside_the_classes_are_rejected(trained, bad_label, match):
+    """The check used to run only inside the attacks, on the clean-correct examples."""
+    model, images, labels = trained
+    wrong = labels.clone()
+    wrong[3] = bad_label
+    with pytest.raises(ValueError, match=match):
+        run(model, images, wrong, attacks={"fgsm": FGSM(EPS)})
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda x, y: (x.permute(0, 2, 3, 1), y), r"NHWC.*x\.permute\(0, 3, 1, 2\)"),
+    (lambda x, y: (x.double(), y), r"float64.*convert with \.float\(\)"),
+    (lambda x, y: (x, y.int()), r"int32.*convert with \.long\(\)"),
+    (lambda x, y: (x, y.float()), r"float32.*convert with \.long\(\)"),
+    (lambda x, y: (x, y[:-1]), r"labels .*shape \(96,\)"),
+])
+def test_bad_layouts_and_dtypes_say_what_to_do(trained, change, match):
+    model, images, labels = trained
+    with pytest.raises(ValueError, match=match):
+        run(model, *change(images, labels), attacks={"fgsm": FGSM(EPS)})
+
+
+class NanModel(nn.Module):
+    def forward(self, x):
+        return torch.full((x.shape[0], N_CLASSES), float("nan")) + 0.0 * x.flatten(1)[:, :1]
+
+
+def test_a_model_returning_nan_is_rejected_not_scored(trained):
+    _, images, labels = trained
+    with pytest.raises(ValueError, match=r"model returned NaN/inf logits for 96 of 96 examples"):
+        run(NanModel(), images, labels, attacks={"fgsm": FGSM(EPS)})
+
+
+def test_masking_checks_validate_their_inputs(trained):
+    model, images, labels = trained
+    bad = images[:8].clone()
+    bad[0] = float("nan")
+    with pytest.raises(ValueError, match=r"NaN/inf"):
+        gradient_masking_checks(model, bad, labels[:8], PGD(EPS, 0.05, 2), which=CHEAP_CHECKS)
+    with pytest.raises(ValueError, match=r"labels.*outside"):
+        gradient_masking_checks(model, images[:8], labels[:8] + N_CLASSES, PGD(EPS, 0.05, 2),
+                                which=CHEAP_CHECKS)
+
+
+def test_a_plain_callable_attack_is_checked_too(trained):
+    """Attack objects project their output; a plain function's output is validated."""
+    model, images, labels = trained
+    with pytest.raises(ValueError, match=r"attack 'shift': adversarial images have values in \[.*\], outside"):
+        run(model, images, labels, attacks={"shift": lambda m, x, y: x + 0.5})
+    with pytest.raises(ValueError, match=r"'crop' returned shape \(.*\) for a batch of shape"):
+        run(model, images, labels, attacks={"crop": lambda m, x, y: x[:, :, :4]})

@@ -163,3 +163,29 @@ def test_gaussian_closed_forms_match_samples(big_sample, rep, attack, eps):
         (np.where(z_adv > grid, 1, -1) != sign).mean(1)
     best = min(joint.min(), 2 - joint.max())
     assert best == pytest.approx(t.lambda_star_threshold, abs=0.01)
+
+
+# ----------------------------------------------------------------------------- toy_tables
+def test_tradeoff_curve_rows_match_the_closed_forms_and_the_simulation():
+    from drrdn_lib import toy_tables
+    rows = toy_tables.tradeoff_curve(3, eps=0.5, dim=DIM, p=P, n_samples=2000, seed=0)
+    assert [r["w_nonrobust_share"] for r in rows] == [0.0, 0.5, 1.0]
+    robust = rows[0]
+    assert robust["nat_exact"] == toy.linear_accuracy((1.0, 0.0), eps=0.0, dim=DIM, p=P)
+    assert robust["rob_exact"] == toy.linear_accuracy((1.0, 0.0), eps=0.5, dim=DIM, p=P)
+    assert rows[-1]["nat_exact"] > robust["nat_exact"] and rows[-1]["rob_exact"] < robust["rob_exact"]
+    for r in rows:
+        assert r["nat_sim_lo"] - 0.01 <= r["nat_exact"] <= r["nat_sim_hi"] + 0.01
+        assert r["rob_sim_lo"] - 0.01 <= r["rob_exact"] <= r["rob_sim_hi"] + 0.01
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda t: t.tradeoff_curve(1, eps=0.5, dim=DIM, p=P), r"n_points=1 must be an integer >= 2"),
+    (lambda t: t.tradeoff_curve(3, eps=0.5, dim=DIM, p=P, n_samples=0), r"n_samples=0"),
+    (lambda t: t.compare_bound_terms({}, eps=0.5, dim=DIM, p=P), r"non-empty dict"),
+    (lambda t: t.compare_bound_terms({"r": "robust"}, eps=0.5, dim=DIM, p=P, steps=0), r"steps=0"),
+])
+def test_toy_tables_reject_bad_sizes(call, match):
+    from drrdn_lib import toy_tables
+    with pytest.raises(ValueError, match=match):
+        call(toy_tables)

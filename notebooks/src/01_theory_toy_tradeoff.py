@@ -29,7 +29,7 @@ import seaborn as sns
 import torch
 from IPython.display import Markdown, display
 
-from drrdn_lib import claims, results, theory, toy
+from drrdn_lib import claims, results, toy, toy_tables
 
 torch.set_num_threads(1)  # the small heads fit faster on one thread
 NAME = "01_theory_toy_tradeoff"
@@ -44,8 +44,8 @@ print(f"dim={dim}, p={p}, eta={toy.default_eta(dim):.3f}, eps={eps:.3f}, n_sampl
 # simulation with 95% intervals.
 
 # %%
-curve = pd.DataFrame(theory.tradeoff_curve(n_points, eps=eps, dim=dim, p=p,
-                                           n_samples=n_samples, seed=seed))
+curve = pd.DataFrame(toy_tables.tradeoff_curve(n_points, eps=eps, dim=dim, p=p,
+                                               n_samples=n_samples, seed=seed))
 curve[["w_nonrobust_share", "nat_exact", "nat_sim", "rob_exact", "rob_sim"]].round(3)
 
 # %%
@@ -71,8 +71,8 @@ results.save_figure(fig, out, "tradeoff_curve");
 
 # %%
 reps = {"robust": "robust", "nonrobust": "nonrobust", "mixed (1, 1)": (1.0, 1.0)}
-terms = pd.DataFrame(theory.compare_bound_terms(reps, eps=eps, dim=dim, p=p,
-                                                n_samples=n_samples, seed=seed))
+terms = pd.DataFrame(toy_tables.compare_bound_terms(reps, eps=eps, dim=dim, p=p,
+                                                    n_samples=n_samples, seed=seed))
 cols = ["err_nat", "err_adv", "divergence", "lambda_star", "bound"]
 table = terms.set_index("representation")[[c + s for c in cols for s in ("_exact", "")] + ["holds"]]
 table.round(3)

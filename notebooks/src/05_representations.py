@@ -29,7 +29,7 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
-from drrdn_lib import claims, disentangle, experiments, results
+from drrdn_lib import claims, experiments, representation_probes, results
 from drrdn_lib.attacks import PGD
 from drrdn_lib.data import load_dataset
 
@@ -40,8 +40,8 @@ train_kw = experiments.training_kw(epochs=epochs, train_limit=train_limit, batch
 model = experiments.shared_run("drrdn", dataset, seed=seed, **train_kw).best_model
 x, y = load_dataset(dataset, "test", data_dir=data_dir, limit=eval_limit, seed=seed)
 budget = experiments.eval_budget(dataset, eval_steps, eps)
-sets = disentangle.representation_sets(model, x.to(device), y.to(device),
-                                       PGD(budget.eps, budget.step_size, budget.steps, seed=seed))
+sets = representation_probes.representation_sets(model, x.to(device), y.to(device),
+                                                 PGD(budget.eps, budget.step_size, budget.steps, seed=seed))
 
 # %% [markdown]
 # ## Domain and label information in each part
@@ -50,14 +50,14 @@ sets = disentangle.representation_sets(model, x.to(device), y.to(device),
 # relative squared error of the reconstruction of `z`.
 
 # %%
-summary = pd.DataFrame(disentangle.disentanglement_summary(sets, y.to(device), seed=seed)).set_index("part")
+summary = pd.DataFrame(representation_probes.disentanglement_summary(sets, y.to(device), seed=seed)).set_index("part")
 summary.round(3)
 
 # %%
 sns.set_theme(style="white")
 fig, axes = plt.subplots(1, 2, figsize=(9, 4))
 for ax, part in zip(axes, ("z_s", "z_i")):
-    nat, adv = disentangle.pca_2d(sets["nat"][part], sets["adv"][part])
+    nat, adv = representation_probes.pca_2d(sets["nat"][part], sets["adv"][part])
     ax.scatter(*nat.T.cpu(), c=y.cpu(), cmap="tab10", s=8, marker="o", label="natural")
     ax.scatter(*adv.T.cpu(), c=y.cpu(), cmap="tab10", s=8, marker="x", label="adversarial")
     ax.set(title=f"{part}: PCA (colour = class)", xticks=[], yticks=[])

@@ -11,6 +11,7 @@ import torch
 from .bounds import estimate_bound_from_representations, proportion
 from .toy import (linear_accuracy, sample_toy, toy_bound_terms, toy_representation,
                   worst_case_attack)
+from .validate import check_int
 
 __all__ = ["tradeoff_curve", "compare_bound_terms"]
 
@@ -29,6 +30,8 @@ def tradeoff_curve(n_points: int = 11, *, eps: float, dim: int, p: float, eta: f
     samples under the exact worst-case attack (``nat_sim``, ``rob_sim`` with 95% Wilson
     ``_lo``/``_hi``). ``w_nonrobust_share`` = sin(t) / (cos(t) + sin(t)), in [0, 1].
     """
+    check_int("n_points", n_points, 2)
+    check_int("n_samples", n_samples)
     x, y = sample_toy(n_samples, dim=dim, p=p, eta=eta, seed=seed)
     rows = []
     for k in range(n_points):
@@ -57,6 +60,11 @@ def compare_bound_terms(representations: dict, *, eps: float, dim: int, p: float
     divergence is 2 TV, the all-functions d_HdH; lambda* is the Bayes joint error) and the
     estimate with its interval (MLP heads, half the samples held out).
     """
+    if not isinstance(representations, dict) or not representations:
+        raise ValueError(f"representations must be a non-empty dict label -> weights (a, b) or "
+                         f"'robust' / 'nonrobust', got {representations!r}.")
+    check_int("n_samples", n_samples)
+    check_int("steps", steps)
     x, y = sample_toy(n_samples, dim=dim, p=p, eta=eta, seed=seed)
     rows = []
     for label, rep in representations.items():

@@ -1,0 +1,88 @@
+"""How well a trained DRRDN separates its representation: what notebook 05 measures.
+
+For natural images and their PGD adversarial versions, with z = g(x), z_s = d_s(z),
+z_i = d_i(z): how well a fresh probe (:mod:`drrdn_lib.probes`) tells natural from
+adversarial on each part (the domain information should sit in z_i, not in z_s), how much
+label information each part carries (it should sit in z_s), and how well r([z_s, z_i])
+reconstructs z.
+"""
+from __future__ import annotations
+
+import torch
+
+from .bounds import domain_divergence
+from .probes import probe_accuracy
+from .torch_utils import eval_mode, model_device
+from .validate import check_features, check_images, check_int, check_labels
+
+__all__ = ["representation_sets", "disentanglement_summary", "pca_2d"]
+
+PARTS = ("z", "z_s", "z_i")
+
+
+def _reps(model, images: torch.Tensor, batch_size: int, name: str) -> dict[str, torch.Tensor]:
+    """z, z_s, z_i and rec = r([z_s, z_i]) of ``images``, batched on the model's device,
+    without gradients (the caller holds the model in eval mode)."""
+    device, parts = model_device(model, images.device), []
+    with torch.no_grad():
+        for i in range(0, len(images), batch_size):
+            part = model.representations(images[i:i + batch_size].to(device))
+            part["rec"] = model.r(torch.cat([part["z_s"], part["z_i"]], 1))
+            parts.append(part)
+    return {k: check_features(torch.cat([p[k] for p in parts]), f"{k} of the {name} images",
+                              len(images)) for k in (*PARTS, "rec")}
+
+
+def representation_sets(model, images: torch.Tensor, labels: torch.Tensor, attack,
+                        batch_size: int = 500) -> dict:
+    """``{"nat": reps, "adv": reps}`` with reps z, z_s, z_i, rec (each (n, D)), for images
+    (n, C, H, W) in [0, 1] and labels int64 (n,); the model in eval mode (restored)."""
+    check_images(images, getattr(attack, "bounds", (0.0, 1.0)))
+    check_labels(labels, len(images))
+    check_int("batch_size", batch_size)
+    if len(images) == 0:
+        raise ValueError("images is empty; pass at least one example.")
+    with eval_mode(model):
+        adv = attack(model, images, labels)
+        check_images(adv, getattr(attack, "bounds", (0.0, 1.0)), name="the attack's images")
+        return {"nat": _reps(model, images, batch_size, "natural"),
+                "adv": _reps(model, adv, batch_size, "adversarial")}
+
+
+def disentanglement_summary(sets: dict, labels: torch.Tensor, seed: int = 0) -> list[dict]:
+    """One row per part (z, z_s, z_i): domain-classifier accuracy (linear and MLP; 0.5 means
+    natural and adversarial are indistinguishable), label accuracy of a linear probe on the
+    natural and on the adversarial part, and (for z) the relative reconstruction error
+    ||r([z_s, z_i]) - z||^2 / ||z||^2 on natural and adversarial inputs."""
+    missing = [(d, k) for d in ("nat", "adv") for k in (*PARTS, "rec") if k not in sets.get(d, {})]
+    if missing:
+        raise ValueError(f"sets lack {missing}; pass the output of representation_sets().")
+    n = len(sets["nat"]["z"])
+    check_labels(labels, n)
+    rows = []
+    for part in PARTS:
+        nat, adv = sets["nat"][part], sets["adv"][part]
+        row = {"part": part}
+        for head in ("linear", "mlp"):
+            _, e_dom = domain_divergence(nat, adv, head=head, seed=seed)
+            row[f"domain_acc_{head}"] = 1.0 - e_dom.value
+        row["label_acc_nat"] = probe_accuracy(nat, labels, seed=seed)
+        row["label_acc_adv"] = probe_accuracy(adv, labels, seed=seed)
+        rows.append(row)
+    for domain in ("nat", "adv"):
+        z = check_features(sets[domain]["z"], f"{domain} z", n)
+        rec = check_features(sets[domain]["rec"], f"{domain} rec", n)
+        rows[0][f"rec_error_{domain}"] = float(((rec - z) ** 2).sum() / (z ** 2).sum())
+    return rows
+
+
+def pca_2d(*blocks: torch.Tensor) -> list[torch.Tensor]:
+    """Project the blocks (each (n_k, D)) onto the first two principal axes of their union."""
+    if not blocks:
+        raise ValueError("pass at least one block of representations (n, D).")
+    blocks = tuple(check_features(b, f"block {i}") for i, b in enumerate(blocks))
+    joint = torch.cat(blocks)
+    mean = joint.mean(0, keepdim=True)
+    _, _, v = torch.pca_lowrank(joint - mean, q=2, center=False)
+    projected = (joint - mean) @ v[:, :2]
+    return list(projected.split([len(b) for b in blocks]))
