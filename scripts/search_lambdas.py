@@ -52,7 +52,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--report", action="store_true",
+                        help="only print the table of docs/lambda_search.json (for docs/lambda_search.md)")
     args = parser.parse_args(argv)
+    if args.report:
+        return write_report()
     standard = _train(("standard", "standard", 8, {"lr": 0.05}))
     jobs = [(f"drrdn-mi{mi}-rec{rec}", "drrdn", args.epochs,
              {"hyper": {"lambda_mi": mi, "lambda_rec": rec},
@@ -72,6 +76,23 @@ def main(argv=None) -> int:
         {"command": "python scripts/search_lambdas.py " + " ".join(argv or sys.argv[1:]),
          "grid": {"lambda_mi": LAMBDA_MI, "lambda_rec": LAMBDA_REC}, "epochs": args.epochs,
          "validation_examples": n, "standard": standard, "runs": rows}, indent=1))
+    return write_report()
+
+
+def write_report() -> int:
+    """Print the table of docs/lambda_search.json, best first (docs/lambda_search.md has it)."""
+    data = json.loads((REPO / "docs" / "lambda_search.json").read_text())
+    rows = sorted(data["runs"], key=lambda r: -r["val_robust_acc"])
+    best = rows[0]
+    lines = ["| lambda_mi | lambda_rec | val clean | val PGD-20 [95% Wilson] | best epoch | "
+             "overlaps the best |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        overlap = r["val_robust_ci"][1] >= best["val_robust_ci"][0]
+        lines.append(f"| {r['hyper']['lambda_mi']:g} | {r['hyper']['lambda_rec']:g} | "
+                     f"{100 * r['val_clean_acc']:.1f} | {100 * r['val_robust_acc']:.1f} "
+                     f"[{100 * r['val_robust_ci'][0]:.1f}, {100 * r['val_robust_ci'][1]:.1f}] | "
+                     f"{r['best_epoch']} | {'yes' if overlap else 'no'} |")
+    print("\n".join(lines))
     return 0
 
 
