@@ -1,0 +1,133 @@
+"""The held-out JS lower bound on samples whose JS is known: identical (0), disjoint
+(log 2), 1-D Gaussians (quadrature), and label-swapped domains (marginal 0, conditional
+log 2)."""
+import math
+
+import pytest
+import torch
+from scipy import integrate
+from scipy.stats import norm
+
+from drrdn_lib.alignment import LOG2, alignment_table, class_conditional_js, js_lower_bound
+
+
+def _gaussians(n, shift, dim=1, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, dim, generator=g), torch.randn(n, dim, generator=g) + shift
+
+
+def _js_unit_gaussians(mu: float) -> float:
+    """JS(N(0,1) || N(mu,1)) in nats by quadrature."""
+    def integrand(x):
+        p, q = norm.pdf(x), norm.pdf(x, mu)
+        m = (p + q) / 2
+        return 0.5 * (p * math.log(p / m) if p > 0 else 0.0) + \
+            0.5 * (q * math.log(q / m) if q > 0 else 0.0)
+    return integrate.quad(integrand, -20, 20 + mu, limit=200)[0]
+
+
+def test_quadrature_reference_is_right():
+    assert _js_unit_gaussians(0.0) == pytest.approx(0.0, abs=1e-12)
+    assert _js_unit_gaussians(40.0) == pytest.approx(LOG2, abs=1e-6)
+
+
+def test_identical_samples_give_at_most_zero():
+    z = torch.randn(600, 4, generator=torch.Generator().manual_seed(1))
+    for head in ("linear", "mlp"):
+        bound = js_lower_bound(z, z.clone(), paired=True, head=head)
+        assert bound.nats <= 0.0                 # log D + log(1 - D) <= -log 4 pointwise
+        assert bound.nats > -0.01 and bound.clipped == 0.0
+        assert bound.accuracy.lo <= 0.5 + 0.1
+
+
+def test_two_samples_of_one_distribution_interval_covers_zero():
+    z_p, z_q = _gaussians(2000, 0.0, dim=3, seed=2)
+    bound = js_lower_bound(z_p, z_q)
+    assert bound.lo <= 0.0 <= bound.hi
+    assert abs(bound.nats) < 3 * bound.se
+
+
+def test_disjoint_samples_reach_log2_less_the_clip():
+    z_p, z_q = _gaussians(1000, 10.0, dim=2, seed=3)
+    clip = 1e-3
+    bound = js_lower_bound(z_p, z_q, clip=clip)
+    ceiling = LOG2 + math.log(1 - clip)
+    assert bound.nats <= ceiling + 1e-9
+    assert bound.nats > ceiling - 1e-3          # every held-out row nearly at the clamp
+    assert bound.accuracy.value == 1.0
+    assert bound.bits == pytest.approx(bound.nats / LOG2)
+
+
+@pytest.mark.parametrize("mu", [1.0, 2.0])
+def test_gaussians_with_known_js(mu):
+    truth = _js_unit_gaussians(mu)
+    z_p, z_q = _gaussians(4000, mu, seed=4)
+    bound = js_lower_bound(z_p, z_q)       # linear: the family of the optimal D for this pair
+    assert bound.lo <= truth                # a lower bound, up to noise
+    assert abs(bound.nats - truth) <= 3 * bound.se
+    assert bound.n_train == (2000, 2000) and bound.n_heldout == (2000, 2000)
+
+
+def test_one_confident_mistake_is_finite_and_costs_at_most_the_clip():
+    z_p, z_q = _gaussians(400, 10.0, dim=1, seed=5)
+    clean = js_lower_bound(z_p, z_q)
+    # the held-out side is the first rows of the seeded permutation: put every held-out p
+    # row far inside q's region, then only one of them
+    held_p = torch.randperm(400, generator=torch.Generator().manual_seed(0))[:200]
+    z_bad = z_p.clone()
+    z_bad[held_p[0]] = 20.0
+    bound = js_lower_bound(z_bad, z_q)
+    assert math.isfinite(bound.nats) and math.isfinite(bound.lo)
+    assert bound.nats >= clean.nats + 0.5 * math.log(1e-3) / 200 - 1e-9
+    assert bound.nats < clean.nats
+
+
+def test_unbalanced_samples_and_paired_checks():
+    z_p, _ = _gaussians(300, 0.0, seed=6)
+    _, z_q = _gaussians(900, 0.0, seed=7)
+    bound = js_lower_bound(z_p, z_q)        # the prior shift keeps D near 1/2
+    assert abs(bound.nats) < 0.02 and bound.n_heldout == (150, 450)
+    with pytest.raises(ValueError, match="paired=True needs one row"):
+        js_lower_bound(z_p, z_q, paired=True)
+    with pytest.raises(ValueError, match="same width"):
+        js_lower_bound(z_p, torch.zeros(300, 2))
+    with pytest.raises(ValueError, match="clip"):
+        js_lower_bound(z_p, z_p, clip=0.0)
+    with pytest.raises(ValueError, match="too few"):
+        js_lower_bound(z_p[:8], z_p[:8])
+    with pytest.raises(ValueError, match="2-D"):
+        js_lower_bound(z_p[:, 0], z_p[:, 0])
+
+
+def _label_swapped(n=800, seed=8):
+    """Domain p: class 0 at 0, class 1 at 6; domain q: the reverse. Same marginals."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 2
+    centre = 6.0 * y.float()[:, None]
+    z_p = torch.randn(n, 2, generator=g) + centre
+    z_q = torch.randn(n, 2, generator=g) + (6.0 - centre)
+    return z_p, z_q, y
+
+
+def test_label_swap_marginal_zero_conditional_log2():
+    z_p, z_q, y = _label_swapped()
+    table = alignment_table(z_p, z_q, y, y, head="mlp")
+    marginal, conditional = table.loc["marginal"], table.loc["class-conditional"]
+    assert marginal["lo"] <= 0.0 and marginal["nats"] < 0.05
+    assert conditional["nats"] > LOG2 - 0.01 and conditional["lo"] > 0.6
+    result = class_conditional_js(z_p, z_q, y, y, paired=True)
+    assert set(result.per_class) == {0, 1}
+    assert result.weights == {0: 0.5, 1: 0.5}
+    assert result.nats == pytest.approx(sum(0.5 * b.nats for b in result.per_class.values()))
+
+
+def test_class_conditional_errors_name_the_class():
+    z_p, z_q, y = _label_swapped(n=100)
+    y_few = y.clone()
+    y_few[:6] = 2                             # three rows of class 2 per side: too few
+    with pytest.raises(ValueError, match="class 2"):
+        class_conditional_js(z_p, z_q, y_few, y_few)
+    with pytest.raises(ValueError, match="labels_q is required"):
+        class_conditional_js(z_p, z_q, y)
+    with pytest.raises(ValueError, match="labels_p and labels_q differ"):
+        class_conditional_js(z_p, z_q, y, 1 - y, paired=True)
