@@ -53,7 +53,11 @@ class TrainConfig:
             ``"robust"`` for every adversarial method.
         seed: initialisation, data order, attacks' random starts. data_seed: which
             ``train_limit`` / ``val_limit`` subset is used.
-        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; bf16: autocast in training (GPU only).
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        bf16: train under bfloat16 autocast (CPU or CUDA; the weights, the optimiser and
+            the validation stay float32; the training attack inside the update runs under
+            autocast too). Part of the run's identity. Evaluation attacks never run under
+            it: low-precision gradients can weaken an attack.
         augment: random crop + flip; None means on for cifar10 only.
         init_from: None (random initialisation) or a run folder (its best checkpoint) or
             a checkpoint file whose weights initialise the model where names and shapes
@@ -252,8 +256,8 @@ class TrainConfig:
         for name in OMIT_AT_DEFAULT:
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}={getattr(self, name)!r} must be True or False.")
-        if self.bf16 and not device.startswith("cuda"):
-            raise ConfigError("bf16=True (autocast) is for GPUs only; set bf16=False on the CPU.")
+        if not isinstance(self.bf16, bool):
+            raise ConfigError(f"bf16={self.bf16!r} must be True or False.")
 
 
 def config_from_dict(values: dict) -> TrainConfig:

@@ -43,7 +43,7 @@ TINY = dict(method="pgd_at", epochs=2, batch_size=32, lr=0.05, train_eps=0.2,
     ({"weight_decay": -1e-4}, "weight_decay=-0.0001 must be >= 0"),
     ({"momentum": 1.0}, "momentum=1.0 must be in \\[0, 1\\)"),
     ({"batch_size": 0}, "batch_size=0 must be an integer >= 1"),
-    ({"bf16": True}, "bf16=True \\(autocast\\) is for GPUs only"),
+    ({"bf16": "yes"}, "bf16='yes' must be True or False"),
     ({"device": "tpu"}, "device='tpu'; use 'cpu'"),
     ({"train_limit": 1}, "train_limit=1 must be None"),
     ({"select_on": "loss"}, "select_on='loss'"),
@@ -221,3 +221,21 @@ def test_cosine_schedule_and_augmentation():
     out = _augment(images, torch.Generator().manual_seed(0), pad=0)
     assert all(torch.equal(o, i) or torch.equal(o, i.flip(2)) for o, i in zip(out, images))
     assert _augment(images, torch.Generator().manual_seed(0)).shape == images.shape
+
+
+def test_bf16_trains_under_autocast_and_validates_in_float32(tmp_path, monkeypatch):
+    """bfloat16 autocast covers the update only: the weights stay float32 and the validation
+    attack (as every evaluation attack) sees float32 logits outside autocast."""
+    from drrdn_lib import attacks
+    seen = []
+    original = attacks.PGD.__call__
+
+    def recording(self, model, images, labels):
+        seen.append((torch.is_autocast_enabled("cpu"), model(images[:2]).dtype))
+        return original(self, model, images, labels)
+    monkeypatch.setattr(attacks.PGD, "__call__", recording)
+    result = train(TrainConfig(**{**TINY, "epochs": 1, "bf16": True}))
+    assert all(p.dtype == torch.float32 for p in result.model.parameters())
+    assert (True, torch.bfloat16) in seen  # the training attack, inside the update
+    assert seen[-1] == (False, torch.float32)  # the validation attack, after the epoch
+    assert result.history[0]["val_clean_acc"] is not None
