@@ -81,6 +81,7 @@ import re
 import shlex
 import shutil
 import socket
+import subprocess
 import sys
 import time
 import traceback
@@ -108,6 +109,9 @@ FAILED_STATES = ("failed", "interrupted")  # reported with their error; exit cod
 LOCK_WAIT_S = 2.0  # how long a run waits for its folder's lock before reporting it busy
 MAX_ID_PART = 120
 HASH_DIGITS = 8
+SLURM_POLL_S = 15.0  # seconds between checks of the Slurm jobs
+LOST_AFTER_CHECKS = 2  # a job missing from squeue this many checks in a row is lost
+MAX_ERROR = 500  # characters of an error message kept in status.json and summary.csv
 MAX_PLOTTED = 8
 DEFAULT_TIMEOUT_MIN = 720
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]")
@@ -395,7 +399,8 @@ def run_state(run: Run) -> str:
 # ----------------------------------------------------------------------------- running
 
 def _describe_failure(error: BaseException, lines: int = 30) -> dict:
-    """A one-line ``error`` and the last ``lines`` lines of its traceback, without colour codes."""
+    """A one-line ``error`` (the message's lines joined, at most :data:`MAX_ERROR` characters)
+    and the last ``lines`` lines of its traceback, without colour codes."""
     if hasattr(error, "ename"):  # papermill's PapermillExecutionError: the notebook's own error
         message = f"{error.ename}: {error.evalue} (notebook cell In[{error.exec_count}])"
         text = "\n".join(error.traceback)
@@ -403,7 +408,9 @@ def _describe_failure(error: BaseException, lines: int = 30) -> dict:
         message = f"{type(error).__name__}: {error}"
         text = "".join(traceback.format_exception(error))
     tail = _ANSI.sub("", text).strip().splitlines()[-lines:]
-    return {"state": "failed", "error": message.splitlines()[0] if message else "",
+    one_line = " ".join(message.split())  # e.g. submitit's "... has not produced any output
+    return {"state": "failed",  # (state: CANCELLED by 0)" is on the second line
+            "error": one_line[:MAX_ERROR] + ("..." if len(one_line) > MAX_ERROR else ""),
             "traceback_tail": "\n".join(tail)}
 
 
@@ -490,6 +497,11 @@ def _run_local(runs: list[Run], workers: int, force: bool, bar) -> list[dict]:
         return [_collect(futures[future], future.result, bar) for future in as_completed(futures)]
 
 
+def _job_name(grid: Grid) -> str:
+    """The jobs' name: the ``slurm:`` section's ``name``, else ``batch-<grid file stem>``."""
+    return str(grid.slurm.get("name") or f"batch-{grid.path.stem}")
+
+
 def _make_executor(kind: str, grid: Grid):
     """A submitit executor for ``slurm`` or ``submitit-local``, with the grid's slurm section."""
     import submitit
@@ -499,8 +511,7 @@ def _make_executor(kind: str, grid: Grid):
         raise GridError("--executor slurm needs `sbatch` on PATH (run on a Slurm login node); "
                         "--executor submitit-local tries the same path on this machine.")
     executor = submitit.AutoExecutor(folder=grid.out_root / "submitit", cluster=cluster)
-    parameters = {"timeout_min": DEFAULT_TIMEOUT_MIN, "name": f"batch-{grid.path.stem}",
-                  **grid.slurm}
+    parameters = {"timeout_min": DEFAULT_TIMEOUT_MIN, **grid.slurm, "name": _job_name(grid)}
     python_path = f"export PYTHONPATH={shlex.quote(str(REPO_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}"
     parameters[f"{cluster}_setup"] = [python_path, *parameters.get(f"{cluster}_setup", [])]
     try:
@@ -510,23 +521,61 @@ def _make_executor(kind: str, grid: Grid):
     return executor
 
 
+class LostJob(RuntimeError):
+    """A Slurm job that left the queue with no result and no accounting record."""
+
+
+def _slurm_listed(name: str) -> set[str] | None:
+    """Ids (``123_4`` for array tasks) of the queued or running jobs called ``name``; None
+    when ``squeue`` fails (then nothing is declared lost)."""
+    try:
+        listed = subprocess.run(["squeue", "-h", "-r", "-n", name, "-o", "%i"],
+                                capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return set(listed.stdout.split()) if listed.returncode == 0 else None
+
+
+def _lost_jobs(active: list, name: str, absent: dict) -> list:
+    """The (job, run) pairs whose Slurm job was missing from the queue at
+    :data:`LOST_AFTER_CHECKS` checks in a row without finishing. Slurm keeps no accounting
+    record of an array task cancelled while pending, so submitit (which asks ``sacct``)
+    would wait for it for ever."""
+    listed = _slurm_listed(name)
+    if listed is None:
+        return []
+    for job, _ in active:
+        absent[job.job_id] = 0 if job.job_id in listed else absent.get(job.job_id, 0) + 1
+    return [(job, run) for job, run in active if absent[job.job_id] >= LOST_AFTER_CHECKS]
+
+
+def _raise_lost(job) -> None:
+    raise LostJob(f"Slurm job {job.job_id} left the queue without a result and sacct has no "
+                  "record of it (e.g. cancelled with scancel while pending); the run did not run")
+
+
 def _run_submitit(runs: list[Run], grid: Grid, kind: str, workers: int, force: bool,
                   bar) -> list[dict]:
     """Submit through submitit (all at once to Slurm, ``workers`` at a time locally); wait."""
     executor = _make_executor(kind, grid)
-    job = functools.partial(run_one, force=force)
+    task = functools.partial(run_one, force=force)
     limit = len(runs) if kind == "slurm" else workers
-    pending, active, statuses = list(runs), [], []
+    pending, active, statuses, absent = list(runs), [], [], {}
     while pending or active:
         free = limit - len(active)
         if pending and free > 0:
             batch, pending = pending[:free], pending[free:]
-            active += zip(executor.map_array(job, batch), batch)
+            active += zip(executor.map_array(task, batch), batch)
         finished = [(job, run) for job, run in active if job.done()]
         active = [pair for pair in active if pair not in finished]
         statuses += [_collect(run, job.result, bar) for job, run in finished]
+        if kind == "slurm" and active:
+            lost = _lost_jobs(active, _job_name(grid), absent)
+            active = [pair for pair in active if pair not in lost]
+            statuses += [_collect(run, functools.partial(_raise_lost, job), bar)
+                         for job, run in lost]
         if not finished:
-            time.sleep(15.0 if kind == "slurm" else 0.5)
+            time.sleep(SLURM_POLL_S if kind == "slurm" else 0.5)
     return statuses
 
 

@@ -335,3 +335,16 @@ def test_a_stale_folder_is_not_overwritten_without_force(tmp_path, monkeypatch):
         batch.run_grid(grid)
     batch.run_grid(grid, force=True)
     assert batch.run_state(grid.runs[0]) == "complete"
+
+
+def test_a_slurm_job_missing_from_the_queue_twice_in_a_row_is_lost(monkeypatch):
+    class Job:
+        def __init__(self, job_id):
+            self.job_id = job_id
+    queue = iter([{"7_0", "7_1"}, {"7_0"}, None, {"7_0"}, {"7_0"}])
+    monkeypatch.setattr(batch, "_slurm_listed", lambda name: next(queue))
+    active, absent = [(Job("7_0"), "run0"), (Job("7_1"), "run1")], {}
+    found = [[run for _, run in batch._lost_jobs(active, "n", absent)] for _ in range(5)]
+    assert found == [[], [], [], ["run1"], ["run1"]]  # squeue failing (None) decides nothing
+    with pytest.raises(batch.LostJob, match="7_1 left the queue without a result"):
+        batch._raise_lost(active[1][0])
