@@ -36,7 +36,8 @@ def _cluster_problem() -> str | None:
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"`scontrol ping` failed ({error}); {START}"
     if "is UP" not in ping.stdout:
-        return f"the Slurm cluster of {CONF} is not up ({ping.stdout.strip() or ping.stderr.strip()}); {START}"
+        said = (ping.stdout.strip() or ping.stderr.strip() or "no answer").splitlines()[0]
+        return f"the Slurm cluster of {CONF} is not up ({said}); {START}"
     return None
 
 
