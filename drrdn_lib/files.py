@@ -177,14 +177,18 @@ def _try_lock(handle: int) -> bool:
 
 
 @contextlib.contextmanager
-def folder_lock(folder: str | os.PathLike, wait: float | None = 0.0) -> Iterator[Path]:
+def folder_lock(folder: str | os.PathLike, wait: float | None = 0.0,
+                name: str = LOCK_NAME) -> Iterator[Path]:
     """Hold an exclusive lock on ``folder`` (created if needed) for the ``with`` block.
 
     Args:
-        folder: the run folder; the lock is ``folder/.lock`` (left in place afterwards:
+        folder: the run folder; the lock is ``folder/<name>`` (left in place afterwards:
             deleting a lock file races with processes that opened it).
         wait: seconds to wait for another holder to let go; ``0`` fails at once, ``None``
             waits for ever.
+        name: the lock file's name: two layers that may lock one folder (the batch runner
+            around a notebook, training inside it) use different names, so that neither
+            waits for the other.
     Raises:
         FolderLocked: still held by another process after ``wait`` seconds; the message
             names the folder and the holder's pid and host.
@@ -193,7 +197,7 @@ def folder_lock(folder: str | os.PathLike, wait: float | None = 0.0) -> Iterator
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    lock_path = folder / LOCK_NAME
+    lock_path = folder / name
     handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask applies
     locked = False
     try:

@@ -164,5 +164,7 @@ def test_the_lock_is_not_reentrant_within_one_process(tmp_path):
         with pytest.raises(FolderLocked, match=f"pid {os.getpid()}"):
             with folder_lock(tmp_path, wait=0):
                 pass
+        with folder_lock(tmp_path, wait=0, name=".train.lock"):  # another name: independent
+            assert (tmp_path / ".train.lock").exists()
     with folder_lock(tmp_path, wait=0):  # released on exit
         pass
