@@ -27,3 +27,15 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) results .pytest_cache
+
+# A one-node Slurm cluster on this machine (root, Debian): install, start, run
+# tests/test_slurm.py (a grid through --executor slurm, one job cancelled), stop.
+SLURM_DIR ?= /var/tmp/drrdn-slurm
+.PHONY: slurm-test
+slurm-test: $(STAMP)
+	command -v sbatch slurmdbd munged mariadbd >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	   slurm-wlm slurmdbd munge mariadb-server)
+	DRRDN_SLURM_DIR=$(SLURM_DIR) scripts/slurm/start_local_cluster.sh
+	SLURM_CONF=$(SLURM_DIR)/etc/slurm.conf $(PY) -m pytest -q -rs tests/test_slurm.py; \
+	  status=$$?; DRRDN_SLURM_DIR=$(SLURM_DIR) scripts/slurm/stop_local_cluster.sh; exit $$status

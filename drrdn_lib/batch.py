@@ -26,38 +26,53 @@ The grid file (YAML)::
 An entry expands to (product of its ``grid`` lists) x ``seeds`` runs. A run's parameters are
 the parameters file, then ``parameters``, then one grid combination, then ``seed``; ``out_dir``
 is set by the runner. Every name must be in the notebook's ``parameters`` cell, which must
-also declare ``seed`` and ``out_dir``.
+also declare ``seed`` and ``out_dir``, and every value must fit the type of its default
+there (the rules of :mod:`drrdn_lib.notebook_params`, shared with ``run_notebook``).
 
-Each run has a folder ``out_root/<name or notebook stem>__<axis>=<value>...__seed=<seed>``:
+Each run has a folder ``out_root/<name or notebook stem>__<axis>=<value>...__<hash>__seed=<seed>``:
 the grid axes sorted by name, characters other than ``A-Z a-z 0-9 . _ = + -`` replaced by
-``_`` (a part longer than 120 characters is cut and gets a hash). Two runs with one folder
-are an error: give the entries distinct ``name`` values. A run folder holds
+``_`` (a part longer than 120 characters is cut and gets a hash of its own); ``<hash>`` is 8
+hex digits of SHA-256 over the notebook path and all parameters but the seed. So a grid
+whose fixed parameters (or parameters file) change writes new folders and never
+overwrites finished runs of the old parameters. Two runs with one folder are an error:
+give the entries distinct ``name`` values. A run folder holds
 
+- ``.lock``: the folder lock (:func:`drrdn_lib.files.folder_lock`), held while the run
+  executes; a second grid that reaches a locked folder leaves it alone (reported ``busy``);
 - ``run.json``: run id, setting (the id without the seed), notebook, seed, all parameters;
-- ``status.json``: ``state`` = ``running``, ``complete`` or ``failed`` (then with ``error``
-  and ``traceback_tail``), with start and end times;
+- ``status.json``: ``state`` = ``running`` (with ``pid``, ``host``, ``started`` and, under
+  Slurm, ``slurm_job``), ``complete`` or ``failed`` (then with ``error`` and
+  ``traceback_tail``), with start and end times;
 - the executed notebook and what it writes (``metrics.json``, figures).
 
-A run is skipped when its ``status.json`` says ``complete`` and its ``run.json`` matches the
-grid (so a changed parameter reruns it); ``--force`` reruns everything. A run first deletes
-its old ``metrics.json``, since notebooks merge into that file.
+The state of a run is ``status.json`` checked against the folder: ``complete`` needs a
+``metrics.json`` that parses to a mapping (else the run is ``failed``: a truncated or
+missing metrics file is never silently dropped from the means); ``running`` while a
+process holds the folder lock, and ``interrupted`` when none does (the process was killed,
+crashed or its job was cancelled); ``stale`` when ``run.json`` differs from the grid's
+(only by hand: the hash names the parameters); ``not run``. Complete runs, and runs
+running elsewhere, are skipped; failed and interrupted runs run again; stale folders are
+refused unless ``--force``, which reruns everything. A run first deletes its old
+``metrics.json``, since notebooks merge into that file.
 
-``out_root/summary.csv`` has one row per run: run_id, setting, notebook, seed, state
-(``complete``, ``failed``, ``running``, ``stale`` = complete with other parameters, ``not
-run``), error, ``param.<name>`` for each parameter (lists JSON-encoded), then the metrics of
-complete runs with nested keys joined by dots (lists left out; a metric named like a column
-above becomes ``metric.<name>``). ``out_root/summary.png`` shows, per metric, mean +- sd over
-seeds for each setting, and each seed as a dot.
+``out_root/summary.csv`` has one row per run: run_id, setting, notebook, seed, state (as
+above), error (for failed and interrupted runs), ``param.<name>`` for each parameter (lists
+JSON-encoded), then the metrics of complete runs with nested keys joined by dots (lists
+left out; a metric named like a column above becomes ``metric.<name>``).
+``out_root/summary.png`` shows, per metric, mean +- sd over seeds for each setting, and
+each seed as a dot. Both are written atomically.
 
 Executors: ``local`` runs ``--workers`` processes on this machine; ``slurm`` submits one
 job array through submitit (``slurm_array_parallelism`` caps the jobs running at once; the
-repository must be on a file system the nodes share); ``submitit-local`` runs the submitit
-path on this machine, ``--workers`` jobs at a time. The exit code is 1 when any run of the
-grid is failed, 2 for a bad grid file or executor set-up, else 0.
+repository must be on a file system the nodes share, with working ``flock``); ``submitit-local``
+runs the submitit path on this machine, ``--workers`` jobs at a time. The exit code is 1
+when any run of the grid is failed or interrupted, 2 for a bad grid file or executor
+set-up, else 0.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import itertools
 import json
@@ -65,19 +80,21 @@ import os
 import re
 import shlex
 import shutil
+import socket
+import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import lru_cache
 from pathlib import Path
 
 import yaml
 
-from .results import REPO_ROOT, save_figure, to_jsonable, write_json_atomic
+from .files import FolderLocked, folder_lock, write_json_atomic, write_text_atomic
+from .notebook_params import ParameterError, check_parameters, declared_parameters
+from .results import REPO_ROOT, save_figure, to_jsonable
 
 __all__ = ["GridError", "Run", "Grid", "load_grid", "run_one", "run_grid", "summary_table",
            "aggregate", "main"]
@@ -87,7 +104,14 @@ ENTRY_KEYS = ("notebook", "name", "parameters_file", "parameters", "grid")
 RESERVED = ("seed", "out_dir")
 EXECUTORS = ("local", "slurm", "submitit-local")
 SUMMARY_COLUMNS = ("run_id", "setting", "notebook", "seed", "state", "error")
+STATES = ("complete", "failed", "interrupted", "running", "stale", "not run")
+FAILED_STATES = ("failed", "interrupted")  # reported with their error; exit code 1
+LOCK_WAIT_S = 2.0  # how long a run waits for its folder's lock before reporting it busy
 MAX_ID_PART = 120
+HASH_DIGITS = 8
+SLURM_POLL_S = 15.0  # seconds between checks of the Slurm jobs
+LOST_AFTER_CHECKS = 2  # a job missing from squeue this many checks in a row is lost
+MAX_ERROR = 500  # characters of an error message kept in status.json and summary.csv
 MAX_PLOTTED = 8
 DEFAULT_TIMEOUT_MIN = 720
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]")
@@ -194,14 +218,6 @@ def _check_axes(value, where: str) -> dict:
     return axes
 
 
-@lru_cache(maxsize=None)
-def _declared_parameters(notebook: Path) -> frozenset[str]:
-    """The names in ``notebook``'s ``parameters`` cell (empty without one)."""
-    import papermill
-
-    return frozenset(papermill.inspect_notebook(str(notebook)))
-
-
 def _check_notebook(entry: dict, where: str) -> Path:
     """The entry's notebook file, which must exist and declare ``seed`` and ``out_dir``."""
     if not isinstance(entry.get("notebook"), str):
@@ -211,20 +227,20 @@ def _check_notebook(entry: dict, where: str) -> Path:
     if path.suffix != ".ipynb" or not path.is_file():
         raise GridError(f"{where}: no notebook at {path}; notebooks are in "
                         f"{REPO_ROOT / 'notebooks'}.")
-    missing = [name for name in RESERVED if name not in _declared_parameters(path)]
+    missing = [name for name in RESERVED if name not in declared_parameters(path)]
     if missing:
         raise GridError(f"{where}: {path.name} has no {' or '.join(missing)} in its "
                         "`parameters` cell; the batch runner passes both seed and out_dir.")
     return path
 
 
-def _check_names(notebook: Path, names, where: str) -> None:
-    """Refuse parameter names the notebook does not declare (papermill would only warn)."""
-    declared = _declared_parameters(notebook)
-    unknown = sorted(set(names) - declared)
-    if unknown:
-        raise GridError(f"{where} sets {', '.join(unknown)}, not in the `parameters` cell of "
-                        f"{notebook.name}; its parameters: {', '.join(sorted(declared))}.")
+def _check_values(notebook: Path, parameters: dict, where: str) -> None:
+    """Refuse names the notebook does not declare and values of the wrong type (papermill
+    would only warn); the rules are :mod:`drrdn_lib.notebook_params`'s."""
+    try:
+        check_parameters(notebook, parameters, where)
+    except ParameterError as error:
+        raise GridError(str(error)) from None
 
 
 def _entry_parameters(entry: dict, where: str) -> tuple[dict, dict]:
@@ -256,16 +272,22 @@ def _id_part(prefix: str, point: dict) -> str:
     return part
 
 
+def _parameters_hash(notebook: str, parameters: dict) -> str:
+    """8 hex digits of SHA-256 over the notebook path and every parameter (seed excluded)."""
+    text = json.dumps([notebook, to_jsonable(parameters)], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:HASH_DIGITS]
+
+
 def _expand_entry(entry: dict, where: str, seeds: list[int], out_root: Path) -> list[Run]:
     """The runs of one ``runs:`` entry: every grid combination times every seed."""
     notebook = _check_notebook(entry, where)
     fixed, axes = _entry_parameters(entry, where)
-    _check_names(notebook, [*fixed, *axes], where)
     prefix = str(entry.get("name") or notebook.stem)
     runs = []
     for combination in itertools.product(*axes.values()):
         point = dict(zip(axes, combination))
-        setting = _id_part(prefix, point)
+        _check_values(notebook, {**fixed, **point}, where)
+        setting = f"{_id_part(prefix, point)}__{_parameters_hash(entry['notebook'], {**fixed, **point})}"
         for seed in seeds:
             run_id = f"{setting}__seed={seed}"
             runs.append(Run(run_id, setting, entry["notebook"], seed,
@@ -305,7 +327,7 @@ def load_grid(path: str | os.PathLike) -> Grid:
     return Grid(path, out_root, seeds, runs, plot_metrics, slurm)
 
 
-# ----------------------------------------------------------------------------- running
+# ----------------------------------------------------------------------------- run states
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -315,21 +337,70 @@ def _read_json(path: Path):
     """The JSON at ``path``, or None when it is missing or unreadable."""
     try:
         return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
 
 
-def run_state(run: Run) -> str:
-    """``complete``, ``failed``, ``running``, ``stale`` (complete, other parameters) or ``not run``."""
-    status = _read_json(run.out_dir / "status.json") or {}
-    state = status.get("state", "not run")
-    if state == "complete" and _read_json(run.out_dir / "run.json") != run.record():
-        return "stale"
-    return state
+def _folder_busy(folder: Path) -> bool:
+    """Whether a process holds ``folder``'s lock, i.e. a run is in progress there."""
+    try:
+        with folder_lock(folder, wait=0):
+            return False
+    except FolderLocked:
+        return True
 
+
+def _metrics_problem(out_dir: Path) -> str | None:
+    """Why ``out_dir/metrics.json`` cannot be summarised (missing, unparseable, not a mapping)."""
+    try:
+        metrics = json.loads((out_dir / "metrics.json").read_text())
+    except FileNotFoundError:
+        return "the notebook finished but wrote no metrics.json"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return f"metrics.json is unreadable or truncated ({type(error).__name__}: {error})"
+    if not isinstance(metrics, dict):
+        return f"metrics.json holds a {type(metrics).__name__}, not a mapping of metric names"
+    return None
+
+
+def _interrupted(status: dict) -> str:
+    """The error of a run whose status says running but whose process is gone."""
+    return (f"interrupted: pid {status.get('pid', '?')} on {status.get('host', '?')} (started "
+            f"{status.get('started', '?')}) ended without recording an outcome (killed, crashed "
+            "or cancelled); the next run of the grid runs it again")
+
+
+def run_status(run: Run) -> dict:
+    """``status.json`` checked against the run folder; ``state`` is one of :data:`STATES`.
+
+    ``complete`` needs a readable ``metrics.json`` (else ``failed``, with the reason); a
+    ``running`` status whose folder lock nobody holds is ``interrupted``; ``stale`` is a
+    complete run whose ``run.json`` differs from the grid's (edited by hand).
+    """
+    status = _read_json(run.out_dir / "status.json")
+    status = status if isinstance(status, dict) else {}
+    state = status.get("state", "not run")
+    if state == "running" and not _folder_busy(run.out_dir):
+        return {**status, "state": "interrupted", "error": _interrupted(status)}
+    if state == "complete":
+        if _read_json(run.out_dir / "run.json") != run.record():
+            return {**status, "state": "stale"}
+        problem = _metrics_problem(run.out_dir)
+        if problem:
+            return {**status, "state": "failed", "error": problem}
+    return {**status, "state": state}
+
+
+def run_state(run: Run) -> str:
+    """The ``state`` of :func:`run_status`."""
+    return run_status(run)["state"]
+
+
+# ----------------------------------------------------------------------------- running
 
 def _describe_failure(error: BaseException, lines: int = 30) -> dict:
-    """A one-line ``error`` and the last ``lines`` lines of its traceback, without colour codes."""
+    """A one-line ``error`` (the message's lines joined, at most :data:`MAX_ERROR` characters)
+    and the last ``lines`` lines of its traceback, without colour codes."""
     if hasattr(error, "ename"):  # papermill's PapermillExecutionError: the notebook's own error
         message = f"{error.ename}: {error.evalue} (notebook cell In[{error.exec_count}])"
         text = "\n".join(error.traceback)
@@ -337,27 +408,68 @@ def _describe_failure(error: BaseException, lines: int = 30) -> dict:
         message = f"{type(error).__name__}: {error}"
         text = "".join(traceback.format_exception(error))
     tail = _ANSI.sub("", text).strip().splitlines()[-lines:]
-    return {"state": "failed", "error": message.splitlines()[0] if message else "",
+    one_line = " ".join(message.split())  # e.g. submitit's "... has not produced any output
+    return {"state": "failed",  # (state: CANCELLED by 0)" is on the second line
+            "error": one_line[:MAX_ERROR] + ("..." if len(one_line) > MAX_ERROR else ""),
             "traceback_tail": "\n".join(tail)}
 
 
-def run_one(run: Run) -> dict:
-    """Execute one run into its folder and return its status; a failing notebook is recorded."""
+def _process_record() -> dict:
+    """Who runs this: pid, host and (under Slurm) the job id, for ``status.json``."""
+    record = {"pid": os.getpid(), "host": socket.gethostname()}
+    job = os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID")
+    if job:
+        task = os.environ.get("SLURM_ARRAY_TASK_ID")
+        record["slurm_job"] = f"{job}_{task}" if task else job
+    return record
+
+
+def _execute(run: Run) -> dict:
+    """Run the notebook into the (locked) run folder and record its status."""
     from .run_notebook import execute
 
-    run.out_dir.mkdir(parents=True, exist_ok=True)
     (run.out_dir / "metrics.json").unlink(missing_ok=True)
     write_json_atomic(run.out_dir / "run.json", run.record())
-    status = {"run_id": run.run_id, "state": "running", "started": _now()}
+    status = {"run_id": run.run_id, "state": "running", "started": _now(), **_process_record()}
     write_json_atomic(run.out_dir / "status.json", status)
     start = time.monotonic()
     try:
         output = execute(_repo_path(run.notebook), run.out_dir, run.parameters, progress=False)
-        status.update(state="complete", executed_notebook=output.name)
+        problem = _metrics_problem(run.out_dir)
+        status.update(executed_notebook=output.name,
+                      **({"state": "failed", "error": problem} if problem else {"state": "complete"}))
     except Exception as error:  # noqa: BLE001 - any failure is this run's, not the batch's
         status.update(_describe_failure(error))
     status.update(finished=_now(), duration_s=round(time.monotonic() - start, 2))
     write_json_atomic(run.out_dir / "status.json", status)
+    return status
+
+
+def run_one(run: Run, force: bool = False) -> dict:
+    """Execute one run into its folder, holding the folder's lock; return its status.
+
+    A folder locked by another process (another grid, or a run still going) is left
+    untouched: the status returned says ``busy``. A run that another process finished
+    while this one waited is not run again unless ``force``.
+    """
+    try:
+        with folder_lock(run.out_dir, wait=LOCK_WAIT_S):
+            current = run_status(run)
+            if current["state"] == "complete" and not force:
+                return current
+            return _execute(run)
+    except FolderLocked as error:
+        return {"run_id": run.run_id, "state": "busy", "error": str(error)}
+
+
+def _record_lost(run: Run, error: BaseException) -> dict:
+    """A failed status for a run whose worker or job died; written unless the folder is busy."""
+    status = {"run_id": run.run_id, **_describe_failure(error), "finished": _now()}
+    try:
+        with folder_lock(run.out_dir, wait=LOCK_WAIT_S):
+            write_json_atomic(run.out_dir / "status.json", status)
+    except FolderLocked:
+        pass  # whoever holds the folder now records its own outcome
     return status
 
 
@@ -366,24 +478,28 @@ def _collect(run: Run, get_result, bar) -> dict:
     try:
         status = get_result()
     except Exception as error:  # noqa: BLE001 - a dead worker or job fails only its run
-        status = {"run_id": run.run_id, **_describe_failure(error), "finished": _now()}
-        write_json_atomic(run.out_dir / "status.json", status)
+        status = _record_lost(run, error)
     bar.update(1)
-    if status["state"] == "failed":
-        bar.write(f"failed: {run.run_id}: {status['error']}")
+    if status["state"] in ("failed", "busy"):
+        bar.write(f"{status['state']}: {run.run_id}: {status['error']}")
     return status
 
 
-def _run_local(runs: list[Run], workers: int, bar) -> list[dict]:
+def _run_local(runs: list[Run], workers: int, force: bool, bar) -> list[dict]:
     """Run here: in this process for one worker, else in a pool of ``workers`` processes."""
     if workers == 1:
-        return [_collect(run, lambda run=run: run_one(run), bar) for run in runs]
+        return [_collect(run, lambda run=run: run_one(run, force), bar) for run in runs]
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(run_one, run): run for run in runs}
+        futures = {pool.submit(run_one, run, force): run for run in runs}
         return [_collect(futures[future], future.result, bar) for future in as_completed(futures)]
+
+
+def _job_name(grid: Grid) -> str:
+    """The jobs' name: the ``slurm:`` section's ``name``, else ``batch-<grid file stem>``."""
+    return str(grid.slurm.get("name") or f"batch-{grid.path.stem}")
 
 
 def _make_executor(kind: str, grid: Grid):
@@ -395,8 +511,7 @@ def _make_executor(kind: str, grid: Grid):
         raise GridError("--executor slurm needs `sbatch` on PATH (run on a Slurm login node); "
                         "--executor submitit-local tries the same path on this machine.")
     executor = submitit.AutoExecutor(folder=grid.out_root / "submitit", cluster=cluster)
-    parameters = {"timeout_min": DEFAULT_TIMEOUT_MIN, "name": f"batch-{grid.path.stem}",
-                  **grid.slurm}
+    parameters = {"timeout_min": DEFAULT_TIMEOUT_MIN, **grid.slurm, "name": _job_name(grid)}
     python_path = f"export PYTHONPATH={shlex.quote(str(REPO_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}"
     parameters[f"{cluster}_setup"] = [python_path, *parameters.get(f"{cluster}_setup", [])]
     try:
@@ -406,39 +521,92 @@ def _make_executor(kind: str, grid: Grid):
     return executor
 
 
-def _run_submitit(runs: list[Run], grid: Grid, kind: str, workers: int, bar) -> list[dict]:
+class LostJob(RuntimeError):
+    """A Slurm job that left the queue with no result and no accounting record."""
+
+
+def _slurm_listed(name: str) -> set[str] | None:
+    """Ids (``123_4`` for array tasks) of the queued or running jobs called ``name``; None
+    when ``squeue`` fails (then nothing is declared lost)."""
+    try:
+        listed = subprocess.run(["squeue", "-h", "-r", "-n", name, "-o", "%i"],
+                                capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return set(listed.stdout.split()) if listed.returncode == 0 else None
+
+
+def _lost_jobs(active: list, name: str, absent: dict) -> list:
+    """The (job, run) pairs whose Slurm job was missing from the queue at
+    :data:`LOST_AFTER_CHECKS` checks in a row without finishing. Slurm keeps no accounting
+    record of an array task cancelled while pending, so submitit (which asks ``sacct``)
+    would wait for it for ever."""
+    listed = _slurm_listed(name)
+    if listed is None:
+        return []
+    for job, _ in active:
+        absent[job.job_id] = 0 if job.job_id in listed else absent.get(job.job_id, 0) + 1
+    return [(job, run) for job, run in active if absent[job.job_id] >= LOST_AFTER_CHECKS]
+
+
+def _raise_lost(job) -> None:
+    raise LostJob(f"Slurm job {job.job_id} left the queue without a result and sacct has no "
+                  "record of it (e.g. cancelled with scancel while pending); the run did not run")
+
+
+def _run_submitit(runs: list[Run], grid: Grid, kind: str, workers: int, force: bool,
+                  bar) -> list[dict]:
     """Submit through submitit (all at once to Slurm, ``workers`` at a time locally); wait."""
     executor = _make_executor(kind, grid)
+    task = functools.partial(run_one, force=force)
     limit = len(runs) if kind == "slurm" else workers
-    pending, active, statuses = list(runs), [], []
+    pending, active, statuses, absent = list(runs), [], [], {}
     while pending or active:
         free = limit - len(active)
         if pending and free > 0:
             batch, pending = pending[:free], pending[free:]
-            active += zip(executor.map_array(run_one, batch), batch)
+            active += zip(executor.map_array(task, batch), batch)
         finished = [(job, run) for job, run in active if job.done()]
         active = [pair for pair in active if pair not in finished]
         statuses += [_collect(run, job.result, bar) for job, run in finished]
+        if kind == "slurm" and active:
+            lost = _lost_jobs(active, _job_name(grid), absent)
+            active = [pair for pair in active if pair not in lost]
+            statuses += [_collect(run, functools.partial(_raise_lost, job), bar)
+                         for job, run in lost]
         if not finished:
-            time.sleep(15.0 if kind == "slurm" else 0.5)
+            time.sleep(SLURM_POLL_S if kind == "slurm" else 0.5)
     return statuses
 
 
 def run_grid(grid: Grid, executor: str = "local", workers: int = 1,
              force: bool = False) -> list[dict]:
-    """Run the grid's runs that are not complete (all with ``force``); return their statuses."""
+    """Run the grid's runs that are neither complete nor running elsewhere (all with ``force``).
+
+    Returns their statuses. Refuses (GridError) to overwrite ``stale`` folders without ``force``.
+    """
     from tqdm.auto import tqdm
 
     if executor not in EXECUTORS:
         raise GridError(f"unknown executor {executor!r}; allowed: {', '.join(EXECUTORS)}.")
-    todo = [run for run in grid.runs if force or run_state(run) != "complete"]
-    print(f"{len(grid.runs)} runs in {grid.path.name}: {len(grid.runs) - len(todo)} complete "
-          f"(skipped), {len(todo)} to run ({executor}) -> {grid.out_root}", flush=True)
+    states = {run.run_id: run_state(run) for run in grid.runs}
+    stale = [run_id for run_id, state in states.items() if state == "stale"]
+    if stale and not force:
+        raise GridError(f"{len(stale)} run folder(s) hold a run.json that differs from the grid's "
+                        f"(e.g. {grid.out_root / stale[0]}); move them away, or pass --force "
+                        "to overwrite them.")
+    todo = [run for run in grid.runs
+            if force or states[run.run_id] not in ("complete", "running")]
+    running = sum(state == "running" for state in states.values())
+    print(f"{len(grid.runs)} runs in {grid.path.name}: "
+          f"{sum(state == 'complete' for state in states.values())} complete (skipped), "
+          + (f"{running} running elsewhere (skipped), " if running and not force else "")
+          + f"{len(todo)} to run ({executor}) -> {grid.out_root}", flush=True)
     grid.out_root.mkdir(parents=True, exist_ok=True)
     with tqdm(total=len(todo), desc="runs", unit="run") as bar:
         if executor == "local":
-            return _run_local(todo, workers, bar)
-        return _run_submitit(todo, grid, executor, workers, bar)
+            return _run_local(todo, workers, force, bar)
+        return _run_submitit(todo, grid, executor, workers, force, bar)
 
 
 # ----------------------------------------------------------------------------- summary
@@ -457,11 +625,11 @@ def flatten(mapping: dict, prefix: str = "") -> dict:
 
 def _summary_row(run: Run) -> tuple[dict, dict]:
     """A run's identity columns and parameters, and its flattened metrics if complete."""
-    state = run_state(run)
-    status = _read_json(run.out_dir / "status.json") or {}
+    status = run_status(run)
+    state = status["state"]
     row = {"run_id": run.run_id, "setting": run.setting, "notebook": run.notebook,
            "seed": run.seed, "state": state,
-           "error": status.get("error", "") if state == "failed" else ""}
+           "error": status.get("error", "") if state in FAILED_STATES else ""}
     for name, value in sorted(run.parameters.items()):
         if name != "seed":
             row[f"param.{name}"] = json.dumps(value) if isinstance(value, (list, dict)) else value
@@ -534,24 +702,11 @@ def plot_summary(table, metrics: list[str], out_dir: Path) -> Path | None:
     return save_figure(fig, out_dir, "summary")
 
 
-def _write_csv_atomic(table, path: Path) -> Path:
-    """``table`` as CSV at ``path``, written via a temporary file (never half-written)."""
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        table.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def aggregate(grid: Grid, metrics: list[str] | None = None):
     """Write ``summary.csv`` and ``summary.png`` in ``out_root``; return (table, csv, png or None)."""
     table, metric_columns = summary_table(grid)
     grid.out_root.mkdir(parents=True, exist_ok=True)
-    csv_path = _write_csv_atomic(table, grid.out_root / "summary.csv")
+    csv_path = write_text_atomic(grid.out_root / "summary.csv", table.to_csv(index=False))
     chosen = _choose_metrics(numeric_metrics(table, metric_columns), metrics or grid.plot_metrics)
     return table, csv_path, plot_summary(table, chosen, grid.out_root)
 
@@ -597,13 +752,14 @@ def _print_plan(grid: Grid, force: bool) -> int:
 
 
 def _report(table, csv_path: Path, figure: Path | None) -> int:
-    """Print the states of the grid's runs and the files written; 1 if any run failed."""
+    """Print the states of the grid's runs and the files written; 1 if any run failed or
+    was interrupted."""
     counts = table["state"].value_counts()
     print("summary: " + ", ".join(f"{count} {state}" for state, count in counts.items()))
-    for _, row in table[table["state"] == "failed"].iterrows():
-        print(f"  failed {row['run_id']}: {row['error']}")
+    for _, row in table[table["state"].isin(FAILED_STATES)].iterrows():
+        print(f"  {row['state']} {row['run_id']}: {row['error']}")
     print(f"wrote {csv_path}" + (f" and {figure}" if figure else " (no complete run to plot)"))
-    return 1 if counts.get("failed", 0) else 0
+    return 1 if any(counts.get(state, 0) for state in FAILED_STATES) else 0
 
 
 def main(argv: list[str] | None = None) -> int:

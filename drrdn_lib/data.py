@@ -7,6 +7,11 @@ checkpoints are selected on it and never on ``test``. Nothing is downloaded.
 
 Where files are looked for: the ``data_dir`` argument, else the environment variable
 ``DRRDN_DATA``, else ``data/`` in the repository.
+
+No file is trusted blindly: the arrays of ``mnist`` and ``cifar10`` are checked against
+the official content SHA-256 (:data:`drrdn_lib.data_files.CONTENT_SHA256`) once per set
+of files, identified by each file's (path, mtime, size, inode): a file replaced on disk
+is read and checked again, never served from a cache.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import data_files
 from .data_files import DataError, read_mnist5k, read_raw
 
 __all__ = ["DATASETS", "SPLITS", "DataError", "load_dataset", "resolve_data_dir", "stratified_split"]
@@ -61,8 +67,36 @@ def stratified_split(labels: np.ndarray, n_holdout: int, seed: int) -> tuple[np.
     return kept, held
 
 
-@functools.lru_cache(maxsize=4)
+_VERIFIED: set[tuple] = set()  # file signatures whose arrays had the official content hashes
+
+
+def _signature(name: str, folder: str) -> tuple:
+    """(path, mtime ns, size, inode) of each file ``name`` is read from (empty for mnist5k)."""
+    if name == "mnist5k":
+        return ()
+    stats = [(str(path), path.stat()) for path in data_files.source_files(name, Path(folder))]
+    return tuple((path, st.st_mtime_ns, st.st_size, st.st_ino) for path, st in stats)
+
+
+def _read_verified(name: str, folder: str, signature: tuple) -> dict[str, np.ndarray]:
+    """The raw arrays, content-hashed unless this exact set of files was verified before."""
+    arrays = read_raw(name, Path(folder))
+    if _signature(name, folder) != signature:
+        raise DataError(f"the {name} files in {folder} changed while being read; load again "
+                        "once whatever is writing them has finished.")
+    if signature not in _VERIFIED:
+        data_files.verify_arrays(name, arrays, folder)
+        _VERIFIED.add(signature)
+    return arrays
+
+
 def _raw_splits(name: str, folder: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """uint8 (images, labels) for each split, cached by the files' signature (see the docstring)."""
+    return _cached_splits(name, folder, _signature(name, folder))
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_splits(name: str, folder: str, signature: tuple) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """uint8 (images, labels) for each split of an image dataset (cached: CIFAR-10 takes seconds)."""
     if name == "mnist5k":
         images, labels = read_mnist5k()
@@ -72,7 +106,7 @@ def _raw_splits(name: str, folder: str) -> dict[str, tuple[np.ndarray, np.ndarra
         arrays = {"x_train": images[rest], "y_train": labels[rest],
                   "x_test": images[test], "y_test": labels[test]}
     else:
-        arrays = read_raw(name, Path(folder))
+        arrays = _read_verified(name, folder, signature)
     train, val = stratified_split(arrays["y_train"], VAL_SIZE[name], SPLIT_SEED + 1)
     return {"train": (arrays["x_train"][train], arrays["y_train"][train]),
             "val": (arrays["x_train"][val], arrays["y_train"][val]),

@@ -64,6 +64,34 @@ def content_sha256(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
+def verify_arrays(name: str, arrays: dict[str, np.ndarray], where: Path | str = "") -> None:
+    """Raise :class:`DataError` naming every array whose content SHA-256 is not the official one."""
+    bad = [f"{key}: got {content_sha256(arrays[key])[:16]}..., expected {want[:16]}..."
+           for key, want in CONTENT_SHA256[name].items() if content_sha256(arrays[key]) != want]
+    if bad:
+        place = f" in {where}" if where else ""
+        raise DataError(
+            f"{name}{place} does not match the official data ({'; '.join(bad)}). The files are "
+            "damaged or not the official release: copy them again from ../shared/data, or "
+            f"re-create them from the official archives with `python -m drrdn_lib.prepare {name} "
+            "--source DIR` (check a folder with `python -m drrdn_lib.prepare verify --source DIR`).")
+
+
+def source_files(name: str, folder: Path) -> list[Path]:
+    """The files :func:`read_raw` reads for ``mnist`` or ``cifar10`` from ``folder`` (those present)."""
+    if name == "mnist":
+        if (folder / MNIST_NPZ).exists():
+            return [folder / MNIST_NPZ]
+        stems = [folder / stem for stem in MNIST_IDX.values()]
+        return [p if p.exists() else p.with_name(p.name + ".gz") for p in stems
+                if p.exists() or p.with_name(p.name + ".gz").exists()]
+    if all((folder / f).exists() for f in CIFAR_NPZ):
+        return [folder / f for f in CIFAR_NPZ]
+    batches = folder / CIFAR_BATCHES_DIR
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    return [batches / n for n in names if (batches / n).exists()]
+
+
 def read_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Read ``keys`` from an ``.npz`` file; a truncated or corrupt file raises :class:`DataError`."""
     try:
@@ -163,6 +191,10 @@ def check_arrays(name: str, arrays: dict[str, np.ndarray], where: Path | str) ->
                             f"labels {(n,)}, got {x.shape} and {y.shape}.")
         if y.max() > 9:
             raise DataError(f"{name} {split} in {where}: labels must be 0-9, found {int(y.max())}.")
+        if y.min() == y.max():
+            raise DataError(f"{name} {split} in {where}: every label is {int(y.min())}, so the file "
+                            "holds no real labels (a placeholder or a failed conversion). "
+                            f"To obtain the real data: {HOW_TO_GET[name]}.")
 
 
 def read_mnist5k() -> tuple[np.ndarray, np.ndarray]:

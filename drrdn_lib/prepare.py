@@ -7,7 +7,9 @@ Download the official files yourself (nothing here downloads), then::
     python -m drrdn_lib.prepare verify  --source data/
 
 Every array's content SHA-256 is checked against the official data's (the table in
-../shared/data/README.md) before anything is written; a mismatch writes nothing.
+../shared/data/README.md) before anything is written; a mismatch writes nothing. Each
+file is written atomically (:mod:`drrdn_lib.files`): a kill or a full disk during the
+write leaves the previous file as it was.
 """
 from __future__ import annotations
 
@@ -17,17 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data_files import (CIFAR_NPZ, CONTENT_SHA256, MNIST_NPZ, DataError, check_arrays,
-                         content_sha256, read_cifar_batches, read_idx, MNIST_IDX, read_raw)
-
-
-def verify_arrays(name: str, arrays: dict[str, np.ndarray]) -> None:
-    """Raise :class:`DataError` naming every array whose content hash is not the official one."""
-    bad = [f"{key}: got {content_sha256(arrays[key])[:16]}..., expected {want[:16]}..."
-           for key, want in CONTENT_SHA256[name].items() if content_sha256(arrays[key]) != want]
-    if bad:
-        raise DataError(f"{name} does not match the official data ({'; '.join(bad)}). "
-                        "The source files are damaged or not the official release.")
+from .data_files import (CIFAR_NPZ, MNIST_IDX, MNIST_NPZ, DataError, check_arrays,
+                         read_cifar_batches, read_idx, read_raw, verify_arrays)
+from .files import save_npz_atomic
 
 
 def read_official(name: str, source: Path) -> dict[str, np.ndarray]:
@@ -42,24 +36,25 @@ def read_official(name: str, source: Path) -> dict[str, np.ndarray]:
 
 
 def write_npz(name: str, arrays: dict[str, np.ndarray], out: Path) -> list[Path]:
-    """Write the verified arrays in the layout of ../shared/data (CIFAR-10 train split in two)."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Write the verified arrays in the layout of ../shared/data (CIFAR-10 train split in two).
+
+    Each file is replaced atomically; the CIFAR-10 parts one after another (a failure
+    between two of them leaves a mix of old and new parts, each whole, which the
+    content hashes of :func:`verify_folder` and ``load_dataset`` then catch).
+    """
     if name == "mnist":
-        np.savez_compressed(out / MNIST_NPZ, **arrays)
-        return [out / MNIST_NPZ]
+        return [save_npz_atomic(out / MNIST_NPZ, arrays)]
     half = len(arrays["y_train"]) // 2
     parts = [{"x_train": arrays["x_train"][:half], "y_train": arrays["y_train"][:half]},
              {"x_train": arrays["x_train"][half:], "y_train": arrays["y_train"][half:]},
              {"x_test": arrays["x_test"], "y_test": arrays["y_test"]}]
-    for filename, part in zip(CIFAR_NPZ, parts):
-        np.savez_compressed(out / filename, **part)
-    return [out / f for f in CIFAR_NPZ]
+    return [save_npz_atomic(out / filename, part) for filename, part in zip(CIFAR_NPZ, parts)]
 
 
 def prepare(name: str, source: Path, out: Path) -> list[Path]:
     """Read, verify and write one dataset; returns the files written."""
     arrays = read_official(name, source)
-    verify_arrays(name, arrays)
+    verify_arrays(name, arrays, source)
     return write_npz(name, arrays, out)
 
 
@@ -68,7 +63,7 @@ def verify_folder(folder: Path) -> dict[str, str]:
     status = {}
     for name in ("mnist", "cifar10"):
         try:
-            verify_arrays(name, read_raw(name, folder))
+            verify_arrays(name, read_raw(name, folder), folder)
             status[name] = "ok"
         except DataError as err:
             status[name] = str(err)

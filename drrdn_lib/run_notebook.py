@@ -6,7 +6,12 @@ Usage::
         [-f notebooks/params/00_quickstart/cpu.yaml] [-p epochs 5 -p dataset mnist]
 
 The executed notebook, its figures and ``metrics.json`` land in the run folder
-(``out_dir`` is passed to the notebook as a parameter).
+(``out_dir`` is passed to the notebook as a parameter). Values are read as YAML
+(``5`` int, ``0.1`` float, ``true`` bool, ``null`` None, ``'[pgd_at, trades]'`` list).
+Every name and value is checked against the notebook's ``parameters`` cell before
+anything runs (rules in :mod:`drrdn_lib.notebook_params`: unknown names are refused with
+the closest names suggested, types must match the defaults', and a list parameter needs
+a list); a bad one exits with status 2 and one message listing every problem.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
+from .notebook_params import ParameterError, check_parameters
 from .results import REPO_ROOT
 
 
@@ -44,13 +50,15 @@ def execute(notebook: str | Path, out_dir: str | Path, parameters: dict | None =
 
     The kernel starts in the repository root, so relative paths mean the same from any
     working directory. A failing cell raises papermill's ``PapermillExecutionError``;
-    the partly executed notebook is still written, for inspection.
+    the partly executed notebook is still written, for inspection. Parameters that the
+    notebook does not declare, or of the wrong type, raise :class:`ParameterError` first.
     """
     import papermill
 
     notebook, out_dir = Path(notebook).resolve(), Path(out_dir).resolve()
     if not notebook.exists():
         raise FileNotFoundError(f"no notebook at {notebook}; the notebooks are in {REPO_ROOT / 'notebooks'}.")
+    check_parameters(notebook, dict(parameters or {}))
     out_dir.mkdir(parents=True, exist_ok=True)
     params = dict(parameters or {}, out_dir=str(out_dir))
     output = out_dir / notebook.name
@@ -64,12 +72,29 @@ def execute(notebook: str | Path, out_dir: str | Path, parameters: dict | None =
     return output
 
 
-def _parse_value(text: str):
-    """A command-line value as YAML would read it: ``5`` -> int, ``0.1`` -> float, ``[1, 2]`` -> list."""
-    return yaml.safe_load(text)
+def _parameters(args: argparse.Namespace) -> dict:
+    """The parameters file (a YAML mapping), then each ``-p NAME VALUE`` (value read as YAML)."""
+    params = {}
+    if args.parameters_file:
+        if not args.parameters_file.is_file():
+            raise ParameterError(f"no parameters file at {args.parameters_file}.")
+        loaded = yaml.safe_load(args.parameters_file.read_text())
+        if not isinstance(loaded, (dict, type(None))):
+            raise ParameterError(f"{args.parameters_file} must be a YAML mapping of parameter "
+                                 f"names to values; got {type(loaded).__name__}.")
+        params.update(loaded or {})
+    for name, text in args.parameter:
+        if name == "out_dir":
+            raise ParameterError("out_dir is the second argument of the command, not a -p parameter.")
+        try:
+            params[name] = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ParameterError(f"-p {name} {text!r} is not valid YAML: {error}") from None
+    return params
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line; exit status 2 for bad parameters (nothing is run), 0 on success."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebook", type=Path)
     parser.add_argument("out_dir", type=Path)
@@ -77,8 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                         metavar=("NAME", "VALUE"), help="one parameter (value parsed as YAML)")
     args = parser.parse_args(argv)
-    params = yaml.safe_load(args.parameters_file.read_text()) if args.parameters_file else {}
-    params.update({name: _parse_value(value) for name, value in args.parameter})
+    try:
+        params = _parameters(args)
+        check_parameters(args.notebook, params)
+    except ParameterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     output = execute(args.notebook, args.out_dir, params)
     print(f"executed notebook: {output}")
     for path in sorted(output.parent.iterdir()):

@@ -6,7 +6,13 @@ shared by the module, one submitit-local run; everything else only reads grid fi
 import contextlib
 import io
 import json
+import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -16,6 +22,7 @@ from drrdn_lib import batch
 from drrdn_lib.batch import GridError, load_grid
 
 NOTEBOOK = "tests/fixtures/batch_nb.ipynb"
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _write_grid(folder, runs, **top) -> str:
@@ -34,8 +41,14 @@ def _main(*argv) -> tuple[int, str]:
     return code, stdout.getvalue()
 
 
+def _unhashed(run_id: str) -> str:
+    """A run id without its parameters hash: ``a__x=1__0123abcd__seed=0`` -> ``a__x=1__seed=0``."""
+    return re.sub(r"__[0-9a-f]{8}(?=__seed=)", "", run_id)
+
+
 def _states(out_root) -> dict:
-    return {path.parent.name: json.loads(path.read_text())
+    """status.json of each run folder, keyed by the run id without its hash."""
+    return {_unhashed(path.parent.name): json.loads(path.read_text())
             for path in sorted(out_root.glob("*/status.json"))}
 
 
@@ -58,8 +71,9 @@ def test_failed_runs_are_recorded_without_losing_the_others(ran_grid):
     failed = states["batch_nb__fail=true__seed=1"]
     assert "RuntimeError: asked to fail (x=2.0, seed=1)" in failed["error"]
     assert "raise RuntimeError" in failed["traceback_tail"]
-    assert "failed batch_nb__fail=true__seed=0" in ran_grid["output"]
-    run = json.loads((ran_grid["out_root"] / "batch_nb__fail=false__seed=1" / "run.json").read_text())
+    assert re.search(r"failed batch_nb__fail=true__[0-9a-f]{8}__seed=0", ran_grid["output"])
+    [folder] = ran_grid["out_root"].glob("batch_nb__fail=false__*__seed=1")
+    run = json.loads((folder / "run.json").read_text())
     assert run["parameters"] == {"fail": False, "x": 2.0, "seed": 1}
 
 
@@ -98,14 +112,22 @@ def test_rerun_skips_complete_runs_and_retries_failed_ones(ran_grid):
     assert plan.count("  run  ") == 4
 
 
-def test_changed_parameters_make_a_complete_run_stale(ran_grid, tmp_path):
+def test_changed_parameters_get_new_folders_and_keep_finished_runs(ran_grid, tmp_path):
     grid = yaml.safe_load(open(ran_grid["grid"]))
-    grid["runs"][0]["parameters"]["x"] = 3.0
+    grid["runs"][0].update(parameters={"x": 3.0}, grid={"fail": [False]})
+    grid["seeds"] = [0]
     path = tmp_path / "changed.yaml"
     path.write_text(yaml.safe_dump(grid))
-    code, plan = _main(path, "--dry-run")
-    assert code == 0
-    assert "run  batch_nb__fail=false__seed=0  (stale)" in plan
+    old_dirs = {run.run_id: run.out_dir for run in load_grid(ran_grid["grid"]).runs}
+    old_metrics = {run_id: (folder / "metrics.json").read_text() for run_id, folder in old_dirs.items()
+                   if (folder / "metrics.json").exists()}
+    [new_run] = load_grid(path).runs
+    assert new_run.run_id not in old_dirs and new_run.out_dir.parent == ran_grid["out_root"]
+    code, output = _main(path)
+    assert code == 0, output
+    assert json.loads((new_run.out_dir / "metrics.json").read_text())["score"] == 30.0
+    for run_id, text in old_metrics.items():  # the x=2.0 runs are kept as they were
+        assert (old_dirs[run_id] / "metrics.json").read_text() == text
 
 
 def test_submitit_local_executor_runs_a_grid(tmp_path):
@@ -116,7 +138,8 @@ def test_submitit_local_executor_runs_a_grid(tmp_path):
     states = _states(tmp_path / "out")
     assert [s["state"] for s in states.values()] == ["complete"]
     table = pd.read_csv(tmp_path / "out" / "summary.csv")
-    assert table.loc[0, "run_id"] == "batch_nb__x=0.5__seed=3" and table.loc[0, "score"] == 8.0
+    assert _unhashed(table.loc[0, "run_id"]) == "batch_nb__x=0.5__seed=3"
+    assert table.loc[0, "score"] == 8.0
 
 
 @pytest.mark.skipif(shutil.which("sbatch") is not None, reason="Slurm is installed here")
@@ -126,22 +149,24 @@ def test_slurm_executor_without_slurm_is_a_clear_error(tmp_path, capsys):
     assert "needs `sbatch`" in capsys.readouterr().err
 
 
-def test_run_ids_are_deterministic_and_safe(tmp_path):
-    runs = [{"notebook": NOTEBOOK, "grid": {"x": [1.5, "a/b c"], "fail": [False]}},
-            {"notebook": NOTEBOOK, "name": "long", "parameters": {"x": "y" * 300}}]
+def test_run_ids_are_deterministic_and_name_every_parameter(tmp_path):
+    runs = [{"notebook": NOTEBOOK, "grid": {"x": [1.5, -2.0], "fail": [False]}},
+            {"notebook": NOTEBOOK, "name": "long", "parameters": {"x": 3.0}}]
     grid = load_grid(_write_grid(tmp_path, runs, seeds=[7]))
     ids = [run.run_id for run in grid.runs]
-    assert ids[:2] == ["batch_nb__fail=false__x=1.5__seed=7", "batch_nb__fail=false__x=a_b_c__seed=7"]
-    assert ids[2].startswith("long__seed=7")  # fixed parameters do not name the folder
-    assert grid.runs[1].parameters == {"x": "a/b c", "fail": False, "seed": 7}
+    assert [_unhashed(i) for i in ids[:2]] == ["batch_nb__fail=false__x=1.5__seed=7",
+                                               "batch_nb__fail=false__x=-2.0__seed=7"]
+    assert re.fullmatch(r"long__[0-9a-f]{8}__seed=7", ids[2])  # fixed parameters: only hashed
+    assert grid.runs[1].parameters == {"x": -2.0, "fail": False, "seed": 7}
     assert grid.runs[1].out_dir == tmp_path / "out" / ids[1]
     assert [run.run_id for run in load_grid(grid.path).runs] == ids
+    assert grid.runs[0].setting == ids[0].removesuffix("__seed=7")
 
 
-def test_long_ids_are_cut_with_a_hash(tmp_path):
-    runs = [{"notebook": NOTEBOOK, "grid": {"x": ["y" * 300, "y" * 299]}}]
-    ids = [run.run_id for run in load_grid(_write_grid(tmp_path, runs, seeds=[0])).runs]
-    assert len(set(ids)) == 2 and all(len(run_id) <= batch.MAX_ID_PART + 8 for run_id in ids)
+def test_id_parts_are_safe_and_long_ones_are_cut_with_a_hash():
+    assert batch._id_part("nb", {"x": "a/b c", "y": [1, 2]}) == "nb__x=a_b_c__y=_1_2_"
+    ids = {batch._id_part("nb", {"x": "y" * n}) for n in (300, 299)}
+    assert len(ids) == 2 and all(len(part) <= batch.MAX_ID_PART for part in ids)
 
 
 BAD_GRIDS = {
@@ -155,13 +180,17 @@ BAD_GRIDS = {
     "missing notebook": ("seeds: [0]\nruns: [{notebook: notebooks/nope.ipynb}]",
                          "no notebook at .*notebooks/nope.ipynb"),
     "unknown parameter": (f"seeds: [0]\nruns: [{{notebook: {NOTEBOOK}, parameters: {{y: 1}}}}]",
-                          "sets y, not in the `parameters` cell .*fail, out_dir, seed, x"),
+                          "'y' is not a parameter of batch_nb.ipynb; its parameters: fail, out_dir, seed, x"),
+    "misspelt parameter": (f"seeds: [0]\nruns: [{{notebook: {NOTEBOOK}, parameters: {{fial: true}}}}]",
+                           "'fial' is not a parameter .*did you mean fail\\?"),
+    "wrong type": (f"seeds: [0]\nruns: [{{notebook: {NOTEBOOK}, grid: {{x: [1, two]}}}}]",
+                   "parameter 'x' must be float like its default \\(1.0\\), got str 'two'"),
     "reserved parameter": (f"seeds: [0]\nruns: [{{notebook: {NOTEBOOK}, grid: {{seed: [1]}}}}]",
                            "sets seed, which the batch runner sets"),
     "scalar axis": (f"seeds: [0]\nruns: [{{notebook: {NOTEBOOK}, grid: {{x: 1}}}}]",
                     "grid axis 'x' .* non-empty list"),
     "same run twice": (f"seeds: [0]\nruns: [{{notebook: {NOTEBOOK}}}, {{notebook: {NOTEBOOK}}}]",
-                       "both make run batch_nb__seed=0; give the entries distinct `name:`"),
+                       "both make run batch_nb__[0-9a-f]{8}__seed=0; give the entries distinct `name:`"),
     "missing parameters file": (f"seeds: [0]\nruns: [{{notebook: {NOTEBOOK}, parameters_file: no.yaml}}]",
                                 "no parameters file of runs.* at .*no.yaml"),
 }
@@ -186,3 +215,136 @@ def test_bad_grid_exits_2_and_bad_workers_are_refused(tmp_path, capsys):
 def test_flatten_dots_nested_keys_and_drops_lists():
     assert batch.flatten({"a": {"b": 1, "c": {"d": None}}, "e": [1], "f": "x"}) == {
         "a.b": 1, "a.c.d": None, "f": "x"}
+
+
+# ---- run states: failures never dropped, interrupted runs found, busy folders left alone ----
+
+HOLDER = """
+import json, os, sys, time
+from drrdn_lib.files import folder_lock, write_json_atomic
+with folder_lock(sys.argv[1]):
+    write_json_atomic(os.path.join(sys.argv[1], "status.json"), {"state": "running",
+                      "pid": os.getpid(), "host": "elsewhere", "started": "then"})
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+
+def _fake_execute(metrics_text: str):
+    """A stand-in for run_notebook.execute that writes ``metrics_text`` as metrics.json."""
+    def execute(notebook, out_dir, parameters, progress=True):
+        (out_dir / "metrics.json").write_text(metrics_text)
+        (out_dir / "fake.ipynb").write_text("{}")
+        return out_dir / "fake.ipynb"
+    return execute
+
+
+def _hold_run_folder(folder) -> subprocess.Popen:
+    """Another process that locks ``folder`` and says (in status.json) it runs there."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], env=env,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def _complete_by_hand(run, metrics_text: str) -> None:
+    """Write a run folder as a finished run leaves it, with ``metrics_text`` as its metrics."""
+    run.out_dir.mkdir(parents=True)
+    (run.out_dir / "run.json").write_text(json.dumps(run.record()))
+    (run.out_dir / "status.json").write_text(json.dumps({"state": "complete"}))
+    (run.out_dir / "metrics.json").write_text(metrics_text)
+
+
+def test_a_truncated_metrics_file_is_a_failure_not_a_dropped_seed(tmp_path):
+    grid = load_grid(_write_grid(tmp_path, [{"notebook": NOTEBOOK}]))
+    _complete_by_hand(grid.runs[0], '{"score": 1.0}')
+    _complete_by_hand(grid.runs[1], '{"score": 2')
+    code, output = _main(grid.path, "--aggregate-only")
+    assert code == 1
+    assert re.search(r"failed batch_nb__\w+__seed=1: metrics.json is unreadable or truncated", output)
+    table = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert list(table["state"]) == ["complete", "failed"]
+    assert "truncated" in table.loc[1, "error"]
+    _, plan = _main(grid.path, "--dry-run")
+    assert "skip" in plan.splitlines()[1] and "run  " in plan.splitlines()[2]  # rerun next time
+
+
+def test_a_run_whose_notebook_writes_no_readable_metrics_fails(tmp_path, monkeypatch):
+    from drrdn_lib import run_notebook
+
+    [run] = load_grid(_write_grid(tmp_path, [{"notebook": NOTEBOOK}], seeds=[0])).runs
+    monkeypatch.setattr(run_notebook, "execute", _fake_execute("[1, 2]"))
+    status = batch.run_one(run)
+    assert status["state"] == "failed" and "holds a list, not a mapping" in status["error"]
+    assert json.loads((run.out_dir / "status.json").read_text())["state"] == "failed"
+
+
+def test_a_killed_run_is_reported_interrupted_and_run_again(tmp_path, monkeypatch):
+    from drrdn_lib import run_notebook
+
+    grid = load_grid(_write_grid(tmp_path, [{"notebook": NOTEBOOK}], seeds=[0, 1]))
+    holder = _hold_run_folder(grid.runs[0].out_dir)
+    try:
+        monkeypatch.setattr(run_notebook, "execute", _fake_execute('{"score": 5}'))
+        assert batch.run_state(grid.runs[0]) == "running"
+        code, output = _main(grid.path)  # runs seed 1 only: seed 0 is running elsewhere
+        assert "1 running elsewhere (skipped), 1 to run" in output
+        assert "1 running" in output and "1 complete" in output
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    status = batch.run_status(grid.runs[0])
+    assert status["state"] == "interrupted"
+    assert f"interrupted: pid {holder.pid} on elsewhere (started then)" in status["error"]
+    code, output = _main(grid.path, "--aggregate-only")
+    assert code == 1 and "interrupted batch_nb__" in output
+    code, output = _main(grid.path)
+    assert code == 0 and "1 complete (skipped), 1 to run" in output
+    assert [batch.run_state(run) for run in grid.runs] == ["complete", "complete"]
+
+
+def test_a_folder_locked_by_another_grid_is_left_untouched(tmp_path, monkeypatch):
+    from drrdn_lib import run_notebook
+
+    monkeypatch.setattr(batch, "LOCK_WAIT_S", 0.2)
+    monkeypatch.setattr(run_notebook, "execute", _fake_execute('{"score": 5}'))
+    [run] = load_grid(_write_grid(tmp_path, [{"notebook": NOTEBOOK}], seeds=[0])).runs
+    holder = _hold_run_folder(run.out_dir)
+    try:
+        before = (run.out_dir / "status.json").read_text()
+        status = batch.run_one(run, force=True)
+        assert status["state"] == "busy"
+        assert f"{run.out_dir} is in use by pid {holder.pid}" in status["error"]
+        assert (run.out_dir / "status.json").read_text() == before
+        assert not (run.out_dir / "metrics.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_stale_folder_is_not_overwritten_without_force(tmp_path, monkeypatch):
+    from drrdn_lib import run_notebook
+
+    monkeypatch.setattr(run_notebook, "execute", _fake_execute('{"score": 5}'))
+    grid = load_grid(_write_grid(tmp_path, [{"notebook": NOTEBOOK}], seeds=[0]))
+    _complete_by_hand(grid.runs[0], '{"score": 1}')
+    record = json.loads((grid.runs[0].out_dir / "run.json").read_text())
+    (grid.runs[0].out_dir / "run.json").write_text(json.dumps({**record, "seed": 9}))
+    with pytest.raises(GridError, match="differs from the grid's .*pass --force"):
+        batch.run_grid(grid)
+    batch.run_grid(grid, force=True)
+    assert batch.run_state(grid.runs[0]) == "complete"
+
+
+def test_a_slurm_job_missing_from_the_queue_twice_in_a_row_is_lost(monkeypatch):
+    class Job:
+        def __init__(self, job_id):
+            self.job_id = job_id
+    queue = iter([{"7_0", "7_1"}, {"7_0"}, None, {"7_0"}, {"7_0"}])
+    monkeypatch.setattr(batch, "_slurm_listed", lambda name: next(queue))
+    active, absent = [(Job("7_0"), "run0"), (Job("7_1"), "run1")], {}
+    found = [[run for _, run in batch._lost_jobs(active, "n", absent)] for _ in range(5)]
+    assert found == [[], [], [], ["run1"], ["run1"]]  # squeue failing (None) decides nothing
+    with pytest.raises(batch.LostJob, match="7_1 left the queue without a result"):
+        batch._raise_lost(active[1][0])

@@ -1,4 +1,5 @@
 """The data layer on real data, and every bad input it must refuse clearly."""
+import contextlib
 import gzip
 import pickle
 import shutil
@@ -179,8 +180,10 @@ def test_truncated_idx_is_reported(tmp_path):
 
 
 def _fake_mnist(tmp_path, **overrides):
-    arrays = {"x_train": np.zeros((60000, 28, 28), np.uint8), "y_train": np.zeros(60000, np.uint8),
-              "x_test": np.zeros((10000, 28, 28), np.uint8), "y_test": np.zeros(10000, np.uint8)}
+    arrays = {"x_train": np.zeros((60000, 28, 28), np.uint8),
+              "y_train": (np.arange(60000) % 10).astype(np.uint8),
+              "x_test": np.zeros((10000, 28, 28), np.uint8),
+              "y_test": (np.arange(10000) % 10).astype(np.uint8)}
     arrays.update(overrides)
     np.savez(tmp_path / "mnist.npz", **arrays)
 
@@ -221,3 +224,94 @@ def test_toy_splits_are_seeded_samples_of_the_tsipras_distribution():
 def test_mnist5k_comes_in_mixed_class_order():
     _, y = load_dataset("mnist5k", "train")
     assert len(torch.unique(y[:50])) == 10  # the file is sorted by class; the loader is not
+
+
+# ---- files are verified, once per version of the file -------------------------------------
+
+SMALL = {"x_train": (200, 4, 4), "x_test": (50, 4, 4)}
+
+
+def _small_mnist(seed: int, zero_labels: str | None = None) -> dict:
+    """Random uint8 arrays shaped like a tiny MNIST (200 train, 50 test, 4 x 4 images)."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split in ("train", "test"):
+        shape = SMALL[f"x_{split}"]
+        arrays[f"x_{split}"] = rng.integers(0, 256, shape, dtype=np.uint8)
+        arrays[f"y_{split}"] = (np.arange(shape[0]) % 10).astype(np.uint8)
+        if zero_labels == split:
+            arrays[f"y_{split}"][:] = 0
+    return arrays
+
+
+@pytest.fixture
+def small_official(monkeypatch):
+    """Pretend the official MNIST is a tiny random one; returns its arrays (hashes patched in)."""
+    from drrdn_lib import data
+
+    official = _small_mnist(0)
+    monkeypatch.setitem(data_files.SHAPES, "mnist", ((4, 4), 200, 50))
+    monkeypatch.setitem(data.VAL_SIZE, "mnist", 20)
+    monkeypatch.setitem(data_files.CONTENT_SHA256, "mnist",
+                        {key: data_files.content_sha256(a) for key, a in official.items()})
+    calls = []
+    real = data_files.content_sha256
+    monkeypatch.setattr(data_files, "content_sha256", lambda a: calls.append(1) or real(a))
+    return official, calls
+
+
+def test_a_replaced_file_is_checked_again_not_served_from_cache(tmp_path, small_official):
+    official, _ = small_official
+    np.savez(tmp_path / "mnist.npz", **official)
+    x, _ = load_dataset("mnist", "test", data_dir=tmp_path)
+    assert torch.equal(x, torch.from_numpy(official["x_test"]).float().unsqueeze(1) / 255)
+    np.savez(tmp_path / "mnist.npz", **_small_mnist(1))  # same names, shapes and size
+    with pytest.raises(DataError, match="x_train: got .*; x_test: got .*copy them again from "
+                                        "../shared/data.*prepare mnist --source DIR"):
+        load_dataset("mnist", "test", data_dir=tmp_path)
+
+
+def test_a_file_with_the_wrong_content_hash_is_refused(tmp_path, small_official):
+    tampered = _small_mnist(0)
+    tampered["x_test"][0, 0, 0] ^= 1
+    np.savez(tmp_path / "mnist.npz", **tampered)
+    with pytest.raises(DataError, match=rf"mnist in {tmp_path} does not match the official data "
+                                        r"\(x_test: got [0-9a-f]{16}\.\.\., expected"):
+        load_dataset("mnist", "train", data_dir=tmp_path)
+
+
+def test_a_verified_file_is_hashed_once(tmp_path, small_official):
+    from drrdn_lib import data
+
+    official, calls = small_official
+    np.savez(tmp_path / "mnist.npz", **official)
+    load_dataset("mnist", "train", data_dir=tmp_path)
+    assert len(calls) == 4  # one per array
+    load_dataset("mnist", "test", data_dir=tmp_path)
+    data._cached_splits.cache_clear()  # the arrays are read again, but not hashed again
+    load_dataset("mnist", "val", data_dir=tmp_path)
+    assert len(calls) == 4
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_all_zero_labels_are_refused(tmp_path, small_official, split):
+    np.savez(tmp_path / "mnist.npz", **_small_mnist(0, zero_labels=split))
+    with pytest.raises(DataError, match=f"mnist {split} in .*every label is 0.*no real labels"):
+        load_dataset("mnist", "test", data_dir=tmp_path)
+
+
+def test_prepare_keeps_the_previous_good_file_when_a_write_fails(tmp_path, monkeypatch):
+    good = _small_mnist(0)
+    [path] = prepare.write_npz("mnist", good, tmp_path)
+    before = path.read_bytes()
+
+    def full_disk_midway(file, **arrays):
+        """Write the start of an archive, then fail as a full disk would."""
+        with contextlib.ExitStack() as stack:
+            stream = file if hasattr(file, "write") else stack.enter_context(open(file, "wb"))
+            stream.write(b"PK\x03\x04 the first bytes of a zip")
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(np, "savez_compressed", full_disk_midway)
+    with pytest.raises(OSError, match="No space left"):
+        prepare.write_npz("mnist", _small_mnist(1), tmp_path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["mnist.npz"]
