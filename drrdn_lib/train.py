@@ -23,11 +23,11 @@ last good checkpoint stays. ``load_checkpoint`` / ``load_model`` read runs back.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
 import random
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .files import FolderLocked, folder_lock, save_torch_atomic, write_json_atomic
 from .objective_base import NonFiniteLoss
 from .train_config import ConfigError, TrainConfig
 
@@ -168,20 +169,6 @@ def _set_rng_state(state: dict, order: torch.Generator) -> None:
 
 
 # ----------------------------------------------------------------------------- files
-def _save_atomic(obj, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace``."""
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(obj, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     """Read a checkpoint written by :func:`train` (safe loading: tensors and plain types).
 
@@ -235,8 +222,6 @@ def _write_metrics(out_dir: Path | None, config: TrainConfig, history: list,
                    best_epoch: int | None, status: str, error: str | None = None) -> None:
     if out_dir is None:
         return
-    from .results import write_json_atomic
-
     by_epoch = {h["epoch"]: h for h in history}
     write_json_atomic(out_dir / "metrics.json", {
         "status": status, "method": config.method, "model": config.model,
@@ -338,7 +323,6 @@ class _Run:
                               "to continue it, or choose a new out_dir.")
         if last.exists():
             self._restore(load_checkpoint(last))  # CPU: RNG states must stay on the CPU
-        from .results import write_json_atomic
         write_json_atomic(self.out_dir / "config.json", self.config.to_dict())
 
     def _restore(self, checkpoint: dict) -> None:
@@ -361,7 +345,7 @@ class _Run:
         self.best_epoch = checkpoint["best_epoch"]
         if self.best_epoch == self.start_epoch:  # the best file may predate a crash: rewrite
             self.best_state = _cpu_copy(self.model.state_dict())
-            _save_atomic({"format": CHECKPOINT_FORMAT, "epoch": self.best_epoch,
+            save_torch_atomic({"format": CHECKPOINT_FORMAT, "epoch": self.best_epoch,
                           "model_spec": self.spec, "config": self.config.to_dict(),
                           "model": self.best_state, "metrics": self.history[-1]},
                          self.out_dir / BEST)
@@ -380,17 +364,17 @@ class _Run:
         epoch = len(self.history)
         common = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "model_spec": self.spec,
                   "config": self.config.to_dict()}
-        _save_atomic({**common, "model": self.model.state_dict(),
+        save_torch_atomic({**common, "model": self.model.state_dict(),
                       "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
                       "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
                       "rng": _rng_state(self.order),
                       "history": self.history, "best_epoch": self.best_epoch},
                      self.out_dir / LAST)
         if self.best_epoch == epoch:
-            _save_atomic({**common, "model": self.best_state,
+            save_torch_atomic({**common, "model": self.best_state,
                           "metrics": self.history[-1]}, self.out_dir / BEST)
         if self.config.keep_every and epoch % self.config.keep_every == 0:
-            _save_atomic({**common, "model": self.model.state_dict(),
+            save_torch_atomic({**common, "model": self.model.state_dict(),
                           "metrics": self.history[-1]}, self.out_dir / EPOCH.format(epoch))
         _write_metrics(self.out_dir, self.config, self.history, self.best_epoch, "running")
 
@@ -479,7 +463,31 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     from tqdm.auto import tqdm
 
     config.validate()
-    run = _Run(config, resume)
+    with _run_folder_lock(config, resume):
+        run = _Run(config, resume)
+        _train_epochs(run, config)
+        _write_metrics(run.out_dir, config, run.history, run.best_epoch, "finished")
+        return _result(run)
+
+
+@contextlib.contextmanager
+def _run_folder_lock(config: TrainConfig, resume: bool):
+    """An exclusive lock on ``out_dir`` while this process writes it (released by the
+    kernel if the process dies). Resuming waits for another writer (a shared run another
+    notebook is training is then loaded, not trained twice); a fresh run fails at once."""
+    with contextlib.ExitStack() as stack:
+        if config.out_dir is not None:
+            try:
+                stack.enter_context(folder_lock(config.out_dir, wait=None if resume else 0,
+                                                name=".train.lock"))
+            except FolderLocked as error:
+                raise ConfigError(str(error)) from None
+        yield
+
+
+def _train_epochs(run: _Run, config: TrainConfig) -> None:
+    from tqdm.auto import tqdm
+
     steps = len(_batches(len(run.train_y), config.batch_size, torch.Generator()))
     bar = tqdm(total=config.epochs * steps, initial=run.start_epoch * steps,
                disable=not config.progress, desc=f"{config.method}/{config.model}")
@@ -495,5 +503,3 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
             _end_epoch(run, epoch, terms, time.perf_counter() - started)
     finally:
         bar.close()
-    _write_metrics(run.out_dir, config, run.history, run.best_epoch, "finished")
-    return _result(run)

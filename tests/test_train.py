@@ -95,7 +95,8 @@ def test_best_and_last_checkpoints(tmp_path):
     result = train(TrainConfig(**TINY, out_dir=str(tmp_path)))
     last, best = load_checkpoint(tmp_path / "checkpoint_last.pt"), load_checkpoint(tmp_path / "checkpoint_best.pt")
     assert last["epoch"] == 2 and best["epoch"] == result.best["epoch"]
-    assert set(last) >= {"model", "optimizer", "scheduler", "rng", "history", "config"}
+    assert set(last) >= {"model", "optimizers", "schedulers", "rng", "history", "config"}
+    assert set(last["optimizers"]) == {"all"} == set(last["schedulers"])  # one for PGD-AT
     assert set(last["rng"]) == {"torch", "cuda", "numpy", "python", "data_order"}
     model = load_model(tmp_path, "last")
     assert not model.training
@@ -210,8 +211,10 @@ def test_drrdn_initialised_from_a_plain_run(tmp_path):
                             "weight_decay": 0.0, "init_from": str(tmp_path / "plain")})
     result = train(config)
     assert isinstance(result.model, DRRDN)
-    for name, tensor in plain.best_model.backbone.state_dict().items():
-        assert torch.allclose(result.model.backbone.state_dict()[name], tensor, atol=1e-6), name
+    encoder = result.model.backbone.state_dict()
+    assert encoder and set(encoder) < set(plain.best_model.backbone.state_dict())  # conv part
+    for name, tensor in encoder.items():
+        assert torch.allclose(tensor, plain.best_model.backbone.state_dict()[name], atol=1e-6), name
 
 
 def test_cosine_schedule_and_augmentation():
@@ -239,3 +242,34 @@ def test_bf16_trains_under_autocast_and_validates_in_float32(tmp_path, monkeypat
     assert (True, torch.bfloat16) in seen  # the training attack, inside the update
     assert seen[-1] == (False, torch.float32)  # the validation attack, after the epoch
     assert result.history[0]["val_clean_acc"] is not None
+
+
+def test_a_second_writer_of_a_run_folder_is_refused_or_waits(tmp_path):
+    """Two processes training into one folder: a fresh run fails at once naming the holder;
+    a resuming one waits and then loads the finished run instead of overwriting it."""
+    import multiprocessing
+    from drrdn_lib.files import folder_lock
+    config = TrainConfig(**{**TINY, "epochs": 1}, out_dir=str(tmp_path / "run"))
+    ready, release = multiprocessing.Event(), multiprocessing.Event()
+    holder = multiprocessing.get_context("fork").Process(
+        target=_hold_lock, args=(str(tmp_path / "run"), ready, release))
+    holder.start()
+    try:
+        assert ready.wait(30)
+        with pytest.raises(ConfigError, match=f"pid {holder.pid}"):
+            train(config)
+    finally:
+        release.set()
+        holder.join(30)
+    first = train(config)
+    again = train(config, resume=True)  # finished: loaded, not retrained
+    assert again.history == first.history
+    with folder_lock(tmp_path / "run", wait=0, name=".train.lock"):
+        pass  # released after each run
+
+
+def _hold_lock(folder, ready, release):
+    from drrdn_lib.files import folder_lock
+    with folder_lock(folder, wait=0, name=".train.lock"):
+        ready.set()
+        release.wait(30)
