@@ -240,8 +240,8 @@ def drrdn(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, budget: 
 class Algorithm1Update:
     """Algorithm 1 of the paper, one batch per call (see the module docstring).
 
-    One SGD optimiser per step of :data:`ALGORITHM_1`, over the union of its losses'
-    :data:`LOSS_PARAMETERS`; weight decay applies to each parameter group in the first
+    One SGD optimiser per step of :data:`ALGORITHM_1` that has a loss switched on, over
+    the union of its losses' :data:`LOSS_PARAMETERS`; weight decay applies to each parameter group in the first
     step that names it only (so every parameter decays once per batch). Each step
     recomputes what it needs from the current parameters: the encoder runs forward and
     backward in ``classify`` and ``disentangle`` and once more forward (no gradient:
@@ -255,6 +255,8 @@ class Algorithm1Update:
         groups, seen = self.model.groups(), set()
         self.optimizers, self.params = {}, {}
         for step, losses in ALGORITHM_1:
+            if not any(_weight(self.hyper, loss) for loss in losses):
+                continue  # a step whose losses are all switched off takes no step
             names = list(dict.fromkeys(g for loss in losses for g in LOSS_PARAMETERS[loss]))
             param_groups = [{"params": groups[n], **({"weight_decay": 0.0} if n in seen else {})}
                             for n in names]

@@ -120,6 +120,8 @@ def test_algorithm1_optimisers_and_weight_decay():
             for p in group["params"]:
                 decays[id(p)] = decays.get(id(p), 0) + (group["weight_decay"] > 0)
     assert set(decays.values()) == {1}  # every parameter decays in exactly one step
+    fewer = Algorithm1Update(_model(), drrdn, _sgd(), {"lambda_mi": 0.0, "lambda_rec": 0.0})
+    assert list(fewer.optimizers) == ["classify", "disentangle"]  # no step without a loss
 
 
 def test_algorithm1_takes_its_steps_in_order(batch, monkeypatch):
