@@ -23,7 +23,7 @@ from .protocol import PAPER
 from .torch_utils import model_device
 from .results import REPO_ROOT
 from .train import TrainConfig, TrainResult, train
-from .train_config import RESUME_FREE
+from .train_config import OUTSIDE_RUN_IDENTITY
 
 __all__ = ["PROTOCOLS", "DEFAULT_HYPER", "METHOD_ORDER", "protocol", "training_kw", "make_config", "resized",
            "train_or_resume", "run_folder", "shared_run", "eval_budget", "evaluate_model", "bound_report"]
@@ -116,7 +116,7 @@ def run_folder(config: TrainConfig, root=None) -> Path:
     notebooks that need the same run share it (the hash leaves out where files go, the
     device and the progress bar). :func:`make_config` spells every hyperparameter out, so
     equal runs have equal configurations and one folder."""
-    fields = {k: v for k, v in config.to_dict().items() if k not in RESUME_FREE}
+    fields = {k: v for k, v in config.to_dict().items() if k not in OUTSIDE_RUN_IDENTITY}
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
     root = Path(root) if root is not None else REPO_ROOT / "results" / "runs"
     return root / config.dataset / f"{config.method}-{digest}"

@@ -39,7 +39,7 @@ from .files import FolderLocked, folder_lock, save_torch_atomic, write_json_atom
 from .objective_base import NonFiniteLoss
 from .train_config import ConfigError, TrainConfig
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "ConfigError", "train",
+__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "ConfigError", "CheckpointError", "train",
            "load_checkpoint", "load_model", "epoch_checkpoints", "build_run_model",
            "evaluate_accuracy", "init_weights_from"]
 
@@ -169,17 +169,37 @@ def _set_rng_state(state: dict, order: torch.Generator) -> None:
 
 
 # ----------------------------------------------------------------------------- files
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read back: truncated, empty or not written by
+    :func:`train`."""
+
+
+CHECKPOINT_KEYS = ("format", "epoch", "model", "model_spec", "config")
+
+
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     """Read a checkpoint written by :func:`train` (safe loading: tensors and plain types).
 
     Keys: ``format``, ``epoch`` (epochs completed), ``model`` (state dict),
     ``model_spec``, ``config``, and in the last checkpoint also ``optimizers`` and
     ``schedulers`` ({name: state}), ``rng``, ``history``, ``best_epoch``.
+    Raises FileNotFoundError (no file) or :class:`CheckpointError` (unreadable or foreign).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; a run folder holds {LAST} and {BEST}.")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # truncated, empty, or holding objects other than tensors
+        raise CheckpointError(
+            f"{path} cannot be read as a training checkpoint ({type(error).__name__}: the "
+            "file is truncated, empty, or was not written by drrdn_lib.train); delete it and "
+            "train again, or point at another run.") from None
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(checkpoint, dict) or k not in checkpoint]
+    if missing:
+        raise CheckpointError(f"{path} is not a drrdn_lib training checkpoint (missing "
+                              f"{missing}); point at a run folder written by train().")
+    return checkpoint
 
 
 def epoch_checkpoints(run_dir: str | os.PathLike) -> dict[int, Path]:

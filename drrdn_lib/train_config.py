@@ -21,9 +21,9 @@ SELECT_ON = ("robust", "clean")
 NUM_CLASSES = {"mnist5k": 10, "mnist": 10, "cifar10": 10}
 # fields that may differ between an interrupted run and its resumption (they change where
 # files go or what is kept, not what is trained)
-RESUME_FREE = ("progress", "device", "out_dir", "data_dir", "keep_every")
+OUTSIDE_RUN_IDENTITY = ("progress", "device", "out_dir", "data_dir", "keep_every")
 # speed options: they change floating-point rounding (so they are part of the run's
-# identity, not RESUME_FREE), and are written by to_dict() only when switched on, so
+# identity, not OUTSIDE_RUN_IDENTITY), and are written by to_dict() only when switched on, so
 # configurations that leave them off keep their run hash and resume older checkpoints
 OMIT_AT_DEFAULT = {"channels_last": False, "compile": False}
 
@@ -69,7 +69,7 @@ class TrainConfig:
             rounding, not the math, and are written to config.json only when True.
         keep_every: also keep the weights after every ``keep_every``-th epoch as
             ``checkpoint_epoch_NNN.pt`` (0: none), e.g. to follow the bound over training.
-            It changes what is kept, not what is trained (see :data:`RESUME_FREE`).
+            It changes what is kept, not what is trained (see :data:`OUTSIDE_RUN_IDENTITY`).
         progress: show a tqdm bar.
     """
     method: str = "pgd_at"
@@ -154,11 +154,11 @@ class TrainConfig:
         return out
 
     def differences(self, saved: dict) -> list[str]:
-        """Names of the fields (other than :data:`RESUME_FREE`) whose values differ from
+        """Names of the fields (other than :data:`OUTSIDE_RUN_IDENTITY`) whose values differ from
         ``saved`` (a ``to_dict()``, e.g. from a checkpoint)."""
         mine = self.to_dict()
         return [k for k in sorted(set(mine) | set(saved))
-                if k not in RESUME_FREE and mine.get(k) != saved.get(k)]
+                if k not in OUTSIDE_RUN_IDENTITY and mine.get(k) != saved.get(k)]
 
     # -- validation ----------------------------------------------------------------
     def validate(self) -> None:
@@ -187,8 +187,24 @@ class TrainConfig:
             check_hyper(self.method, self.hyper)
         except ValueError as error:
             raise ConfigError(str(error)) from None
+        self._check_model_kwargs()
         if self.select_on is not None and self.select_on not in SELECT_ON:
             raise ConfigError(f"select_on={self.select_on!r}; use one of {SELECT_ON} or None.")
+
+    def _check_model_kwargs(self) -> None:
+        """Build the network on the meta device (no memory, no time) so that an unknown or
+        bad model keyword argument fails here, before any data is loaded."""
+        import torch
+
+        from .drrdn import build_drrdn
+        from .models import build_model
+        build = build_drrdn if self.method == "drrdn" else build_model
+        try:
+            with torch.device("meta"):
+                build(self.model, num_classes=self.num_classes(), **self.model_kwargs)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"model_kwargs={self.model_kwargs!r} do not fit model "
+                              f"{self.model!r} (method {self.method!r}): {error}") from None
 
     def _check_optimisation(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -245,6 +261,9 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not is_int(value) or value < 2):
                 raise ConfigError(f"{name}={value!r} must be None (all) or an integer >= 2.")
+        if self.out_dir is not None and Path(self.out_dir).exists() and not Path(self.out_dir).is_dir():
+            raise ConfigError(f"out_dir={self.out_dir!r} is a file, not a folder; choose a "
+                              "folder for the run's files.")
         if self.init_from is not None and not Path(self.init_from).exists():
             raise ConfigError(f"init_from={self.init_from!r} does not exist; give a run "
                               "folder or a checkpoint file, or None.")

@@ -14,7 +14,7 @@ import torch
 
 from drrdn_lib import methods
 from drrdn_lib.drrdn import DRRDN
-from drrdn_lib.train import (ConfigError, TrainConfig, TrainingDiverged, _augment,
+from drrdn_lib.train import (CheckpointError, ConfigError, TrainConfig, TrainingDiverged, _augment,
                              epoch_checkpoints, load_checkpoint, load_model, train)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,6 +49,11 @@ TINY = dict(method="pgd_at", epochs=2, batch_size=32, lr=0.05, train_eps=0.2,
     ({"select_on": "loss"}, "select_on='loss'"),
     ({"init_from": "/nonexistent/run"}, "init_from='/nonexistent/run' does not exist"),
     ({"keep_every": -1}, "keep_every=-1 must be an integer >= 0"),
+    ({"seed": 1.5}, "seed=1.5 must be an integer >= 0"),
+    ({"seed": "3"}, "seed='3' must be an integer >= 0"),
+    ({"model_kwargs": {"dropoutt": 0.1}}, "do not fit model 'smallcnn'.*unexpected keyword argument 'dropoutt'"),
+    ({"method": "drrdn", "model_kwargs": {"robust_dim": 8}}, "no 'robust_dim'"),
+    ({"out_dir": __file__}, "is a file, not a folder"),
 ])
 def test_bad_config_rejected_before_training(change, message):
     with pytest.raises(ConfigError, match=message):
@@ -273,3 +278,17 @@ def _hold_lock(folder, ready, release):
     with folder_lock(folder, wait=0, name=".train.lock"):
         ready.set()
         release.wait(30)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "truncated, empty"), (b"not a checkpoint", "truncated, empty"), (None, "missing")])
+def test_bad_checkpoints_get_one_clear_message(tmp_path, content, message):
+    path = tmp_path / "checkpoint_last.pt"
+    if content is None:
+        torch.save({"weights": torch.zeros(2)}, path)  # a foreign file
+    else:
+        path.write_bytes(content)
+    for read in (lambda: load_checkpoint(path), lambda: load_model(tmp_path, "last")):
+        with pytest.raises(CheckpointError, match=message) as error:
+            read()
+        assert str(path) in str(error.value) and "weights_only" not in str(error.value)
