@@ -7,6 +7,8 @@ numbers cannot drift apart. Each function picks its words from the numbers.
 """
 from __future__ import annotations
 
+from .experiments import FULL_DRRDN
+
 __all__ = ["describe", "DESCRIBERS"]
 
 
@@ -86,10 +88,10 @@ def main_results(m: dict) -> list[str]:
 
 def ablation(m: dict) -> list[str]:
     acc = m["accuracy"]
-    full = acc["full DRRDN"]
+    full = acc[FULL_DRRDN]
     out = [f"Full DRRDN: clean {_pct(full['clean'])}, robust {_pct(full['worst_case'])}."]
     for variant, a in acc.items():
-        if variant == "full DRRDN":
+        if variant == FULL_DRRDN:
             continue
         delta = a["worst_case"] - full["worst_case"]
         word = "raises" if delta > 0 else ("lowers" if delta < 0 else "leaves")

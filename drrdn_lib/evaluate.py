@@ -149,8 +149,8 @@ class EvaluationRecord:
         """The record as JSON text (NaN written as null); also written to ``path`` if given."""
         text = json.dumps(_finite(self.to_dict()), indent=indent, sort_keys=False)
         if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(text + "\n")
+            from .files import write_text_atomic
+            write_text_atomic(path, text + "\n")
         return text
 
     def summary(self) -> dict[str, float]:

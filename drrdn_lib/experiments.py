@@ -26,7 +26,8 @@ from .train import TrainConfig, TrainResult, train
 from .train_config import OUTSIDE_RUN_IDENTITY
 
 __all__ = ["PROTOCOLS", "DEFAULT_HYPER", "METHOD_ORDER", "protocol", "training_kw", "make_config", "resized",
-           "train_or_resume", "run_folder", "shared_run", "eval_budget", "evaluate_model", "bound_report"]
+           "train_or_resume", "run_folder", "shared_run", "eval_budget", "evaluate_model", "bound_report",
+           "train_grid", "evaluate_runs", "mean_sd_table", "FULL_DRRDN", "ABLATIONS"]
 
 def _settings(family: str, model: str) -> dict:
     recipe = PAPER[family]
@@ -46,6 +47,19 @@ PROTOCOLS = {"mnist": _settings("mnist", "smallcnn"),
 #: paper's weights, lambda_mi and lambda_rec from our validation search).
 DEFAULT_HYPER = {"standard": {}, "pgd_at": {}, "trades": {"beta": 6.0}, "mart": {"beta": 6.0}, "drrdn": {}}
 METHOD_ORDER = ("standard", "pgd_at", "trades", "mart", "drrdn")
+#: the display name of the complete DRRDN in ablation tables (claims compare against it)
+FULL_DRRDN = "full DRRDN"
+#: DRRDN ablations, display name -> hyperparameters: the paper's Table 4 (without MI, without
+#: reconstruction), each of L_BC, L_ADV, L_ENT off, and the control with every
+#: disentanglement loss off (L_CE on natural and adversarial z_s only: PGD-AT plus a
+#: natural-example term through the same heads)
+ABLATIONS = {FULL_DRRDN: {}, "without MI": {"lambda_mi": 0.0},
+             "without reconstruction": {"lambda_rec": 0.0},
+             "without L_BC": {"lambda_bc": 0.0}, "without L_ADV": {"lambda_adv": 0.0},
+             "without L_ENT": {"lambda_ent": 0.0},
+             "no disentanglement (L_CE only)": {"lambda_bc": 0.0, "lambda_adv": 0.0,
+                                                "lambda_ent": 0.0, "lambda_mi": 0.0,
+                                                "lambda_rec": 0.0}}
 #: A reduced AutoAttack for CI-scale runs (reported as "autoattack" with "standard": false).
 FAST_AUTOATTACK = {"attacks": ["apgd-ce", "apgd-t"], "n_iter": 10, "n_target_classes": 1}
 
