@@ -49,8 +49,7 @@ from .torch_utils import train_mode
 
 __all__ = ["LOSS_PARAMETERS", "ALGORITHM_1", "ENTROPY_FORMS", "drrdn", "Algorithm1Update",
            "classification_loss", "domain_loss", "alignment_loss", "entropy_loss",
-           "mine_lower_bound", "reconstruction_loss", "frozen", "drrdn_losses",
-           "grad_reverse"]
+           "mine_lower_bound", "reconstruction_loss", "frozen", "drrdn_losses"]
 
 #: loss -> the parameter groups (``DRRDN.groups()``) it updates, the paper's superscripts
 LOSS_PARAMETERS = {"ce": ("g", "d_s", "c_s"), "bc": ("g", "d_i", "c_i"),
@@ -69,23 +68,6 @@ _WEIGHT = {"ce": None, "bc": "lambda_bc", "adv": "lambda_adv", "ent": "lambda_en
 
 
 # ----------------------------------------------------------------------------- tools
-class _GradReverse(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, coeff: float) -> torch.Tensor:
-        ctx.coeff = coeff
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return -ctx.coeff * grad, None
-
-
-def grad_reverse(x: torch.Tensor, coeff: float = 1.0) -> torch.Tensor:
-    """Identity forward, ``-coeff * grad`` backward (Ganin & Lempitsky, 2015). Used only
-    by :func:`drrdn`'s one-backward form of the MI game (T ascends, d_s, d_i descend)."""
-    return _GradReverse.apply(x, coeff)
-
-
 def frozen(module: nn.Module):
     """``module`` as a function of its input alone: its parameters are held fixed (no
     gradient reaches them), gradients still flow to the input. Train/eval behaviour
