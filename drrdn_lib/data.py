@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .validate import is_int
 from . import data_files
 from .data_files import DataError, read_mnist5k, read_raw
 
@@ -125,7 +126,7 @@ def _check_args(name: str, split: str, limit: int | None) -> None:
         raise DataError(f"unknown dataset {name!r}; known datasets: {sorted(DATASETS)}.")
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; use one of {SPLITS}.")
-    if limit is not None and (not isinstance(limit, (int, np.integer)) or limit < 1):
+    if limit is not None and (not is_int(limit) or limit < 1):
         raise DataError(f"limit must be a positive integer or None, got {limit!r}.")
 
 

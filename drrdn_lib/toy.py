@@ -42,6 +42,8 @@ import torch
 from scipy import integrate, optimize
 from scipy.stats import norm
 
+from .validate import check_int, check_number
+
 DEFAULT_DIM = 100
 DEFAULT_P = 0.95
 REPRESENTATIONS = {"robust": (1.0, 0.0), "nonrobust": (0.0, 1.0)}
@@ -64,34 +66,25 @@ def default_eps(dim: int, eta: float | None = None) -> float:
 
 
 def _check_dim(dim) -> None:
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-        raise ValueError(f"dim must be a positive integer (the number of non-robust "
-                         f"features), got {dim!r}; Tsipras et al. use large dim, e.g. 100.")
+    check_int("dim", dim, 1, hint="the number of non-robust features; Tsipras et al. use "
+              "large dim, e.g. 100")
 
 
 def _resolve_eta(dim, eta) -> float:
     _check_dim(dim)
     if eta is None:
         return 2.0 / math.sqrt(dim)
-    if isinstance(eta, bool) or not isinstance(eta, (int, float, np.number)) \
-            or not math.isfinite(eta) or eta < 0:
-        raise ValueError(f"eta must be a finite number >= 0 (the non-robust features' mean "
-                         f"times y), got {eta!r}; use None for Tsipras' 2/sqrt(dim).")
-    return float(eta)
+    return check_number("eta", eta, 0.0, hint="the non-robust features' mean times y; use "
+                        "None for Tsipras' 2/sqrt(dim)")
 
 
 def _check_p(p) -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.number)) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"p must be a probability in [0, 1] (how often x_1 = y), got {p!r}; "
-                         f"Tsipras et al. use p >= 0.5, e.g. {DEFAULT_P}.")
-    return float(p)
+    return check_number("p", p, 0.0, 1.0, hint=f"a probability: how often x_1 = y; Tsipras "
+                        f"et al. use p >= 0.5, e.g. {DEFAULT_P}")
 
 
 def _check_eps(eps) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.number)) \
-            or not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a finite number >= 0 (the L-inf radius), got {eps!r}.")
-    return float(eps)
+    return check_number("eps", eps, 0.0, hint="the L-inf radius")
 
 
 def _check_weights(weights, what: str, *, allow_names: bool = False) -> tuple[float, float]:

@@ -30,10 +30,12 @@ def is_number(value) -> bool:
         and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
 
 
-def check_int(name: str, value, minimum: int = 1) -> int:
-    """``int(value)`` if it is an integer >= ``minimum``, else ``ValueError`` naming it."""
+def check_int(name: str, value, minimum: int = 1, *, hint: str = "") -> int:
+    """``int(value)`` if it is an integer >= ``minimum``, else ``ValueError`` naming it
+    (``hint`` ends the message)."""
     if not is_int(value) or value < minimum:
-        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}.")
+        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}"
+                         f"{' (' + hint + ')' if hint else ''}.")
     return int(value)
 
 

@@ -51,10 +51,10 @@ def test_sample_statistics_match_the_definition():
 @pytest.mark.parametrize("kwargs, match", [
     ({"n": 0}, "n must be a positive integer"),
     ({"n": 2.5}, "n must be a positive integer"),
-    ({"n": 10, "dim": 0}, "dim must be a positive integer"),
-    ({"n": 10, "p": 1.5}, r"p must be a probability in \[0, 1\]"),
-    ({"n": 10, "eta": -0.1}, "eta must be a finite number >= 0"),
-    ({"n": 10, "eta": float("nan")}, "eta must be a finite number >= 0"),
+    ({"n": 10, "dim": 0}, "dim=0 must be an integer >= 1 \\(the number of non-robust"),
+    ({"n": 10, "p": 1.5}, r"p=1.5 must be a finite number in \[0, 1\] \(a probability"),
+    ({"n": 10, "eta": -0.1}, "eta=-0.1 must be a finite number >= 0"),
+    ({"n": 10, "eta": float("nan")}, "eta=nan must be a finite number >= 0"),
     ({"n": 10, "seed": "a"}, "seed must be an integer"),
 ])
 def test_sample_rejects_bad_arguments(kwargs, match):
@@ -70,7 +70,7 @@ def test_representation_and_attack_reject_bad_input():
         toy.toy_representation(x, (0, 0))
     with pytest.raises(ValueError, match=r"features must be \(n, dim \+ 1\)"):
         toy.worst_case_attack(x[:, :1], y, (1, 0), 0.1)
-    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
+    with pytest.raises(ValueError, match="eps=.* must be a finite number >= 0"):
         toy.worst_case_attack(x, y, (1, 0), -0.1)
     with pytest.raises(ValueError, match="weights must be a pair"):
         toy.linear_accuracy((1, 2, 3))
