@@ -16,6 +16,27 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _vacuous(row: dict, key: str = "bound") -> bool:
+    """A bound on an error above 1 says nothing."""
+    return row[key] > 1.0
+
+
+def _holding(rows: dict) -> tuple[list[str], list[str], list[str]]:
+    """(holds and non-vacuous, vacuous, fails) names of ``rows`` {name: row}."""
+    vacuous = [k for k, r in rows.items() if _vacuous(r)]
+    holds = [k for k, r in rows.items() if r["holds"] and k not in vacuous]
+    fails = [k for k, r in rows.items() if not r["holds"] and k not in vacuous]
+    return holds, vacuous, fails
+
+
+def _holding_sentence(rows: dict, what: str) -> str:
+    holds, vacuous, fails = _holding(rows)
+    return (f"The estimated bound holds and is below 1 for {len(holds)} of {len(rows)} {what}"
+            f" ({', '.join(holds) or 'none'}); it is vacuous (above 1) for {len(vacuous)}"
+            f"{' (' + ', '.join(vacuous) + ')' if vacuous else ''} and fails for {len(fails)}"
+            f"{' (' + ', '.join(fails) + ')' if fails else ''}.")
+
+
 def theory_toy(m: dict) -> list[str]:
     curve, terms = m["tradeoff"], {r["representation"]: r for r in m["bound_terms"]}
     best_nat = max(curve, key=lambda r: r["nat_exact"])
@@ -32,12 +53,11 @@ def theory_toy(m: dict) -> list[str]:
                  r["rob_sim_lo"] <= r["rob_exact"] <= r["rob_sim_hi"] for r in curve)
     out.append(f"The simulation agrees with the closed forms: {inside} of {len(curve)} classifiers "
                "have both exact accuracies inside the 95% intervals of the simulation.")
-    holds = [name for name, r in terms.items() if r["holds"]]
-    out.append(f"The estimated bound holds for {len(holds)} of {len(terms)} representations "
-               f"({', '.join(holds) or 'none'}).")
+    out.append(_holding_sentence(terms, "representations"))
     for name, r in terms.items():
         gap = r["err_adv_exact"] - r["err_nat_exact"]
-        tight = "tight" if r["bound_exact"] - r["err_adv_exact"] < 0.1 else "loose"
+        tight = ("vacuous (above 1)" if _vacuous(r, "bound_exact") else
+                 "tight" if r["bound_exact"] - r["err_adv_exact"] < 0.1 else "loose")
         out.append(f"{name}: robustness gap {gap:+.3f}, divergence {r['divergence_exact']:.2f}, "
                    f"lambda* {r['lambda_star_exact']:.3f}: the exact bound {r['bound_exact']:.3f} is "
                    f"{tight} against err_A {r['err_adv_exact']:.3f}.")
@@ -65,7 +85,8 @@ def _robustness_sentences(acc: dict, baseline: str = "standard") -> list[str]:
 
 
 def _bound_sentence(row: dict, who: str) -> str:
-    verdict = "holds" if row["holds"] else "does NOT hold"
+    verdict = ("is vacuous (above 1, it says nothing)" if _vacuous(row) else
+               "holds" if row["holds"] else "does NOT hold")
     return (f"On {who}, the estimated bound {verdict}: err_A {row['err_adv']:.3f} against "
             f"err_N {row['err_nat']:.3f} + divergence/2 {row['divergence'] / 2:.3f} + lambda* "
             f"{row['lambda_star']:.3f} = {row['bound']:.3f}.")
@@ -102,11 +123,10 @@ def ablation(m: dict) -> list[str]:
 
 def bound_check(m: dict) -> list[str]:
     terms = m["by_method"]
-    holding = [k for k, v in m["holds"].items() if v]
+    rows = {k: {**terms[k], "holds": m["holds"][k]} for k in terms}
     smallest_gap = min(terms, key=lambda k: terms[k]["gap"])
     smallest_div = min(terms, key=lambda k: terms[k]["divergence"])
-    out = [f"The estimated bound holds for {len(holding)} of {len(terms)} methods"
-           f"{' (fails for ' + ', '.join(k for k in terms if k not in holding) + ')' if len(holding) < len(terms) else ''}.",
+    out = [_holding_sentence(rows, "methods"),
            f"Smallest robustness gap err_A - err_N: {smallest_gap} ({terms[smallest_gap]['gap']:.3f}); "
            f"smallest divergence of natural and adversarial representations: {smallest_div} "
            f"({terms[smallest_div]['divergence']:.3f}).",
@@ -126,8 +146,10 @@ def _over_training(rows: list[dict], spearman: float | None) -> list[str]:
     """How the bound's terms moved between the first and the last kept epoch (seed means)."""
     if not rows:
         return ["No run kept per-epoch weights (keep_every), so the terms over training are not shown."]
-    out = [f"Over training, the estimated bound holds at {sum(r['holds'] for r in rows)} of "
-           f"{len(rows)} (method, seed, epoch) estimates."]
+    holds = sum(r["holds"] and not _vacuous(r) for r in rows)
+    vacuous = sum(_vacuous(r) for r in rows)
+    out = [f"Over training, the estimated bound holds and is below 1 at {holds} of {len(rows)} "
+           f"(method, seed, epoch) estimates; it is vacuous (above 1) at {vacuous}."]
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
         first, last = min(r["epoch"] for r in mine), max(r["epoch"] for r in mine)
