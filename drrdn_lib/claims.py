@@ -133,8 +133,8 @@ def bound_check(m: dict) -> list[str]:
            ("The method with the smallest gap also has the most aligned representation, as the bound suggests."
             if smallest_gap == smallest_div else
             "The method with the smallest gap is not the one with the most aligned representation.")]
-    out.append("The TRADES decomposition R_rob = R_nat + R_bdy holds exactly on every estimate."
-               if m["trades_identity"] else "The TRADES decomposition does NOT add up on some estimate.")
+    # R_rob = R_nat + R_bdy holds for any two boolean vectors: a unit test
+    # (tests/test_bounds.py), not a finding
     unkept = m.get("runs_without_kept_weights", [])
     if unkept:
         out.append(f"Left out of the terms over training: {', '.join(unkept)} (cached runs that kept "

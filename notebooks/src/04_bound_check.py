@@ -5,8 +5,8 @@
 # part `z_s`; the baselines: the backbone's features), estimate the terms of
 # `err_A <= err_N + d/2 + lambda*` on held-out test data (A: the evaluation PGD): does the
 # bound hold, which method has the smallest robustness gap `err_A - err_N`, and is that
-# method's divergence the smallest, as the paper argues? We also check the TRADES
-# decomposition `R_rob = R_nat + R_bdy`, and follow the terms over training epochs: does the
+# method's divergence the smallest, as the paper argues? We also follow the terms over
+# training epochs: does the
 # divergence shrink as adversarial training goes on, and does the gap follow it? Runs are
 # shared with notebook 02 (same configuration, same cached run, which keeps the weights of
 # evenly spaced epochs). The divergence is a proxy A-distance of trained heads
@@ -91,7 +91,6 @@ metrics = {"parameters": dict(dataset=dataset, methods=methods, seeds=seeds, epo
            "rows": rows,
            "by_method": mlp[["err_nat", "err_adv", "gap", "divergence", "lambda_star", "bound"]].mean().to_dict("index"),
            "holds": {m: bool(all(g["holds"])) for m, g in frame.groupby("method", sort=False)},
-           "trades_identity": bool((abs(frame.r_rob - frame.r_nat - frame.r_bdy) < 1e-9).all()),
            "over_epochs": over_epochs.to_dict("records"), "runs_without_kept_weights": unkept,
            "gap_divergence_spearman": (float(over_epochs["gap"].corr(over_epochs["divergence"], method="spearman"))
                                        if len(over_epochs) > 2 else None)}
