@@ -123,7 +123,7 @@ def _scale_sentence(m: dict) -> str:
         parts.append(f"{p['epochs']} epochs of Standard training then {p['finetune_epochs']} of "
                      "each method")
     else:
-        parts.append(f"{p['epochs']} epochs")
+        parts.append(f"{p['epochs']} epoch{'s' if p['epochs'] != 1 else ''}")
     if p.get("attack_steps"):
         a, b = p["attack_steps"]
         parts.append(f"PGD/CW-{a} and -{b} in place of the paper's 40 and 100 steps")
