@@ -23,7 +23,10 @@ run: $(STAMP)
 	$(PY) -m drrdn_lib.run_notebook notebooks/00_quickstart.ipynb $(RESULTS)
 
 test: $(STAMP)
+	rm -f results/02_main_results/metrics.json
 	$(PY) -m pytest tests --nbval-lax --nbval-current-env notebooks
+	# the CI run of notebook 02 must reproduce its committed metrics within tolerance
+	DRRDN_CI_METRICS=1 $(PY) -m pytest tests/test_ci_metrics.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -96,14 +96,138 @@ def quickstart(m: dict) -> list[str]:
     return _robustness_sentences(m["accuracy"]) + [_bound_sentence(m["bound_drrdn"], "DRRDN's z_s")]
 
 
+#: "Not trained at this scale": clean accuracy below ``min_clean``, or more than
+#: ``max_below_standard`` below the Standard model's (fractions). Such a model is reported
+#: as not trained and left out of every ranking and comparison.
+NOT_TRAINED_RULE = {"min_clean": 0.5, "max_below_standard": 0.30}
+
+
+def not_trained_rule_text(rule: dict = NOT_TRAINED_RULE) -> str:
+    """The rule in words."""
+    return (f"clean accuracy below {100 * rule['min_clean']:.0f}%, or more than "
+            f"{100 * rule['max_below_standard']:.0f} points below the Standard model's")
+
+
+def trained_models(clean: dict[str, float], standard: str = "standard",
+                   rule: dict = NOT_TRAINED_RULE) -> dict[str, bool]:
+    """model -> True if it learned by ``rule`` (``clean``: model -> clean accuracy in [0, 1];
+    the relative part applies when ``standard`` is present and itself learned)."""
+    ref = clean.get(standard)
+    if ref is not None and ref < rule["min_clean"]:
+        ref = None
+    return {k: v >= rule["min_clean"] and (ref is None or v >= ref - rule["max_below_standard"])
+            for k, v in clean.items()}
+
+
+def _acc(cell: dict) -> str:
+    """``70.0% [63.3, 75.9]`` (Wilson 95%) or ``70.0% ± 2.1 (sd, n=3 seeds)``."""
+    if cell["kind"] == "sd":
+        return f"{100 * cell['value']:.1f}% ± {100 * cell['sd']:.1f} (sd, n={cell['n']} seeds)"
+    return f"{100 * cell['value']:.1f}% [{100 * cell['lo']:.1f}, {100 * cell['hi']:.1f}]"
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return a["lo"] <= b["hi"] and b["lo"] <= a["hi"]
+
+
+def _versus(a: dict, b: dict) -> str:
+    return "within noise" if _overlap(a, b) else ("higher" if a["value"] > b["value"] else "lower")
+
+
+def _scale_sentence(m: dict) -> str:
+    p = m["parameters"]
+    if m.get("paper_scale"):
+        return (f"Paper scale ({p['dataset']}, the protocol's eps and attacks, {len(p['seeds'])} "
+                f"seed(s)): the comparison with the paper's table is meaningful.")
+    parts = [p["dataset"], f"{p['train_limit']:,} training images" if p.get("train_limit")
+             else "the full training split", f"eps {p['eps']}" if p.get("eps") is not None
+             else "the protocol's eps"]
+    if p.get("init_from_standard"):
+        parts.append(f"{p['epochs']} epochs of Standard training then {p['finetune_epochs']} of "
+                     "each method")
+    else:
+        parts.append(f"{p['epochs']} epoch{'s' if p['epochs'] != 1 else ''}")
+    if p.get("attack_steps"):
+        a, b = p["attack_steps"]
+        parts.append(f"PGD/CW-{a} and -{b} in place of the paper's 40 and 100 steps")
+    if p.get("autoattack") == "fast":
+        parts.append(m["labels"]["autoattack"])
+    parts.append(f"{m['n_test']:,} test images")
+    return ("Not the paper's scale (" + ", ".join(parts) + "): these numbers check the pipeline "
+            "and are not findings; the differences from the paper are not a reproduction result.")
+
+
 def main_results(m: dict) -> list[str]:
-    acc = m["accuracy"]
-    out = _robustness_sentences(acc)
-    order = [k for k in m["parameters"].get("methods", []) if k in acc] or list(acc)  # JSON may reorder keys
-    gaps = {k: acc[k]["clean"] - acc[k]["worst_case"] for k in order}
-    smallest = min(gaps, key=gaps.get)
-    out.append(f"Smallest accuracy-robustness gap: {smallest} ({_pct(gaps[smallest])} points); "
-               + ", ".join(f"{k} {_pct(v)}" for k, v in gaps.items()) + ".")
+    acc, labels, names = m["accuracy"], m["labels"], m["model_labels"]
+    order = [k for k in m["parameters"].get("methods", []) if k in acc] or list(acc)
+    out = [_scale_sentence(m)]
+    trained = trained_models({k: acc[k]["clean"]["value"] for k in order})
+    rule = not_trained_rule_text()
+    lost = [k for k in order if not trained[k]]
+    if lost:
+        out.append("Not trained at this scale (" + rule + "): " + "; ".join(
+            f"{names[k]} (natural {_acc(acc[k]['clean'])})" for k in lost)
+            + ". Left out of every ranking and comparison below.")
+    else:
+        out.append(f"Every model learned by this run's rule (none has {rule}).")
+    ok = [k for k in order if trained[k]]
+    for k in ok:
+        out.append(f"{names[k]}: natural {_acc(acc[k]['clean'])}, worst case over every attack "
+                   f"{_acc(acc[k]['worst_case'])}.")
+    if len(ok) >= 2:
+        top = max(ok, key=lambda k: acc[k]["worst_case"]["value"])
+        tied = [names[k] for k in ok if k != top and _overlap(acc[k]["worst_case"], acc[top]["worst_case"])]
+        out.append(f"Most robust of the trained models (worst case over every attack): {names[top]}"
+                   + (f"; within noise of it: {', '.join(tied)}." if tied else
+                      "; every other trained model is below it beyond noise."))
+    if "drrdn" in acc:
+        if not trained["drrdn"]:
+            out.append("DRRDN did not train at this scale, so this run says nothing about the paper's claim.")
+        else:
+            rivals = [k for k in ok if k not in ("drrdn", "standard")]
+            if rivals:
+                out.append("The paper's claim, DRRDN's worst case over every attack against each "
+                           "trained baseline's: " + "; ".join(
+                               f"vs {names[k]} {_versus(acc['drrdn']['worst_case'], acc[k]['worst_case'])}"
+                               f" ({_acc(acc['drrdn']['worst_case'])} vs {_acc(acc[k]['worst_case'])})"
+                               for k in rivals) + ".")
+    paper_cols = m["white_box_columns"]
+    gaps = {k: min(acc[k][c]["value"] for c in paper_cols) - acc[k]["worst_case"]["value"] for k in ok}
+    if gaps:
+        out.append("What the paper's attacks alone would overstate, the lowest single paper attack "
+                   "minus the worst case over every attack (points): "
+                   + ", ".join(f"{names[k]} {100 * v:.1f}" for k, v in gaps.items()) + ".")
+    aa = labels.get("autoattack")
+    if aa and ok and all("autoattack" in acc[k] for k in ok):
+        lower = [names[k] for k in ok if acc[k]["autoattack"]["value"] < min(acc[k][c]["value"] for c in paper_cols)]
+        out.append(f"{aa} is stronger (lower accuracy) than every one of the paper's attacks for "
+                   f"{len(lower)} of {len(ok)} trained models" + (f" ({', '.join(lower)})." if lower else "."))
+    strongest = paper_cols[2] if len(paper_cols) > 2 else paper_cols[-1]
+    adversarial = [k for k in ok if k != "standard" and "black_box" in acc[k]]
+    if adversarial:
+        out.append(f"Black box (worst surrogate) against white-box {labels[strongest]}: " + "; ".join(
+            f"{names[k]} {_acc(acc[k]['black_box'])} vs {_acc(acc[k][strongest])}, "
+            f"{_versus(acc[k]['black_box'], acc[k][strongest])}" for k in adversarial) + ".")
+    checks = m.get("checks", [])
+    failed = [c for c in checks if c["passed"] is False]
+    skipped = [c for c in checks if c["passed"] is None]
+    if checks:
+        out.append(f"Gradient-masking checks ({', '.join(dict.fromkeys(c['check'] for c in checks))}): "
+                   + (f"{len(failed)} of {len(checks)} failed: "
+                      + "; ".join(f"{names[c['model']]} {c['check']}" for c in failed)
+                      + ". The robust accuracy of those models may be overestimated." if failed
+                      else f"all {len(checks) - len(skipped)} run passed.")
+                   + (f" {len(skipped)} skipped." if skipped else ""))
+    comparison = [r for r in m.get("paper_comparison", []) if trained.get(r["model"], False)]
+    if comparison:
+        inside = sum(r["paper_inside"] for r in comparison)
+        diffs = sorted(r["difference"] for r in comparison)
+        median = diffs[len(diffs) // 2] if len(diffs) % 2 else (diffs[len(diffs) // 2 - 1] + diffs[len(diffs) // 2]) / 2
+        out.append(f"Beside the paper's {m['paper_table']}: its number lies inside our interval for "
+                   f"{inside} of {len(comparison)} cells of the trained models; median difference "
+                   f"ours - paper {median:+.1f} points"
+                   + ("." if m.get("paper_scale") else
+                      " (a different scale: only the cpu/paper parameter files make this a comparison)."))
     return out
 
 

@@ -10,24 +10,32 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+import torch
 from torch import nn
 
-from .attacks import PGD, AttackBudget
+from .attacks import PGD, AttackBudget, CWInf
+from .autoattack_adapter import AutoAttackAdapter
 from .bounds import BoundReport, estimate_bound
 from .data import load_dataset
 from .evaluate import EvaluationRecord, evaluate, protocol_attacks
 from .methods import hyper_defaults
 from .protocol import PAPER
-from .torch_utils import model_device
+from .torch_utils import model_device, predict_labels
+from .transfer import AccuracyCell, TransferResult, transfer_matrix
 from .results import REPO_ROOT
 from .train import TrainConfig, TrainResult, train
 from .train_config import OUTSIDE_RUN_IDENTITY
 
 __all__ = ["PROTOCOLS", "DEFAULT_HYPER", "METHOD_ORDER", "protocol", "training_kw", "make_config", "resized",
            "train_or_resume", "run_folder", "shared_run", "eval_budget", "evaluate_model", "bound_report",
-           "train_grid", "evaluate_runs", "mean_sd_table", "FULL_DRRDN", "ABLATIONS"]
+           "train_grid", "evaluate_runs", "mean_sd_table", "FULL_DRRDN", "ABLATIONS",
+           "MODEL_LABELS", "REDUCED_AUTOATTACK_LABEL", "train_grid_from_standard", "paper_attacks",
+           "black_box_budget", "attack_label", "paper_column", "MainTable", "evaluate_main_table",
+           "summarise_seeds", "format_accuracy", "compare_with_paper"]
 
 def _settings(family: str, model: str) -> dict:
     recipe = PAPER[family]
@@ -129,8 +137,15 @@ def run_folder(config: TrainConfig, root=None) -> Path:
     """``results/runs/<dataset>/<method>-<hash>``: one folder per distinct configuration, so
     notebooks that need the same run share it (the hash leaves out where files go, the
     device and the progress bar). :func:`make_config` spells every hyperparameter out, so
-    equal runs have equal configurations and one folder."""
+    equal runs have equal configurations and one folder. A run that starts from another's
+    weights (``init_from``) names that run by its path under ``root``, so the folder does
+    not depend on where the repository is checked out."""
     fields = {k: v for k, v in config.to_dict().items() if k not in OUTSIDE_RUN_IDENTITY}
+    if fields.get("init_from"):  # the source run by its place under root (itself a hash), not
+        source = Path(fields["init_from"]).resolve()  # this checkout's absolute path
+        base = (Path(root) if root is not None else REPO_ROOT / "results" / "runs").resolve()
+        fields["init_from"] = (str(source.relative_to(base)) if source.is_relative_to(base)
+                               else str(source))
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
     root = Path(root) if root is not None else REPO_ROOT / "results" / "runs"
     return root / config.dataset / f"{config.method}-{digest}"
@@ -231,3 +246,256 @@ def mean_sd_table(frame, columns, by=("method", "checkpoint")):
     grouped = frame.groupby(list(by), sort=False)[list(columns)]
     mean, sd = grouped.mean() * 100, grouped.std(ddof=1).fillna(0.0) * 100
     return mean.round(1).astype(str) + " ± " + sd.round(1).astype(str)
+
+
+# --------------------------------------------------------------- Tables 1 and 2 (notebook 02)
+#: display names of the methods, the paper's where it has one (Madry = PGD-AT)
+MODEL_LABELS = {"standard": "Standard", "pgd_at": "Madry (PGD-AT)", "trades": "TRADES",
+                "mart": "MART", "drrdn": "DRRDN"}
+#: what a reader sees for the reduced AutoAttack of :data:`FAST_AUTOATTACK`
+REDUCED_AUTOATTACK_LABEL = "reduced AutoAttack (APGD-CE + APGD-T, 10 iterations)"
+
+
+def train_grid_from_standard(methods, dataset: str, seeds, *, pretrain_kw: dict,
+                             finetune_kw: dict, hyper_by_method: dict | None = None,
+                             root=None) -> dict[tuple[str, int], TrainResult]:
+    """One rule for every method when a short run must learn: per seed, a Standard run
+    (``pretrain_kw``, e.g. :func:`training_kw` of 4 epochs) is trained first; then every
+    method in ``methods``, Standard included, starts from its best weights
+    (``TrainConfig.init_from``) and trains with its own objective under ``finetune_kw``
+    (e.g. 1 epoch at lr 0.01). The recipe ``tests/test_methods.py`` documents: from a random
+    start, adversarial training at CI scale stays near chance for a data-dependent time.
+
+    Returns ``{(method, seed): TrainResult}`` of the fine-tuned runs (each cached by
+    :func:`shared_run`; the pre-training run is ``run.config.init_from``)."""
+    hyper_by_method = hyper_by_method or {}
+    grid = {}
+    for seed in seeds:
+        pre = shared_run("standard", dataset, seed=seed, root=root, **pretrain_kw)
+        for method in methods:
+            grid[(method, seed)] = shared_run(method, dataset, seed=seed, root=root,
+                                              init_from=str(pre.out_dir),
+                                              hyper=hyper_by_method.get(method), **finetune_kw)
+    return grid
+
+
+def _scaled_step(dataset: str, eps: float | None, steps: int, paper_steps: int,
+                 paper_step: float) -> tuple[float, float]:
+    """(eps, step) of a paper attack run at ``eps`` with ``steps``: the paper's step scaled
+    by eps / the protocol's eps (same number of steps to cross the ball) when the steps are
+    the paper's; else 2.5 eps / steps (:func:`resized`'s rule)."""
+    recipe = PAPER["mnist" if dataset.startswith("mnist") else dataset]
+    eps = recipe.eps if eps is None else float(eps)
+    if steps == paper_steps:
+        return eps, paper_step * eps / recipe.eps
+    return eps, 2.5 * eps / steps
+
+
+def paper_attacks(dataset: str, eps: float | None = None, steps=None, seed: int = 0) -> dict:
+    """Tables 1 and 2's white-box attacks (``protocol.white_box_attacks``) at ``eps``.
+
+    eps None: the protocol's (0.3 MNIST, 0.031 CIFAR-10). At another eps every step size
+    scales by eps / the protocol's eps: PGD and CW keep the paper's ratio of step to eps
+    (40 x 0.01 = 1.33 x 0.3), FGSM's single step stays 10x the PGD step (eps / 3 on MNIST).
+    ``steps`` None runs the paper's 40 and 100 steps; a pair ``(a, b)`` (CI scale) runs
+    PGD-a, PGD-b, CW-a, CW-b instead, at step 2.5 eps / steps. The keys name the steps
+    actually run: ``fgsm``, ``pgd40``, ``pgd100``, ``cw40``, ``cw100`` (or ``pgd<a>`` ...),
+    so a reduced attack never carries the paper's name.
+    """
+    recipe = PAPER["mnist" if dataset.startswith("mnist") else dataset]
+    a, b = (40, 100) if steps is None else (int(steps[0]), int(steps[1]))
+    if not 1 <= a < b:
+        raise ValueError(f"steps={steps!r}: give two increasing step counts, e.g. (10, 20), "
+                         "or None for the paper's 40 and 100.")
+    e, fgsm_base = _scaled_step(dataset, eps, 40, 40, recipe.eval_step)
+    out = {"fgsm": PGD(e, 10 * fgsm_base, 1, random_start=False, seed=seed)}
+    for loss in ("pgd", "cw"):
+        for n, paper_n in ((a, 40), (b, 100)):
+            e, step = _scaled_step(dataset, eps, n, paper_n, recipe.eval_step)
+            out[f"{loss}{n}"] = (PGD(e, step, n, seed=seed) if loss == "pgd"
+                                 else CWInf(e, step, n, seed=seed))
+    return {k: out[k] for k in ("fgsm", f"pgd{a}", f"pgd{b}", f"cw{a}", f"cw{b}")}
+
+
+def black_box_budget(dataset: str, eps: float | None = None, steps: int | None = None) -> AttackBudget:
+    """The surrogates' PGD (``PAPER[d].black_box``: MNIST eps 0.3, step 0.01, 40 steps) at
+    ``eps`` (step scaled by eps / the protocol's eps) or with fewer ``steps`` (step
+    2.5 eps / steps), as :func:`paper_attacks`."""
+    recipe = PAPER["mnist" if dataset.startswith("mnist") else dataset]
+    bb = recipe.black_box
+    n = bb.steps if steps is None else int(steps)
+    e, step = _scaled_step(dataset, eps, n, bb.steps, bb.step_size)
+    return AttackBudget(e, step, n)
+
+
+def attack_label(key: str, autoattack: str | None = "standard") -> str:
+    """What a reader sees for a column key of :class:`MainTable`."""
+    if key == "clean":
+        return "natural"
+    if key == "fgsm":
+        return "FGSM"
+    if key == "autoattack":
+        return REDUCED_AUTOATTACK_LABEL if autoattack == "fast" else "AutoAttack (standard)"
+    if key == "black_box":
+        return "black box, worst surrogate"
+    if key == "worst_case":
+        return "worst case over every attack"
+    if key.startswith("bb_"):
+        return f"black box from {MODEL_LABELS.get(key[3:], key[3:])}"
+    for prefix, name in (("pgd", "PGD"), ("cw", "CW")):
+        if key.startswith(prefix) and key[len(prefix):].isdigit():
+            return f"{name}-{key[len(prefix):]}"
+    return key
+
+
+def paper_column(key: str, steps=None) -> str | None:
+    """The column of ``paper_numbers.TABLES`` that our column ``key`` stands for (None: no
+    counterpart). With reduced ``steps`` (a, b), PGD-a stands for PGD-40 and PGD-b for
+    PGD-100 (the table says so)."""
+    a, b = (40, 100) if steps is None else (int(steps[0]), int(steps[1]))
+    fixed = {"clean": "natural", "fgsm": "fgsm", f"pgd{a}": "pgd40", f"pgd{b}": "pgd100",
+             f"cw{a}": "cw40", f"cw{b}": "cw100"}
+    if key in fixed:
+        return fixed[key]
+    if key.startswith("bb_"):
+        from .paper_numbers import METHOD_OF_MODEL
+        paper_of = {m: p for p, m in METHOD_OF_MODEL.items()}
+        return f"bb_{paper_of[key[3:]].lower()}" if key[3:] in paper_of else None
+    return None
+
+
+@dataclass
+class MainTable:
+    """One seed's Tables 1-2 (made by :func:`evaluate_main_table`).
+
+    Attributes:
+        models: method names, in order; columns: the accuracy columns, in order
+            (``clean``, the paper's white-box attacks, ``autoattack``, ``bb_<surrogate>``,
+            ``black_box``, ``worst_case``).
+        per_example: model -> column -> bool (n,) "still correct", on the CPU (a model's
+            own ``bb_`` column is absent: the paper's "-").
+        records: model -> the white-box :class:`EvaluationRecord` (with its checks).
+        transfer: the :class:`~drrdn_lib.transfer.TransferResult` (examples dropped).
+    """
+    models: list
+    columns: list
+    per_example: dict
+    records: dict
+    transfer: TransferResult
+
+    def cell(self, model: str, column: str) -> AccuracyCell | None:
+        """Accuracy with its Wilson interval, or None for a model's own black-box column."""
+        flags = self.per_example[model].get(column)
+        return None if flags is None else AccuracyCell.from_counts(int(flags.sum()), len(flags))
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per (model, column): n_correct, n, accuracy, lo, hi (fractions)."""
+        rows = [{"model": m, "column": c, **cell.__dict__} for m in self.models
+                for c in self.columns if (cell := self.cell(m, c)) is not None]
+        return pd.DataFrame(rows, columns=["model", "column", "n_correct", "n", "accuracy", "lo", "hi"])
+
+    def checks_frame(self) -> pd.DataFrame:
+        """One row per (model, gradient-masking check): passed (True/False/None), message."""
+        return pd.DataFrame([{"model": m, "check": c.name, "passed": c.passed, "message": c.message}
+                             for m in self.models for c in self.records[m].checks],
+                            columns=["model", "check", "passed", "message"])
+
+
+def evaluate_main_table(models: dict[str, nn.Module], images, labels, dataset: str, *,
+                        eps: float | None = None, attack_steps=None,
+                        black_box_steps: int | None = None, autoattack: str | None = "standard",
+                        checks="all", check_samples: int = 500, square_queries: int = 1000,
+                        seed: int = 0, batch_size: int = 256) -> MainTable:
+    """Tables 1 and 2 for one seed's ``models`` (name -> model) on (images, labels), plus
+    what the paper lacks: AutoAttack and the per-example worst case over every attack run.
+
+    White box: :func:`paper_attacks` (``eps``, ``attack_steps``) and AutoAttack
+    (``"standard"``; ``"fast"`` is :data:`FAST_AUTOATTACK`, labelled
+    :data:`REDUCED_AUTOATTACK_LABEL`) through :func:`drrdn_lib.evaluate.evaluate`, each
+    attack on every clean-correct example, with the gradient-masking ``checks`` ("all" or a
+    list: ``eps_monotone``, ``large_eps_chance``, ``stronger_pgd``, ``black_box`` can fail)
+    on ``check_samples`` examples, ``square_queries`` Square queries, the reported PGD with
+    fewer steps as their reference. Black box: :func:`drrdn_lib.transfer.transfer_matrix`
+    with every model as target and surrogate, the diagonal empty, at
+    :func:`black_box_budget`. ``worst_case``: correct on the clean image and under every
+    white-box attack, AutoAttack and every other model's transfer example.
+    """
+    attacks = paper_attacks(dataset, eps, attack_steps, seed)
+    reference = next(a for k, a in attacks.items() if k.startswith("pgd"))
+    if autoattack not in (None, "none"):
+        if autoattack not in ("standard", "fast"):
+            raise ValueError(f"autoattack={autoattack!r}; use 'standard' (to report), 'fast' "
+                             "(reduced, CI scale) or None.")
+        attacks["autoattack"] = (AutoAttackAdapter(reference.eps, version="standard", seed=seed)
+                                 if autoattack == "standard" else
+                                 AutoAttackAdapter(reference.eps, version="custom", seed=seed,
+                                                   **FAST_AUTOATTACK))
+    budget = black_box_budget(dataset, eps, black_box_steps)
+    transfer = transfer_matrix(models, models, images, labels, budget, seed,
+                               batch_size=batch_size, keep_examples=True)
+    labels_cpu = labels.cpu()
+    per_example, records = {}, {}
+    for name, model in models.items():
+        device = model_device(model)
+        record = evaluate(model, images.to(device), labels.to(device), attacks,
+                          batch_size=batch_size, checks=checks, check_samples=check_samples,
+                          reference=reference, square_queries=square_queries, progress=False)
+        records[name] = record
+        flags = {k: v for k, v in record.per_example.items() if k != "worst_case"}
+        for surrogate, adv in transfer.examples.items():
+            if surrogate != name:
+                flags[f"bb_{surrogate}"] = predict_labels(model, adv, batch_size).cpu() == labels_cpu
+        bb = [v for k, v in flags.items() if k.startswith("bb_")]
+        if bb:
+            flags["black_box"] = torch.stack(bb).all(0) & flags["clean"]
+        flags["worst_case"] = record.per_example["worst_case"] & flags.get("black_box", flags["clean"])
+        per_example[name] = flags
+    transfer.examples = {}
+    columns = (["clean", *attacks] + [f"bb_{s}" for s in models]
+               + (["black_box"] if len(models) > 1 else []) + ["worst_case"])
+    return MainTable(list(models), columns, per_example, records, transfer)
+
+
+def summarise_seeds(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, column) of a :meth:`MainTable.to_frame` with a ``seed`` column: one seed
+    gives the accuracy and its Wilson interval (``kind`` "wilson", ``n`` examples); several
+    give the mean and mean -/+ sd over seeds (``kind`` "sd", ``n`` seeds, ``sd``)."""
+    rows = []
+    for (model, column), group in frame.groupby(["model", "column"], sort=False):
+        if len(group) == 1:
+            r = group.iloc[0]
+            rows.append({"model": model, "column": column, "value": r.accuracy, "lo": r.lo,
+                         "hi": r.hi, "kind": "wilson", "n": int(r.n), "sd": None})
+        else:
+            mean, sd = group.accuracy.mean(), group.accuracy.std(ddof=1)
+            rows.append({"model": model, "column": column, "value": mean, "lo": mean - sd,
+                         "hi": mean + sd, "kind": "sd", "n": len(group), "sd": sd})
+    return pd.DataFrame(rows, columns=["model", "column", "value", "lo", "hi", "kind", "n", "sd"])
+
+
+def format_accuracy(value: float, lo: float, hi: float, kind: str, n: int) -> str:
+    """``"70.0 [63.3, 75.9]"`` (Wilson 95%) or ``"70.0 ± 2.1 (n=3)"`` (sd over n seeds), percent."""
+    if kind == "sd":
+        return f"{100 * value:.1f} ± {100 * (hi - value):.1f} (n={n})"
+    return f"{100 * value:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def compare_with_paper(summary: pd.DataFrame, dataset: str, steps=None) -> pd.DataFrame:
+    """Our summarised accuracies beside the paper's (Table 1 for MNIST, Table 2 for
+    CIFAR-10): one row per cell that has a counterpart, with ``paper``, ``ours``, ``lo``,
+    ``hi`` (percent), ``difference`` (ours - paper, points) and ``paper_inside`` (the
+    paper's number lies in our interval). Models the paper lacks (MART) are left out."""
+    from .paper_numbers import METHOD_OF_MODEL, TABLES
+    table = "table1" if dataset.startswith("mnist") else "table2"
+    paper_of = {m: p for p, m in METHOD_OF_MODEL.items()}
+    rows = []
+    for r in summary.itertuples():
+        column = paper_column(r.column, steps)
+        if r.model not in paper_of or column is None or column not in TABLES[table][paper_of[r.model]]:
+            continue
+        paper = TABLES[table][paper_of[r.model]][column]
+        rows.append({"model": r.model, "column": r.column, "paper_column": column, "paper": paper,
+                     "ours": 100 * r.value, "lo": 100 * r.lo, "hi": 100 * r.hi, "kind": r.kind,
+                     "n": r.n, "difference": 100 * r.value - paper,
+                     "paper_inside": bool(100 * r.lo <= paper <= 100 * r.hi)})
+    return pd.DataFrame(rows)

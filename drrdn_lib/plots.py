@@ -1,6 +1,8 @@
 """Figures for the notebooks. Each returns the matplotlib Figure; the caller saves it."""
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
@@ -71,3 +73,99 @@ def plot_bound_over_training(records, panel: str = "method", x: str = "epoch"):
     fig.suptitle("err_A <= err_N + divergence / 2 + lambda*, over training")
     fig.tight_layout()
     return fig
+
+
+def _legend_outside(ax, title=None):
+    ax.legend(title=title, fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left",
+              borderaxespad=0)
+
+
+def plot_accuracy_intervals(summary, columns, column_labels: dict, model_labels: dict,
+                            title: str, ax=None):
+    """Accuracy (fraction) per attack column and model, with the rows' intervals as error
+    bars (Wilson 95% for one seed, mean +/- sd over seeds for several).
+
+    Args:
+        summary: a frame with ``model``, ``column``, ``value``, ``lo``, ``hi`` (fractions),
+            e.g. ``experiments.summarise_seeds``.
+        columns: the column keys on the x axis, in order; column_labels / model_labels:
+            key -> what the reader sees.
+        title: the figure's title (say the scale in it).
+    Returns: the matplotlib Figure (a line marks accuracy 1, the legend sits outside).
+    """
+    frame = summary[summary["column"].isin(columns)]
+    models = list(dict.fromkeys(frame["model"]))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.1 * len(columns) + 3, 4.2))
+    width = 0.8 / max(len(models), 1)
+    markers = "osD^vP*X"
+    for i, model in enumerate(models):
+        rows = frame[frame["model"] == model].set_index("column").reindex(columns)
+        x = [j - 0.4 + width * (i + 0.5) for j in range(len(columns))]
+        ax.errorbar(x, rows["value"], yerr=[rows["value"] - rows["lo"], rows["hi"] - rows["value"]],
+                    fmt=markers[i % len(markers)], capsize=3, label=model_labels.get(model, model))
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.set_xticks(range(len(columns)))
+    ax.set_xticklabels([textwrap.fill(column_labels.get(c, c), 18) for c in columns], fontsize="small")
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_ylabel("test accuracy (fraction)")
+    ax.set_title(title)
+    _legend_outside(ax)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_transfer_matrix(cells, model_labels: dict, title: str, ax=None):
+    """The black-box table as a heatmap: rows the attacked model (target), columns the model
+    the examples were crafted on (surrogate); each cell its accuracy and Wilson interval in
+    percent; the diagonal (white box, empty in the paper) is left blank.
+
+    Args:
+        cells: ``TransferResult.to_frame()`` (target, surrogate, accuracy, lo, hi).
+    Returns: the matplotlib Figure."""
+    frame = cells if isinstance(cells, pd.DataFrame) else pd.DataFrame(cells)
+    targets = list(dict.fromkeys(frame["target"]))
+    surrogates = list(dict.fromkeys(frame["surrogate"]))
+    grid = frame.pivot(index="target", columns="surrogate", values="accuracy").loc[targets, surrogates]
+    text = frame.assign(t=[("" if pd.isna(a) else f"{100 * a:.1f}\n[{100 * lo:.1f}, {100 * hi:.1f}]")
+                           for a, lo, hi in zip(frame["accuracy"], frame["lo"], frame["hi"])]
+                        ).pivot(index="target", columns="surrogate", values="t").loc[targets, surrogates]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.5 * len(surrogates) + 2.5, 0.9 * len(targets) + 1.8))
+    sns.heatmap(grid, annot=text.values, fmt="", vmin=0, vmax=1, cmap="viridis", ax=ax,
+                cbar_kws={"label": "accuracy (fraction, 1 = every example resisted)"},
+                annot_kws={"fontsize": "small"})
+    ax.set_xticklabels([model_labels.get(s, s) for s in surrogates], rotation=20, ha="right")
+    ax.set_yticklabels([model_labels.get(t, t) for t in targets], rotation=0)
+    ax.set_xlabel("surrogate (examples crafted on)")
+    ax.set_ylabel("target (attacked model)")
+    ax.set_title(title)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_paper_vs_ours(comparison, model_labels: dict, title: str, ax=None):
+    """Our accuracy against the paper's, one point per (model, column) with our interval;
+    the dashed diagonal is agreement, and lines mark accuracy 1 on both axes.
+
+    Args:
+        comparison: ``experiments.compare_with_paper`` (``paper``, ``ours``, ``lo``, ``hi``
+            in percent, ``model``).
+    Returns: the matplotlib Figure."""
+    frame = comparison if isinstance(comparison, pd.DataFrame) else pd.DataFrame(comparison)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 4.6))
+    markers = "osD^vP*X"
+    for i, model in enumerate(dict.fromkeys(frame["model"])):
+        rows = frame[frame["model"] == model]
+        ax.errorbar(rows["paper"] / 100, rows["ours"] / 100,
+                    yerr=[(rows["ours"] - rows["lo"]) / 100, (rows["hi"] - rows["ours"]) / 100],
+                    fmt=markers[i % len(markers)], capsize=3, label=model_labels.get(model, model))
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="ours = paper")
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.axvline(1.0, color="black", lw=0.8)
+    ax.set(xlim=(-0.02, 1.05), ylim=(-0.02, 1.05), xlabel="the paper's accuracy (fraction)",
+           ylabel="our accuracy (fraction)", title=title)
+    _legend_outside(ax)
+    ax.figure.tight_layout()
+    return ax.figure

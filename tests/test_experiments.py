@@ -1,8 +1,9 @@
 """The notebooks' helpers: protocol presets, budgets, and one run folder per configuration."""
 import pytest
+import torch
 
 from drrdn_lib import experiments
-from drrdn_lib.attacks import BUDGETS
+from drrdn_lib.attacks import BUDGETS, AttackBudget
 
 
 def test_protocol_presets_follow_docs():
@@ -44,3 +45,107 @@ def test_training_kw_is_one_rule_for_every_notebook():
     # what is kept does not make another run
     kept = experiments.make_config("pgd_at", "cifar10", **{**full, "keep_every": 0})
     assert experiments.run_folder(kept) == experiments.run_folder(config)
+
+
+# ------------------------------------------------------------- Tables 1 and 2 (notebook 02)
+def test_paper_attacks_are_the_protocols_at_its_eps():
+    from drrdn_lib.protocol import white_box_attacks
+    ours, theirs = experiments.paper_attacks("mnist"), white_box_attacks("mnist")
+    assert list(ours) == list(theirs) == ["fgsm", "pgd40", "pgd100", "cw40", "cw100"]
+    for name in ours:
+        a, b = ours[name].config(), theirs[name].config()
+        assert a.pop("step_size") == pytest.approx(b.pop("step_size")) and a == b
+
+
+def test_paper_attacks_scale_with_eps_and_name_reduced_steps():
+    scaled = experiments.paper_attacks("mnist5k", eps=0.2)
+    assert scaled["pgd40"].eps == 0.2 and scaled["pgd40"].step_size == pytest.approx(0.01 * 0.2 / 0.3)
+    assert scaled["fgsm"].steps == 1 and scaled["fgsm"].step_size == pytest.approx(0.2 / 3)
+    assert not scaled["fgsm"].random_start
+    reduced = experiments.paper_attacks("mnist5k", eps=0.2, steps=(10, 20))
+    assert list(reduced) == ["fgsm", "pgd10", "pgd20", "cw10", "cw20"]  # never "pgd40"
+    assert reduced["pgd10"].step_size == pytest.approx(2.5 * 0.2 / 10) and reduced["cw20"].loss == "cw"
+    with pytest.raises(ValueError, match="two increasing step counts"):
+        experiments.paper_attacks("mnist", steps=(20, 10))
+    assert experiments.black_box_budget("mnist") == AttackBudget(0.3, 0.01, 40)
+    bb = experiments.black_box_budget("mnist5k", eps=0.2, steps=10)
+    assert (bb.eps, bb.steps) == (0.2, 10) and bb.step_size == pytest.approx(0.05)
+
+
+def test_labels_never_pass_a_reduced_attack_off_as_the_standard_one():
+    assert experiments.attack_label("autoattack", "fast") == \
+        "reduced AutoAttack (APGD-CE + APGD-T, 10 iterations)"
+    assert experiments.attack_label("autoattack", "standard") == "AutoAttack (standard)"
+    assert experiments.attack_label("pgd10") == "PGD-10" and experiments.attack_label("cw100") == "CW-100"
+    assert experiments.attack_label("bb_pgd_at") == "black box from Madry (PGD-AT)"
+    assert experiments.paper_column("pgd10", (10, 20)) == "pgd40"
+    assert experiments.paper_column("cw20", (10, 20)) == "cw100"
+    assert experiments.paper_column("bb_pgd_at") == "bb_madry"
+    assert experiments.paper_column("bb_mart") is None and experiments.paper_column("autoattack") is None
+
+
+def test_a_fine_tuned_run_folder_does_not_depend_on_the_checkout(tmp_path):
+    base = dict(epochs=1, train_limit=100, eps=0.2, train_steps=2)
+    folders = []
+    for checkout in ("a", "b"):
+        root = tmp_path / checkout / "runs"
+        source = root / "mnist5k" / "standard-0123456789"
+        source.mkdir(parents=True)
+        config = experiments.make_config("pgd_at", "mnist5k", init_from=str(source), **base)
+        folders.append(experiments.run_folder(config, root).relative_to(root))
+    assert folders[0] == folders[1]
+    plain = experiments.make_config("pgd_at", "mnist5k", **base)
+    assert experiments.run_folder(plain, tmp_path).name != folders[0].name
+
+
+def test_main_table_worst_case_covers_every_attack_and_transfer():
+    """Two tiny models: columns, the diagonal left out, and the worst case as the AND of
+    clean, every white-box attack, AutoAttack and the other model's transfer examples."""
+    from torch import nn
+    from tiny import N_CLASSES, SIDE, train_tiny
+
+    def build():
+        return nn.Sequential(nn.Flatten(), nn.Linear(SIDE * SIDE, 32), nn.ReLU(), nn.Linear(32, N_CLASSES))
+    a, x, y = train_tiny(build, 60)
+    b, _, _ = train_tiny(lambda: nn.Sequential(nn.Flatten(), nn.Linear(SIDE * SIDE, N_CLASSES)), 1)
+    table = experiments.evaluate_main_table({"standard": a, "trades": b}, x, y, "mnist5k", eps=0.05,
+                                            attack_steps=(2, 3), black_box_steps=2, autoattack=None,
+                                            checks="cheap", check_samples=20)
+    assert table.columns == ["clean", "fgsm", "pgd2", "pgd3", "cw2", "cw3", "bb_standard",
+                             "bb_trades", "black_box", "worst_case"]
+    assert table.cell("standard", "bb_standard") is None
+    flags = table.per_example["standard"]
+    expected = flags["clean"].clone()
+    for key in ("fgsm", "pgd2", "pgd3", "cw2", "cw3", "bb_trades"):
+        expected &= flags[key]
+    assert torch.equal(flags["worst_case"], expected)
+    frame = table.to_frame()
+    assert set(frame.model) == {"standard", "trades"} and (frame.lo <= frame.accuracy).all()
+    assert len(table.checks_frame()) == 4  # two cheap checks per model
+    assert table.transfer.examples == {}  # not kept in memory
+
+
+def test_summarise_seeds_wilson_for_one_seed_sd_for_several():
+    import pandas as pd
+    rows = [{"model": "trades", "column": "clean", "n_correct": 80, "n": 100, "accuracy": 0.8,
+             "lo": 0.71, "hi": 0.87, "seed": 0}]
+    one = experiments.summarise_seeds(pd.DataFrame(rows)).iloc[0]
+    assert (one.kind, one.n, one.lo) == ("wilson", 100, 0.71)
+    two = experiments.summarise_seeds(pd.DataFrame(rows + [{**rows[0], "accuracy": 0.9, "seed": 1}])).iloc[0]
+    assert (two.kind, two.n) == ("sd", 2) and two.value == pytest.approx(0.85)
+    assert two.hi - two.value == pytest.approx(two.sd) and two.sd == pytest.approx(0.0707, abs=1e-3)
+    assert experiments.format_accuracy(0.85, 0.78, 0.92, "sd", 2) == "85.0 ± 7.0 (n=2)"
+    assert experiments.format_accuracy(0.8, 0.71, 0.87, "wilson", 100) == "80.0 [71.0, 87.0]"
+
+
+def test_compare_with_paper_pairs_our_columns_with_the_papers():
+    import pandas as pd
+    summary = pd.DataFrame([
+        {"model": "drrdn", "column": "pgd10", "value": 0.5, "lo": 0.4, "hi": 0.6, "kind": "wilson", "n": 100, "sd": None},
+        {"model": "mart", "column": "pgd10", "value": 0.5, "lo": 0.4, "hi": 0.6, "kind": "wilson", "n": 100, "sd": None},
+        {"model": "drrdn", "column": "bb_drrdn", "value": 0.5, "lo": 0.4, "hi": 0.6, "kind": "wilson", "n": 100, "sd": None},
+        {"model": "pgd_at", "column": "bb_standard", "value": 0.98, "lo": 0.97, "hi": 0.99, "kind": "wilson", "n": 100, "sd": None}])
+    comparison = experiments.compare_with_paper(summary, "mnist5k", (10, 20))
+    assert list(comparison.paper_column) == ["pgd40", "bb_standard"]  # MART and own column left out
+    assert comparison.difference.iloc[0] == pytest.approx(50 - 97.55)
+    assert list(comparison.paper_inside) == [False, True]

@@ -45,3 +45,58 @@ def test_bound_check_says_which_runs_are_missing_from_the_terms_over_training():
     assert any(s.startswith("Left out of the terms over training: drrdn/seed 0 (") for s in sentences)
     assert sentences[-1].startswith("No run kept per-epoch weights")
     assert not any("rank correlation" in s for s in sentences)
+
+
+# ------------------------------------------------------------------ 02: Tables 1 and 2
+def _main_results():
+    return json.loads((NOTEBOOKS / "metrics" / "02_main_results.json").read_text())
+
+
+def _set(m, model, column, value, half=0.05):
+    m["accuracy"][model][column].update(value=value, lo=value - half, hi=value + half)
+
+
+def test_main_results_leaves_an_untrained_model_out_of_every_comparison():
+    m = _main_results()
+    _set(m, "mart", "clean", 0.40)  # below 50%: not trained at this scale
+    _set(m, "mart", "worst_case", 0.99, half=0.005)  # would top any ranking
+    sentences = describe("02_main_results", m)
+    lost = [s for s in sentences if s.startswith("Not trained at this scale")]
+    assert lost and "MART (natural 40.0%" in lost[0] and "clean accuracy below 50%" in lost[0]
+    for s in sentences:
+        if s.startswith(("Most robust", "The paper's claim", "Black box", "What the paper's attacks")):
+            assert "MART" not in s, s
+    # the relative part of the rule: 31 points below Standard's clean accuracy
+    m = _main_results()
+    _set(m, "drrdn", "clean", m["accuracy"]["standard"]["clean"]["value"] - 0.31)
+    sentences = describe("02_main_results", m)
+    assert any(s.startswith("Not trained") and "DRRDN" in s for s in sentences)
+    assert "DRRDN did not train at this scale, so this run says nothing about the paper's claim." in sentences
+
+
+def test_main_results_within_noise_only_when_intervals_overlap():
+    m = _main_results()
+    for model in ("pgd_at", "trades", "mart"):
+        _set(m, model, "worst_case", 0.30)
+    _set(m, "drrdn", "worst_case", 0.32)
+    claim = next(s for s in describe("02_main_results", m) if s.startswith("The paper's claim"))
+    assert claim.count("within noise") == 3
+    _set(m, "drrdn", "worst_case", 0.60)
+    claim = next(s for s in describe("02_main_results", m) if s.startswith("The paper's claim"))
+    assert "vs TRADES higher" in claim and "within noise" not in claim
+    top = next(s for s in describe("02_main_results", m) if s.startswith("Most robust"))
+    assert top.endswith("DRRDN; every other trained model is below it beyond noise.")
+
+
+def test_main_results_several_seeds_show_sd_and_n():
+    m = _main_results()
+    m["accuracy"]["drrdn"]["clean"].update(value=0.9, lo=0.88, hi=0.92, kind="sd", n=3, sd=0.02)
+    line = next(s for s in describe("02_main_results", m) if s.startswith("DRRDN: natural"))
+    assert "90.0% ± 2.0 (sd, n=3 seeds)" in line
+
+
+def test_main_results_names_the_reduced_autoattack_and_the_scale():
+    sentences = describe("02_main_results", _main_results())
+    assert sentences[0].startswith("Not the paper's scale (") and "not findings" in sentences[0]
+    assert "reduced AutoAttack (APGD-CE + APGD-T, 10 iterations)" in sentences[0]
+    assert not any("gap" in s for s in sentences)  # never ranked by the clean-robust gap

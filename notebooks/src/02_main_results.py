@@ -1,33 +1,48 @@
 # %% [markdown]
-# # 02 · Main results: DRRDN against its baselines on one network and one budget
+# # 02 · Main results: Tables 1 and 2 of the paper, and what they leave out
 #
-# **Question.** Trained on the same network with the same attack budget, how do standard
-# training, PGD-AT (Madry et al. 2018), TRADES (beta 6), MART (beta 6) and DRRDN compare
-# in natural accuracy and in robust accuracy under FGSM, PGD, CW-inf and AutoAttack? The
-# paper claims DRRDN narrows the gap between the two.
+# **The paper's question.** Trained on the same network with the same attack budget, is
+# DRRDN more robust than standard training, Madry et al.'s PGD adversarial training and
+# TRADES, without losing natural accuracy? Its Tables 1 (MNIST, SmallCNN, eps 0.3) and 2
+# (CIFAR-10, WRN-28-10, eps 0.031) answer with white-box FGSM, PGD-40, PGD-100, CW-40 and
+# CW-100 accuracy and a black-box (transfer) matrix; on MNIST, DRRDN's PGD-40 accuracy is
+# 97.55% against Madry's 96.58% and TRADES's 96.95%.
 #
-# Protocol (docs/protocol.md): checkpoints selected on the validation split, never the test
-# set; best and last checkpoints both reported; the robust accuracy is the per-example
-# worst case over all attacks; mean ± sd over seeds. The defaults are CI scale (a subset
-# of `mnist5k`, a few epochs, short PGD, eps 0.2 instead of 0.3, a reduced AutoAttack); the
-# `cpu` and `paper` parameter files in `notebooks/params/02_main_results/` run the
-# protocol on `mnist` and `cifar10`. DRRDN is trained as the paper writes it (docs/method.md).
+# **What we add, because the field requires it**: AutoAttack; the per-example worst case
+# over *every* attack run (the paper's white-box attacks, AutoAttack and every other
+# model's transfer examples); gradient-masking checks that can fail; an interval on every
+# accuracy; MART (beta 6) as a fifth model.
+#
+# **Scale.** The defaults below are CI scale: 1,000 `mnist5k` training digits, eps 0.2
+# instead of 0.3, a few epochs, 100 test digits, PGD/CW with 10 and 20 steps in place of the
+# paper's 40 and 100, and a *reduced* AutoAttack. Its numbers check that the pipeline runs;
+# they are not findings and are not comparable with the paper's, which the tables show
+# beside ours only for orientation. `notebooks/params/02_main_results/cpu.yaml` (official
+# MNIST, eps 0.3, the paper's attacks, standard AutoAttack, three seeds) and `paper.yaml`
+# (CIFAR-10) run the protocol of docs/protocol.md.
 
 # %% tags=["parameters"]
 dataset = "mnist5k"     # mnist5k | mnist | cifar10
-model = None            # None: the protocol's (smallcnn; preact_resnet18 for cifar10); or wrn34_10
+model = None            # None: the protocol's (smallcnn; preact_resnet18 for cifar10)
 methods = ["standard", "pgd_at", "trades", "mart", "drrdn"]
 seeds = [0]
-epochs = 4
+epochs = 4              # training epochs (of Standard pre-training when init_from_standard)
 train_limit = 1000      # None: the whole training split
-eps = 0.2               # None: the protocol's (0.3 MNIST, 8/255 CIFAR-10)
-train_steps = 5         # None: the protocol's (40 MNIST, 10 CIFAR-10)
-eval_steps = 10         # None: the protocol's PGD-40 (MNIST) / PGD-20 (CIFAR-10)
-lr = 0.05                # None: the protocol's (0.01 MNIST, 0.1 CIFAR-10)
+eps = 0.2               # None: the protocol's (0.3 MNIST, 0.031 CIFAR-10)
+train_steps = 3         # None: the protocol's training PGD (40 MNIST, 10 CIFAR-10)
+lr = 0.05               # None: the protocol's (0.01 MNIST, 0.1 CIFAR-10)
 batch_size = 32
-eval_limit = 200        # test examples evaluated (None: all 10,000)
-autoattack = "fast"     # "standard" to report; "fast" is reduced (CI only)
-checkpoints = ["best", "last"]
+init_from_standard = True   # CI: every method fine-tunes one Standard run (see below)
+finetune_epochs = 1
+finetune_lr = 0.005
+hyper_by_method = {"trades": {"beta": 1.0}, "mart": {"beta": 1.0}}  # {}: beta 6 (their papers)
+attack_steps = [10, 20]     # None: the paper's PGD/CW-40 and -100
+black_box_steps = 10        # None: the paper's surrogate PGD-40 (MNIST) / PGD-20 (CIFAR-10)
+eval_limit = 100        # test examples (None: all 10,000)
+autoattack = "fast"     # "standard" to report; "fast" is the reduced one (CI only)
+checks = "all"          # gradient-masking checks; "all" includes the four that can fail
+check_samples = 50      # examples the checks run on (500 at the protocol's scale)
+square_queries = 200    # Square queries of the black-box check (1,000 at the protocol's scale)
 device = "cpu"
 data_dir = None
 out_dir = None          # None: results/02_main_results
@@ -35,68 +50,199 @@ out_dir = None          # None: results/02_main_results
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
-import seaborn as sns
 from IPython.display import Markdown, display
 
-from drrdn_lib import claims, experiments, results
+from drrdn_lib import claims, experiments, plots, results
+from drrdn_lib.data import load_dataset
+from drrdn_lib.paper_numbers import TABLE_CAPTIONS
 
 NAME = "02_main_results"
 out = results.run_dir(NAME, out_dir)
-train_kw = experiments.training_kw(epochs=epochs, train_limit=train_limit, batch_size=batch_size,
-                                  eps=eps, train_steps=train_steps, lr=lr, model=model,
-                                  device=device, data_dir=data_dir)
-eval_kw = dict(limit=eval_limit, pgd_steps=eval_steps, eps=eps, autoattack=autoattack,
-               data_dir=data_dir, checks="cheap")
+names = experiments.MODEL_LABELS
+paper_table = "table1" if dataset.startswith("mnist") else "table2"
+paper_scale = (dataset in ("mnist", "cifar10") and eps is None and attack_steps is None
+               and black_box_steps is None and autoattack == "standard" and train_limit is None
+               and not init_from_standard)
+scale = ("the protocol's scale" if paper_scale else
+         f"CI scale: {dataset}, {train_limit or 'all'} training images, eps {eps}, {eval_limit} test images")
 
 # %% [markdown]
-# ## Train every method and seed (cached by configuration in `results/runs/`)
+# ## 1. Training
+# Checkpoints are selected on a validation split (PGD accuracy; clean accuracy for
+# Standard), never on the test set. **The CI rule** (`init_from_standard`): trained from a
+# random start for a few epochs on 1,000 digits, PGD-AT and MART stay near chance (about
+# 40% clean), so nothing could be compared. Instead one Standard run is trained first
+# (`epochs` at `lr`), and *every* method, Standard included, starts from its weights and
+# trains `finetune_epochs` more with its own objective at `finetune_lr`; TRADES and MART
+# use beta 1 (with beta 6 their first steps flatten the predictions). This is the recipe of
+# `tests/test_methods.py`; it measures what each objective does to one starting point, not
+# what it reaches from scratch. The cpu/paper files train every method from scratch.
 
 # %%
-runs = experiments.train_grid(methods, dataset, seeds, **train_kw)
-pd.DataFrame([{"method": m, "seed": s, "best epoch": r.best["epoch"],
-               "val clean": r.best["val_clean_acc"], "val PGD": r.best["val_robust_acc"]}
-              for (m, s), r in runs.items()]).round(3)
+common = experiments.training_kw(epochs=epochs, train_limit=train_limit, batch_size=batch_size,
+                                 eps=eps, train_steps=train_steps, lr=lr, model=model,
+                                 device=device, data_dir=data_dir)
+if init_from_standard:
+    finetune = experiments.training_kw(epochs=finetune_epochs, train_limit=train_limit,
+                                       batch_size=batch_size, eps=eps, train_steps=train_steps,
+                                       lr=finetune_lr, model=model, device=device, data_dir=data_dir)
+    runs = experiments.train_grid_from_standard(methods, dataset, seeds, pretrain_kw=common,
+                                                finetune_kw=finetune, hyper_by_method=hyper_by_method)
+else:
+    runs = experiments.train_grid(methods, dataset, seeds, hyper_by_method=hyper_by_method, **common)
+training = pd.DataFrame([{"model": names[m], "seed": s, "started from": "Standard run" if r.config.init_from else "random",
+                          "epochs": r.config.epochs, "lr": r.config.lr, "hyper": r.config.hyper or "",
+                          "best epoch": r.best["epoch"], "val natural": r.best["val_clean_acc"],
+                          "val PGD": r.best["val_robust_acc"]} for (m, s), r in runs.items()])
+training.round(3)
 
 # %% [markdown]
-# ## Test-set accuracy (%), mean ± sd over seeds
+# ## 2. White box: the paper's attacks, then AutoAttack and the worst case over every attack
+# The paper's attacks (`protocol.white_box_attacks`) at this run's eps: every step size is
+# scaled by eps / 0.3, so PGD and CW keep the paper's ratio of step to eps and FGSM's single
+# step stays ten times the PGD step (eps / 3). With `attack_steps` set (CI), PGD and CW run
+# that many steps at step 2.5 eps / steps and carry their own names (PGD-10, not PGD-40).
+# Each attack runs on every clean-correct test image; the last column is correct under all
+# of them, AutoAttack and every other model's transfer examples (section 3). Cells:
+# accuracy % with its 95% Wilson interval (one seed) or mean ± sd over seeds (n shown).
 
 # %%
-rows, records = experiments.evaluate_runs(runs, dataset, checkpoints, **eval_kw)
-frame = pd.DataFrame(rows)
-attack_columns = ["clean", "fgsm", "pgd", "cw", "autoattack", "worst_case"]
-experiments.mean_sd_table(frame, attack_columns)
-
-# %%
-warnings = {f"{m}/seed {s}/{c}": rec.warnings for (m, s, c), rec in records.items() if rec.warnings}
-print("gradient-masking and AutoAttack warnings:", warnings or "none")
+x, y = load_dataset(dataset, "test", data_dir=data_dir, limit=eval_limit, seed=0)
+tables, frames = {}, []
+for seed in seeds:
+    models = {m: runs[(m, seed)].best_model for m in methods}
+    tables[seed] = experiments.evaluate_main_table(
+        models, x, y, dataset, eps=eps, attack_steps=attack_steps, black_box_steps=black_box_steps,
+        autoattack=autoattack, checks=checks, check_samples=check_samples,
+        square_queries=square_queries, seed=seed)
+    frames.append(tables[seed].to_frame().assign(seed=seed))
+summary = experiments.summarise_seeds(pd.concat(frames))
+table = tables[seeds[0]]
+labels = {c: experiments.attack_label(c, autoattack) for c in table.columns}
+white = [c for c in table.columns if c == "fgsm" or c[:2] in ("pg", "cw")]
+clean = summary[summary.column == "clean"].set_index("model")["value"].to_dict()
+trained = claims.trained_models(clean)
+cells = summary.assign(text=[experiments.format_accuracy(r.value, r.lo, r.hi, r.kind, r.n)
+                             for r in summary.itertuples()])
+wide = cells.pivot(index="model", columns="column", values="text")
+white_box_table = wide.loc[methods, ["clean", *white, "autoattack", "black_box", "worst_case"]
+                           if autoattack else ["clean", *white, "black_box", "worst_case"]]
+white_box_table = white_box_table.rename(index=names, columns=labels)
+white_box_table.insert(0, "learned (rule above)", [("yes" if trained[m] else "NOT TRAINED at this scale") for m in methods])
+display(Markdown(f"**Ours, {scale}.** A model is *not trained at this scale* when it has "
+                 f"{claims.not_trained_rule_text()}; it is then left out of every ranking."))
+white_box_table
 
 # %% [markdown]
-# ## The accuracy-robustness plane
-# Each point a (method, seed, checkpoint); up and to the right is better.
+# ### Beside the paper's table
+# The paper's number, ours with its interval, and ours minus the paper's, for every cell
+# that has a counterpart. At CI scale the eps (0.2 against 0.3), the data (1,000 digits
+# against 60,000), the epochs and the attacks' steps all differ, so the difference measures
+# the scale, not the reproduction; the comparison is meaningful only with the cpu/paper
+# parameter files.
 
 # %%
-sns.set_theme(style="whitegrid")
-fig, ax = plt.subplots(figsize=(6, 4.5))
-sns.scatterplot(data=frame, x="clean", y="worst_case", hue="method", style="checkpoint", s=80, ax=ax)
-ax.set(xlabel="natural accuracy", ylabel="robust accuracy (worst case over attacks)",
-       title=f"{dataset}, eps={eps if eps is not None else 'protocol'}")
-results.save_figure(fig, out, "accuracy_robustness_plane");
+steps = tuple(attack_steps) if attack_steps else None
+comparison = experiments.compare_with_paper(summary, dataset, steps)
+shown = pd.DataFrame({
+    "model": comparison.model.map(names),
+    "ours": comparison.column.map(labels),
+    "paper's column": comparison.paper_column,
+    "paper %": comparison.paper,
+    "ours % [interval]": [experiments.format_accuracy(r.ours / 100, r.lo / 100, r.hi / 100, r.kind, r.n)
+                          for r in comparison.itertuples()],
+    "ours - paper (points)": comparison.difference.round(1),
+    "learned": comparison.model.map(lambda m: "yes" if trained[m] else "NOT TRAINED"),
+})
+caption = (f"{TABLE_CAPTIONS[paper_table]} (paper) against ours at {scale}"
+           + ("" if paper_scale else "; not the paper's protocol (eps, data, epochs, attacks differ)"))
+display(Markdown(f"**{caption}.**"))
+shown[~comparison.column.str.startswith("bb_")]
+
+# %%
+fig = plots.plot_accuracy_intervals(
+    summary, ["clean", *white] + (["autoattack"] if autoattack else []) + ["black_box", "worst_case"],
+    labels, names, f"Test accuracy with 95% intervals ({scale})")
+results.save_figure(fig, out, "white_box_accuracy")
 
 # %% [markdown]
-# For context only (other networks, budgets and full training), the figures the
-# baselines' authors published (docs/paper.md): CIFAR-10 WRN-34-10, eps 8/255, natural /
-# PGD-20 / AutoAttack: TRADES 84.92 / 56.61 / 53.08; MART 83.62 / 58.12 / 51.10 (re-measured
-# by others). MNIST SmallCNN eps 0.3: TRADES 99.48 / 96.07 (PGD-40).
-#
+# ## 3. Black box: the transfer matrix
+# Each surrogate crafts L-inf PGD examples on its own gradients (the paper's surrogate PGD,
+# scaled as above) for every test image; each other model is scored on them. Rows are the
+# attacked model, columns the surrogate; the diagonal (white box) is empty, as in the paper.
+
+# %%
+bb = cells[cells.column.str.startswith("bb_")].assign(surrogate=lambda f: f.column.str[3:])
+bb_table = bb.pivot(index="model", columns="surrogate", values="text").reindex(index=methods, columns=methods)
+bb_table.fillna("-").rename(index=names, columns=names).rename_axis(index="target", columns="surrogate")
+
+# %%
+display(Markdown(f"**{caption}: black-box columns.**"))
+shown[comparison.column.str.startswith("bb_")]
+
+# %%
+fig = plots.plot_transfer_matrix(table.transfer.to_frame(), names,
+                                 f"Black-box accuracy, seed {seeds[0]} ({scale})")
+results.save_figure(fig, out, "transfer_matrix")
+
+# %% [markdown]
+# ## 4. Gradient-masking checks
+# Run on every model in the tables, on `check_samples` test images, around the reported
+# PGD: accuracy must not rise with eps (0, eps/2, eps, 2 eps); at eps 0.5 (every image can
+# be made uniform grey) PGD must reach chance; 5x the steps and 3 restarts must not lower
+# PGD accuracy by more than 2 points; Square (no gradients) must not fool more than 0.2% of
+# the examples the white-box attacks left correct. At CI scale they run on few images with
+# few Square queries, so a pass is weak evidence; a failure is a warning to heed.
+
+# %%
+checks_table = pd.concat([t.checks_frame().assign(seed=s) for s, t in tables.items()])
+checks_table = checks_table.assign(model=checks_table.model.map(names))
+warnings = {f"{names[m]}/seed {s}": r.warnings for s, t in tables.items() for m, r in t.records.items() if r.warnings}
+print("warnings (failed checks, AutoAttack's own checks):", warnings or "none")
+checks_table
+
+# %%
+fig = plots.plot_paper_vs_ours(comparison[comparison.model.map(trained)], names,
+                               f"Ours against the paper's {paper_table.replace('table', 'Table ')} ({scale})")
+results.save_figure(fig, out, "paper_vs_ours")
+
+# %% [markdown]
 # ## What this run shows
 
 # %%
-best = frame[frame.checkpoint == checkpoints[0]].groupby("method", sort=False)[attack_columns].mean()
+accuracy = {m: {r.column: {"value": r.value, "lo": r.lo, "hi": r.hi, "kind": r.kind, "n": r.n,
+                           "sd": r.sd} for r in summary[summary.model == m].itertuples()}
+            for m in methods}
 metrics = {"parameters": dict(dataset=dataset, model=model, methods=methods, seeds=seeds, epochs=epochs,
-                              train_limit=train_limit, eps=eps, train_steps=train_steps,
-                              eval_steps=eval_steps, eval_limit=eval_limit, autoattack=autoattack),
-           "rows": rows, "accuracy": best.to_dict("index"),
-           "evaluations": {"/".join(map(str, k)): rec.to_dict() for k, rec in records.items()}}
+                              train_limit=train_limit, eps=eps, train_steps=train_steps, lr=lr,
+                              batch_size=batch_size, init_from_standard=init_from_standard,
+                              finetune_epochs=finetune_epochs, finetune_lr=finetune_lr,
+                              hyper_by_method=hyper_by_method, attack_steps=attack_steps,
+                              black_box_steps=black_box_steps, eval_limit=eval_limit,
+                              autoattack=autoattack, checks=checks, check_samples=check_samples,
+                              square_queries=square_queries),
+           "paper_scale": paper_scale, "n_test": len(y), "paper_table": paper_table.replace("table", "Table "),
+           "labels": labels, "model_labels": {m: names[m] for m in methods}, "white_box_columns": white,
+           "accuracy": accuracy, "trained": trained, "not_trained_rule": claims.NOT_TRAINED_RULE,
+           "paper_comparison": comparison.to_dict("records"),
+           "checks": pd.concat([t.checks_frame().assign(seed=s) for s, t in tables.items()]).to_dict("records"),
+           "warnings": warnings, "training": training.to_dict("records"),
+           "evaluations": {f"{m}/{s}": r.to_dict() for s, t in tables.items() for m, r in t.records.items()}}
 metrics["claims"] = claims.describe(NAME, metrics)
 results.save_metrics(out, metrics)
 display(Markdown("\n".join(f"- {c}" for c in metrics["claims"])))
+
+# %% [markdown]
+# ## What it does not show
+# - At CI scale, anything about the paper's claim: one seed, 100 test images (intervals of
+#   about ±10 points), eps 0.2, 1,000 training digits, one epoch per method from a shared
+#   Standard start, reduced attacks. Run `cpu.yaml` (MNIST, three seeds) for a finding.
+# - Whether DRRDN's gain, where there is one, comes from disentanglement: that is the
+#   ablation's question (notebook 03) and the representations' (notebook 05).
+# - Robustness beyond the L-inf ball of this eps, or against adaptive attacks designed for
+#   DRRDN's two-part representation.
+#
+# For context only (other networks, budgets and full training; docs/paper.md), the
+# baselines' authors report on CIFAR-10 WRN-34-10 at eps 8/255, natural / PGD-20 /
+# AutoAttack: TRADES 84.92 / 56.61 / 53.08, MART 83.62 / 58.12 / 51.10 (re-measured by
+# others); on MNIST SmallCNN at eps 0.3, TRADES 99.48 / 96.07 (PGD-40).

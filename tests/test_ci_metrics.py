@@ -1,0 +1,142 @@
+"""The CI run of a notebook reproduces the metrics committed with it, within stated
+tolerances, so that a change to the library that moves the numbers cannot go unnoticed
+while the committed notebook still shows the old ones.
+
+How it runs. ``make test`` runs the unit tests, then nbval executes every notebook at its
+CI defaults; each writes ``results/<name>/metrics.json``. A second step then runs this
+file with ``DRRDN_CI_METRICS=1``, which compares that fresh file with
+``notebooks/metrics/<name>.json`` (the Makefile removes the old file before nbval, so a
+stale one cannot pass). ``DRRDN_CI_METRICS=execute`` instead executes the notebook itself
+with papermill into a temporary folder (minutes; training runs are cached in
+``results/runs``). Without the variable only the comparison's own tests run.
+
+Tolerances (:func:`compare_metrics`):
+- the same parameters, labels, models and accuracy columns (same keys);
+- every accuracy (fraction) within max(0.05, 2 x the committed value's interval
+  half-width): with 100 test images a Wilson half-width is about 0.1, so 0.2;
+- the same claims with every number masked, except the sentences in :data:`MAY_FLIP`,
+  whose verdicts (within noise or not, a check passed or failed) rest on intervals that a
+  change within the tolerance can move: for those the sentence must still be there.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+#: notebooks whose CI run is checked against their committed metrics
+CHECKED = ("02_main_results",)
+ABS_TOL = 0.05
+HALF_WIDTHS = 2.0
+#: claim prefixes whose verdict may flip within the tolerance (only their presence is checked)
+MAY_FLIP = ("Most robust of the trained models", "The paper's claim", "Black box (worst surrogate)",
+            "Gradient-masking checks", "reduced AutoAttack", "AutoAttack (standard)")
+NUMBER = re.compile(r"[-+]?\d+(?:,\d{3})*(?:\.\d+)?")
+
+
+def mask_numbers(sentence: str) -> str:
+    """``sentence`` with every number replaced by ``#``."""
+    return NUMBER.sub("#", sentence)
+
+
+def _tolerance(cell: dict) -> float:
+    return max(ABS_TOL, HALF_WIDTHS * (cell["hi"] - cell["lo"]) / 2)
+
+
+def compare_metrics(committed: dict, fresh: dict) -> list[str]:
+    """Every way ``fresh`` departs from ``committed`` beyond the module's tolerances, as
+    readable lines (empty: they agree)."""
+    problems = []
+    for key in ("parameters", "labels"):
+        if committed.get(key) != fresh.get(key):
+            problems.append(f"{key} differ: committed {committed.get(key)} vs fresh {fresh.get(key)}")
+    acc_c, acc_f = committed.get("accuracy", {}), fresh.get("accuracy", {})
+    if set(acc_c) != set(acc_f):
+        problems.append(f"models differ: {sorted(acc_c)} vs {sorted(acc_f)}")
+    for model in sorted(set(acc_c) & set(acc_f)):
+        if set(acc_c[model]) != set(acc_f[model]):
+            problems.append(f"{model}: columns differ: {sorted(acc_c[model])} vs {sorted(acc_f[model])}")
+        for column in sorted(set(acc_c[model]) & set(acc_f[model])):
+            c, f = acc_c[model][column], acc_f[model][column]
+            tol = _tolerance(c)
+            if abs(f["value"] - c["value"]) > tol:
+                problems.append(f"{model}/{column}: {f['value']:.3f} vs committed {c['value']:.3f} "
+                                f"(tolerance {tol:.3f})")
+    firm_c = {mask_numbers(s) for s in committed.get("claims", []) if not s.startswith(MAY_FLIP)}
+    firm_f = {mask_numbers(s) for s in fresh.get("claims", []) if not s.startswith(MAY_FLIP)}
+    for s in sorted(firm_c - firm_f):
+        problems.append(f"claim no longer made: {s}")
+    for s in sorted(firm_f - firm_c):
+        problems.append(f"new claim: {s}")
+    for prefix in MAY_FLIP:
+        had = any(s.startswith(prefix) for s in committed.get("claims", []))
+        has = any(s.startswith(prefix) for s in fresh.get("claims", []))
+        if had != has:
+            problems.append(f"the claim starting {prefix!r} is {'gone' if had else 'new'}")
+    return problems
+
+
+def _committed(name: str) -> dict:
+    return json.loads((NOTEBOOKS / "metrics" / f"{name}.json").read_text())
+
+
+# ----------------------------------------------------------------- the comparison itself
+def test_committed_metrics_agree_with_themselves():
+    for name in CHECKED:
+        assert compare_metrics(_committed(name), _committed(name)) == []
+
+
+def test_drift_beyond_tolerance_is_caught_and_noise_is_not():
+    committed = _committed("02_main_results")
+    model, column = "drrdn", "worst_case"
+    cell = committed["accuracy"][model][column]
+    tol = _tolerance(cell)
+    near = copy.deepcopy(committed)
+    near["accuracy"][model][column]["value"] = cell["value"] + 0.9 * tol
+    near["claims"] = [NUMBER.sub("7", s) for s in committed["claims"]]  # the last digits move
+    assert compare_metrics(committed, near) == []
+    far = copy.deepcopy(committed)
+    far["accuracy"][model][column]["value"] = cell["value"] + 1.1 * tol
+    assert [p for p in compare_metrics(committed, far) if p.startswith(f"{model}/{column}")]
+
+
+def test_lost_keys_and_changed_words_are_caught():
+    committed = _committed("02_main_results")
+    fewer = copy.deepcopy(committed)
+    del fewer["accuracy"]["mart"]["autoattack"]
+    assert any("columns differ" in p for p in compare_metrics(committed, fewer))
+    other = copy.deepcopy(committed)
+    firm = next(i for i, s in enumerate(other["claims"]) if not s.startswith(MAY_FLIP))
+    other["claims"][firm] = other["claims"][firm].replace("natural", "clean", 1) + " Changed."
+    assert any(p.startswith("claim no longer made") for p in compare_metrics(committed, other))
+    params = copy.deepcopy(committed)
+    params["parameters"]["eps"] = 0.3
+    assert any(p.startswith("parameters differ") for p in compare_metrics(committed, params))
+
+
+# ----------------------------------------------------------------- the CI run (opt-in)
+MODE = os.environ.get("DRRDN_CI_METRICS", "")
+
+
+@pytest.mark.skipif(not MODE, reason="set DRRDN_CI_METRICS=1 after nbval has run the notebooks "
+                                     "(or =execute to run them here); see the module docstring")
+@pytest.mark.parametrize("name", CHECKED)
+def test_ci_run_reproduces_the_committed_metrics(name, tmp_path):
+    if MODE == "execute":
+        from drrdn_lib.run_notebook import execute
+        execute(NOTEBOOKS / f"{name}.ipynb", tmp_path, progress=False)
+        fresh_file = tmp_path / "metrics.json"
+    else:
+        fresh_file = ROOT / "results" / name / "metrics.json"
+    assert fresh_file.exists(), (f"{fresh_file} is missing: run nbval over notebooks/{name}.ipynb "
+                                 "first (make test does), or set DRRDN_CI_METRICS=execute.")
+    problems = compare_metrics(_committed(name), json.loads(fresh_file.read_text()))
+    assert not problems, (f"the CI run of {name} departs from notebooks/metrics/{name}.json "
+                          "(rebuild it with `python notebooks/build.py " + name + "` if the change "
+                          "is intended):\n" + "\n".join(problems))
