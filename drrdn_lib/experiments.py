@@ -35,7 +35,7 @@ __all__ = ["PROTOCOLS", "DEFAULT_HYPER", "METHOD_ORDER", "protocol", "training_k
            "train_grid", "evaluate_runs", "mean_sd_table", "FULL_DRRDN", "ABLATIONS",
            "MODEL_LABELS", "REDUCED_AUTOATTACK_LABEL", "train_grid_from_standard", "paper_attacks",
            "black_box_budget", "attack_label", "paper_column", "MainTable", "evaluate_main_table",
-           "summarise_seeds", "format_accuracy", "compare_with_paper"]
+           "summarise_seeds", "summarise_accuracies", "format_accuracy", "compare_with_paper"]
 
 def _settings(family: str, model: str) -> dict:
     recipe = PAPER[family]
@@ -471,6 +471,18 @@ def summarise_seeds(frame: pd.DataFrame) -> pd.DataFrame:
             rows.append({"model": model, "column": column, "value": mean, "lo": mean - sd,
                          "hi": mean + sd, "kind": "sd", "n": len(group), "sd": sd})
     return pd.DataFrame(rows, columns=["model", "column", "value", "lo", "hi", "kind", "n", "sd"])
+
+
+def summarise_accuracies(frame: pd.DataFrame, by: str, columns, n: int) -> pd.DataFrame:
+    """:func:`summarise_seeds` for a wide frame of accuracies in [0, 1] (one row per
+    (``by``, seed), one column per accuracy), each measured on ``n`` examples: one seed
+    gives the Wilson interval, several the mean -/+ sd over seeds."""
+    from .bounds import binomial_ci
+    long = frame.melt(id_vars=[by, "seed"], value_vars=list(columns), var_name="column",
+                      value_name="accuracy").rename(columns={by: "model"})
+    intervals = [binomial_ci(round(a * n), n) for a in long["accuracy"]]
+    long["lo"], long["hi"], long["n"] = [i[0] for i in intervals], [i[1] for i in intervals], n
+    return summarise_seeds(long)
 
 
 def format_accuracy(value: float, lo: float, hi: float, kind: str, n: int) -> str:

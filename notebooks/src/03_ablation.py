@@ -34,6 +34,7 @@ import seaborn as sns
 from IPython.display import Markdown, display
 
 from drrdn_lib import claims, experiments, results
+from drrdn_lib.data import load_dataset
 
 NAME = "03_ablation"
 out = results.run_dir(NAME, out_dir)
@@ -52,15 +53,32 @@ for variant, hyper in variants.items():
         rows.append({"variant": variant, "seed": seed, "best epoch": run.best["epoch"],
                      **record.summary()})
 frame = pd.DataFrame(rows)
-experiments.mean_sd_table(frame, ["clean", "pgd", "autoattack", "worst_case"], by=("variant",))
+n_test = len(load_dataset(dataset, "test", limit=eval_limit, data_dir=data_dir)[1])
+summary = experiments.summarise_accuracies(frame, "variant", ["clean", "worst_case"], n_test)
+table = summary.assign(accuracy=[experiments.format_accuracy(r.value, r.lo, r.hi, r.kind, r.n)
+                                 for r in summary.itertuples()])
+table = table.pivot(index="model", columns="column", values="accuracy").loc[list(variants)]
+table.columns = ["natural %", "worst case over every attack %"]
+display(Markdown(f"Accuracy on {n_test} test images ({'95% Wilson interval' if len(seeds) == 1 else f'mean ± sd over {len(seeds)} seeds'}); "
+                 f"the attacks: FGSM, PGD-{eval_steps}, CW-{eval_steps} and "
+                 f"{experiments.attack_label('autoattack', autoattack)}."))
+table
 
 # %%
 sns.set_theme(style="whitegrid")
-long = frame.melt(id_vars=["variant", "seed"], value_vars=["clean", "worst_case"],
-                  var_name="accuracy", value_name="value")
-fig, ax = plt.subplots(figsize=(7, 3.8))
-sns.barplot(data=long, y="variant", x="value", hue="accuracy", ax=ax)
-ax.set(xlabel="accuracy", ylabel="", xlim=(0, 1), title=f"DRRDN ablation, {dataset}, eps={eps}")
+fig, ax = plt.subplots(figsize=(8, 4))
+plot = summary.assign(what=summary.column.map({"clean": "natural", "worst_case": "worst case"}))
+for offset, (what, part) in zip((-0.18, 0.18), plot.groupby("what", sort=False)):
+    y = [list(variants).index(m) + offset for m in part.model]
+    ax.errorbar(part.value, y, xerr=[part.value - part.lo, part.hi - part.value], fmt="o",
+                capsize=3, label=what)
+ax.set_yticks(range(len(variants)), list(variants))
+ax.invert_yaxis()
+ax.axvline(1.0, color="grey", lw=0.8)
+ax.legend(loc="lower left", bbox_to_anchor=(1.01, 0.0), frameon=False)
+ax.set(xlabel="accuracy (95% Wilson interval)" if len(seeds) == 1 else "accuracy (mean ± sd)",
+       ylabel="", xlim=(0, 1.02),
+       title=f"DRRDN ablation, CI scale: {dataset}, {train_limit} images, eps {eps}, {n_test} test images")
 results.save_figure(fig, out, "ablation");
 
 # %% [markdown]
@@ -71,7 +89,8 @@ means = frame.groupby("variant", sort=False)[["clean", "worst_case"]].mean()
 metrics = {"parameters": dict(dataset=dataset, seeds=seeds, epochs=epochs, train_limit=train_limit,
                               eps=eps, train_steps=train_steps, eval_steps=eval_steps,
                               eval_limit=eval_limit, autoattack=autoattack, variants=variants),
-           "rows": rows, "accuracy": means.to_dict("index")}
+           "rows": rows, "accuracy": means.to_dict("index"),
+           "summary": summary.to_dict("records"), "n_test": n_test}
 metrics["claims"] = claims.describe(NAME, metrics)
 results.save_metrics(out, metrics)
 display(Markdown("\n".join(f"- {c}" for c in metrics["claims"])))
