@@ -88,6 +88,21 @@ grid.set_xticklabels(rotation=30)
 results.save_figure(grid.figure, out, "bound_terms");
 
 # %% [markdown]
+# ## What Proposition 1 does and does not buy
+#
+# Proposition 1 promises that, at the optimum of L_BC and L_ADV, the natural and adversarial
+# distributions of z_s coincide. The toy shows, in closed form, that this alone does not make
+# a classifier robust: a representation built from the non-robust features has identical
+# natural and adversarial marginals (the attack maps one class's cloud onto the other's, so
+# the mixture does not move), yet almost every adversarial example is misclassified; the
+# perfectly robust feature has the *largest* divergence. The bound's joint-error term
+# lambda* is what tells them apart: robustness needs the classes to stay where they were
+# across the two domains (class-conditional alignment), which marginal alignment of z_s does
+# not imply. On the trained models the same question is whether DRRDN's z_s is aligned
+# class-conditionally or only marginally (`drrdn_lib.alignment.class_conditional_js`
+# estimates both; no notebook runs it on trained models yet).
+
+# %% [markdown]
 # ## What this run shows
 
 # %%
