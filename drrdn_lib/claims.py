@@ -349,6 +349,43 @@ def representations(m: dict) -> list[str]:
     z = parts["z"]
     out.append(f"The decoder reconstructs z with relative error {z['rec_error_nat']:.3f} (natural) and "
                f"{z['rec_error_adv']:.3f} (adversarial).")
+    return out + _alignment_sentences(m.get("js", []))
+
+
+def _alignment_sentences(rows: list[dict]) -> list[str]:
+    """Proposition 1's JS lower bound per method, marginal and class-conditional."""
+    if not rows:
+        return []
+    cell = {(r["method"], r["alignment"]): r for r in rows}
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    learned = trained_models({m: cell[(m, "marginal")]["clean"] for m in methods})
+    js = lambda r: f"{r['nats']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] nats"  # noqa: E731
+    out = [f"Not trained at this scale ({not_trained_rule_text()}), left out of comparisons: "
+           f"{', '.join(m for m in methods if not learned[m])}."] if not all(learned.values()) else []
+    informative = {m: cell[(m, "marginal")]["nats"] > 0 and cell[(m, "class-conditional")]["nats"] > 0
+                   for m in methods}
+    for m in methods:
+        if not learned[m]:
+            continue
+        a, c = cell[(m, "marginal")], cell[(m, "class-conditional")]
+        if not informative[m]:
+            out.append(f"{m}: the held-out JS bound is uninformative ({js(a)} marginally, {js(c)} "
+                       f"within classes: at or below 0, a discriminator fitted on {a['pairs'] // 2} "
+                       f"pairs of {a['width']}-wide representations does not generalise).")
+            continue
+        verdict = ("within noise of each other" if _overlap(a, c) else
+                   "the classes are less aligned than the marginals" if c["nats"] > a["nats"] else
+                   "the classes are more aligned than the marginals")
+        out.append(f"{m}: JS(natural || adversarial) >= {js(a)} marginally, {js(c)} within classes: "
+                   f"{verdict}.")
+    if learned.get("drrdn") and informative["drrdn"]:
+        d = cell[("drrdn", "marginal")]
+        others = [m for m in methods if m != "drrdn" and learned[m] and informative[m]]
+        below = [m for m in others if d["hi"] < cell[(m, "marginal")]["lo"]]
+        noise = [m for m in others if _overlap(d, cell[(m, "marginal")])]
+        out.append(f"DRRDN's z_s is marginally more aligned than the representation of "
+                   f"{', '.join(below) or 'no trained baseline'}; within noise of "
+                   f"{', '.join(noise) or 'none'} (CI scale: not a finding).")
     return out
 
 
