@@ -65,23 +65,29 @@ def theory_toy(m: dict) -> list[str]:
     return out
 
 
-def _robustness_sentences(acc: dict, baseline: str = "standard") -> list[str]:
-    """Who is most robust / most accurate, and whether adversarial training helped."""
-    out = []
-    most_robust = max(acc, key=lambda m: acc[m]["worst_case"])
-    most_accurate = max(acc, key=lambda m: acc[m]["clean"])
-    out.append(f"Most robust (worst case over all attacks): {most_robust} at "
-               f"{_pct(acc[most_robust]['worst_case'])}; most accurate on clean inputs: "
-               f"{most_accurate} at {_pct(acc[most_accurate]['clean'])}.")
-    if baseline in acc:
-        for m in acc:
-            if m == baseline:
-                continue
-            delta = acc[m]["worst_case"] - acc[baseline]["worst_case"]
-            verdict = "more" if delta > 0 else "not more"
-            out.append(f"{m} is {verdict} robust than {baseline} training "
-                       f"({_pct(acc[m]['worst_case'])} vs {_pct(acc[baseline]['worst_case'])}; "
-                       f"clean {_pct(acc[m]['clean'])} vs {_pct(acc[baseline]['clean'])}).")
+def _robustness_sentences(acc: dict, n: int, baseline: str = "standard") -> list[str]:
+    """Each model's clean and worst-case accuracy with its Wilson interval (``n`` test
+    examples, one seed); models below :data:`NOT_TRAINED_RULE` are named and not compared;
+    the others are compared with ``baseline`` as higher, lower or within noise."""
+    from .bounds import binomial_ci
+
+    def cell(value: float) -> dict:
+        lo, hi = binomial_ci(round(value * n), n)
+        return {"kind": "wilson", "value": value, "lo": lo, "hi": hi, "n": n}
+    learned = trained_models({m: a["clean"] for m, a in acc.items()}, standard=baseline)
+    out = [f"{n} test images, one seed: at CI scale these numbers check the pipeline and are "
+           "not findings."]
+    for m, a in acc.items():
+        if not learned[m]:
+            out.append(f"{m}: not trained at this scale ({not_trained_rule_text()}; clean "
+                       f"{_acc(cell(a['clean']))}); not compared.")
+            continue
+        line = f"{m}: clean {_acc(cell(a['clean']))}, worst case {_acc(cell(a['worst_case']))}"
+        if m != baseline and learned.get(baseline):
+            verdict = {"within noise": "within noise of", "higher": "higher than",
+                       "lower": "lower than"}[_versus(cell(a["worst_case"]), cell(acc[baseline]["worst_case"]))]
+            line += f": worst case {verdict} {baseline}'s"
+        out.append(line + ".")
     return out
 
 
@@ -113,7 +119,8 @@ def _bound_sentence(row: dict, who: str) -> str:
 
 
 def quickstart(m: dict) -> list[str]:
-    return _robustness_sentences(m["accuracy"]) + [_bound_sentence(m["bound_drrdn"], "DRRDN's z_s")]
+    return (_robustness_sentences(m["accuracy"], m["n_test"])
+            + [_bound_sentence(m["bound_drrdn"], "DRRDN's z_s")])
 
 
 #: "Not trained at this scale": clean accuracy below ``min_clean``, or more than

@@ -94,7 +94,8 @@ metrics = {"parameters": {k: v for k, v in dict(dataset=dataset, methods=methods
                           seed=seed).items()},
            "accuracy": table.to_dict("index"),
            "evaluations": {m: rec.to_dict() for m, rec in records.items()},
-           "bound_drrdn": report.to_record("mlp")}
+           "bound_drrdn": report.to_record("mlp"),
+           "n_test": len(next(iter(records.values())).per_example["clean"])}
 metrics["claims"] = claims.describe(NAME, metrics)
 results.save_metrics(out, metrics)
 display(Markdown("\n".join(f"- {c}" for c in metrics["claims"])))
