@@ -20,8 +20,8 @@ parameters' ``requires_grad`` switched off meanwhile, :func:`frozen_parameters`)
 parameters' ``.grad`` is never touched and an attack can run inside a training step.
 
 Budgets are in [0, 1] pixel units (0.3 MNIST, 0.031 CIFAR-10 as the paper writes it).
-The paper's budgets are :data:`BUDGETS` (the whole protocol: :mod:`drrdn_lib.protocol`,
-docs/protocol.md). The registry of every attack by name (AutoAttack included) is
+The paper's budgets are ``drrdn_lib.protocol.BUDGETS`` (the whole protocol:
+:mod:`drrdn_lib.protocol`, docs/protocol.md). The registry of every attack by name (AutoAttack included) is
 :mod:`drrdn_lib.attack_registry`.
 
 Inputs are checked before anything runs (:mod:`drrdn_lib.validate`): finite float32
@@ -43,7 +43,7 @@ from torch import nn
 from .torch_utils import eval_mode
 from .validate import check_images, check_int, check_labels, check_logits, check_number, is_number
 
-__all__ = ["AttackBudget", "BUDGETS", "Attack", "FGSM", "PGD", "CWInf", "frozen_parameters",
+__all__ = ["AttackBudget", "Attack", "FGSM", "PGD", "CWInf", "frozen_parameters",
            "margin_loss", "check_input_gradient"]
 
 NORMS = ("Linf", "L2")
@@ -77,10 +77,10 @@ class AttackBudget:
     """The threat model of a training or evaluation attack.
 
     Attributes:
-        eps: radius of the L-inf ball, in [0, 1] pixel units (8/255, not 0.031).
+        eps: radius of the L-inf ball, in [0, 1] pixel units (0.3 MNIST, 0.031 CIFAR-10).
         step_size: PGD step, pixel units, > 0.
         steps: number of PGD iterations, >= 1.
-    Presets: ``AttackBudget.preset("cifar10", "eval")`` or :data:`BUDGETS`.
+    Presets: ``drrdn_lib.protocol.budget("cifar10", "eval")``.
     """
 
     eps: float
@@ -95,27 +95,6 @@ class AttackBudget:
     def to_dict(self) -> dict:
         """``{"eps", "step_size", "steps"}``."""
         return asdict(self)
-
-    @staticmethod
-    def preset(dataset: str, stage: str) -> "AttackBudget":
-        """The protocol's budget for ``dataset`` in {"mnist", "cifar10"} and ``stage`` in
-        {"train", "eval"} (the paper's, docs/protocol.md; MNIST: eps 0.3, PGD-40 step
-        0.01; CIFAR-10: eps 0.031, PGD-10 step 0.007 to train, PGD-40 step 0.003 to
-        evaluate)."""
-        key = f"{dataset}_{stage}"
-        if key not in BUDGETS:
-            raise ValueError(f"No budget preset {key!r}; choose one of {sorted(BUDGETS)}.")
-        return BUDGETS[key]
-
-
-#: The paper's PGD budgets (docs/protocol.md), keyed ``"<dataset>_<stage>"``; the whole
-#: protocol (optimiser, white-box and black-box attacks) is ``drrdn_lib.protocol``.
-BUDGETS: dict[str, AttackBudget] = {
-    "mnist_train": AttackBudget(0.3, 0.01, 40),
-    "mnist_eval": AttackBudget(0.3, 0.01, 40),
-    "cifar10_train": AttackBudget(0.031, 0.007, 10),
-    "cifar10_eval": AttackBudget(0.031, 0.003, 40),
-}
 
 
 # ------------------------------------------------------------------------- helpers

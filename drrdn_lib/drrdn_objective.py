@@ -250,7 +250,7 @@ class Algorithm1Update:
         """Minimise the weighted sum of ``losses`` over the step's parameters only."""
         total = sum((1.0 if k == "mi_statistic" else _weight(self.hyper, k)) * v
                     for k, v in losses.items())
-        check_finite(f"drrdn's {step} step", float(total.detach()), as_floats(terms))
+        check_finite(f"drrdn's {step} step", float(total.detach()), terms)
         params = self.params[step]
         grads = torch.autograd.grad(total, params, allow_unused=True)
         for param, grad in zip(params, grads):
@@ -270,7 +270,7 @@ class Algorithm1Update:
             if hyper["lambda_bc"]:
                 losses["bc"], accuracy = domain_loss(model.c_i, reps["z_s"].detach(), reps["z_i"])
                 terms.update(accuracy)
-            terms.update(losses)
+            terms.update({k: v.detach() for k, v in losses.items()})
             self._step("classify", losses, terms)
             if hyper["lambda_adv"] or hyper["lambda_ent"]:
                 self._disentangle(both, terms)
@@ -288,7 +288,7 @@ class Algorithm1Update:
         if self.hyper["lambda_ent"]:
             losses["ent"] = entropy_loss(frozen(self.model.c_s), reps["z_i"],
                                          self.hyper["entropy_form"])
-        terms.update(losses)
+        terms.update({k: v.detach() for k, v in losses.items()})
         self._step("disentangle", losses, terms)
 
     def _mi_and_reconstruction(self, both: torch.Tensor, terms: dict) -> None:
@@ -300,8 +300,10 @@ class Algorithm1Update:
             z_s, z_i = model.d_s(z), model.d_i(z)
             self._step("estimate_mi", {"mi_statistic": -mine_lower_bound(
                 model.mine, z_s.detach(), z_i.detach())}, terms)
-            terms["mi"] = mine_lower_bound(frozen(model.mine), z_s, z_i)
-            self._step("minimise_mi", {"mi": terms["mi"]}, terms)
+            mi = mine_lower_bound(frozen(model.mine), z_s, z_i)
+            terms["mi"] = mi.detach()
+            self._step("minimise_mi", {"mi": mi}, terms)
         if self.hyper["lambda_rec"]:
-            terms["rec"] = reconstruction_loss(model.r, model.d_s(z), model.d_i(z), z)
-            self._step("reconstruct", {"rec": terms["rec"]}, terms)
+            rec = reconstruction_loss(model.r, model.d_s(z), model.d_i(z), z)
+            terms["rec"] = rec.detach()
+            self._step("reconstruct", {"rec": rec}, terms)

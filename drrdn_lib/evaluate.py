@@ -3,7 +3,7 @@ case over attacks, and gradient-masking checks, in one JSON-ready record.
 
 Typical use::
 
-    attacks = protocol_attacks(AttackBudget.preset("cifar10", "eval"))
+    attacks = protocol_attacks(protocol.budget("cifar10", "eval"))
     record = evaluate(model, images, labels, attacks)
     record.to_json("runs/x/robustness.json")
 

@@ -23,7 +23,7 @@ from .bounds import BoundReport, estimate_bound
 from .data import load_dataset
 from .evaluate import EvaluationRecord, evaluate, protocol_attacks
 from .methods import hyper_defaults
-from .protocol import PAPER
+from .protocol import BUDGETS, PAPER
 from .torch_utils import model_device, predict_labels
 from .transfer import AccuracyCell, TransferResult, transfer_matrix
 from .results import REPO_ROOT
@@ -41,8 +41,7 @@ def _settings(family: str, model: str) -> dict:
     recipe = PAPER[family]
     return {"model": model, "lr": recipe.lr, "momentum": recipe.momentum,
             "weight_decay": recipe.weight_decay, "batch_size": recipe.batch_size,
-            "train": recipe.train,
-            "eval": AttackBudget(recipe.eps, recipe.eval_step, 40)}
+            "train": BUDGETS[f"{family}_train"], "eval": BUDGETS[f"{family}_eval"]}
 
 
 #: The settings the notebooks train with, per dataset family (mnist5k follows mnist): the

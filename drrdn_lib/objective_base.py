@@ -66,10 +66,11 @@ def keyword_defaults(objective) -> dict:
     return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
-def check_finite(name: str, value: float, terms: dict[str, float]) -> None:
-    """Raise :class:`NonFiniteLoss` if ``value`` (the loss ``name``) is NaN or infinite."""
+def check_finite(name: str, value: float, terms: dict) -> None:
+    """Raise :class:`NonFiniteLoss` if ``value`` (the loss ``name``) is NaN or infinite;
+    ``terms`` (floats or scalar tensors) are converted to floats only then."""
     if not math.isfinite(value):
-        raise NonFiniteLoss(f"{name} became {value}", terms)
+        raise NonFiniteLoss(f"{name} became {value}", {k: float(v) for k, v in terms.items()})
 
 
 class SingleLossUpdate:

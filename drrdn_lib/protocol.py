@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from .attacks import PGD, AttackBudget, CWInf
 
-__all__ = ["Recipe", "PAPER", "MILESTONE_FRACTIONS", "paper_recipe", "milestones",
-           "white_box_attacks", "WHITE_BOX_NAMES"]
+__all__ = ["Recipe", "PAPER", "BUDGETS", "MILESTONE_FRACTIONS", "paper_recipe", "budget",
+           "milestones", "white_box_attacks", "WHITE_BOX_NAMES"]
 
 #: the paper's lr decay (x0.1) after epochs 55, 75 and 90 of 100, as fractions
 MILESTONE_FRACTIONS = (0.55, 0.75, 0.90)
@@ -54,6 +54,24 @@ PAPER = {
     "cifar10": Recipe(model="wrn28_10", train=AttackBudget(0.031, 0.007, 10), eval_step=0.003,
                       black_box=AttackBudget(0.031, 0.003, 20), lr=0.1, weight_decay=2e-4),
 }
+
+
+#: The paper's PGD budgets keyed ``"<dataset>_<stage>"``: ``train`` (the training attack) and
+#: ``eval`` (PGD-40 at the evaluation step: validation and the notebooks' PGD column)
+BUDGETS: dict[str, AttackBudget] = {
+    f"{name}_{stage}": (recipe.train if stage == "train"
+                        else AttackBudget(recipe.eps, recipe.eval_step, 40))
+    for name, recipe in PAPER.items() for stage in ("train", "eval")}
+
+
+def budget(dataset: str, stage: str) -> AttackBudget:
+    """The paper's PGD budget for ``dataset`` in {"mnist", "cifar10"} and ``stage`` in
+    {"train", "eval"} (MNIST: eps 0.3, PGD-40 step 0.01; CIFAR-10: eps 0.031, PGD-10 step
+    0.007 to train, PGD-40 step 0.003 to evaluate)."""
+    key = f"{dataset}_{stage}"
+    if key not in BUDGETS:
+        raise ValueError(f"No budget preset {key!r}; choose one of {sorted(BUDGETS)}.")
+    return BUDGETS[key]
 
 
 def paper_recipe(dataset: str) -> Recipe:

@@ -13,7 +13,8 @@ from hypothesis import given, settings, strategies as st
 from torch import nn
 
 from drrdn_lib.attack_registry import ATTACKS, make_attack
-from drrdn_lib.attacks import BUDGETS, FGSM, PGD, AttackBudget, CWInf, margin_loss
+from drrdn_lib.protocol import BUDGETS, budget
+from drrdn_lib.attacks import FGSM, PGD, AttackBudget, CWInf, margin_loss
 from drrdn_lib.autoattack_adapter import AutoAttackAdapter, AutoAttackCheckWarning
 
 from tiny import N_CLASSES, SIDE, synthetic, train_tiny
@@ -191,7 +192,7 @@ def test_attack_works_inside_no_grad(trained):
     (lambda: AttackBudget(0.3, 0, 10), r"step_size=0 must be"),
     (lambda: AttackBudget(0.3, 0.01, 0), r"steps=0"),
     (lambda: make_attack("deepfool", eps=0.3), r"'deepfool'.*autoattack.*pgd"),
-    (lambda: AttackBudget.preset("svhn", "eval"), r"svhn_eval.*cifar10_eval"),
+    (lambda: budget("svhn", "eval"), r"svhn_eval.*cifar10_eval"),
     (lambda: AutoAttackAdapter(8 / 255, n_iter=10), r"n_iter.*version='custom'"),
     (lambda: AutoAttackAdapter(8 / 255, version="rand"), r"version='rand'"),
     (lambda: AutoAttackAdapter(8 / 255, version="custom", attacks=["pgd"]), r"\['pgd'\]"),
@@ -234,7 +235,7 @@ def test_empty_batch_and_zero_eps():
 def test_protocol_budgets():
     assert BUDGETS["mnist_eval"] == AttackBudget(0.3, 0.01, 40) == BUDGETS["mnist_train"]
     assert BUDGETS["cifar10_train"] == AttackBudget(0.031, 0.007, 10)  # the paper's, not 8/255
-    assert AttackBudget.preset("cifar10", "eval") == AttackBudget(0.031, 0.003, 40)
+    assert budget("cifar10", "eval") == AttackBudget(0.031, 0.003, 40)
     assert BUDGETS["cifar10_eval"].to_dict() == {"eps": 0.031, "step_size": 0.003, "steps": 40}
 
 

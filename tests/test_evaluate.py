@@ -10,6 +10,7 @@ from torch import nn
 from drrdn_lib.attacks import FGSM, PGD, AttackBudget, CWInf
 from drrdn_lib.autoattack_adapter import AutoAttackAdapter
 from drrdn_lib.evaluate import EvaluationRecord, evaluate, protocol_attacks
+from drrdn_lib.protocol import budget
 from drrdn_lib.masking_checks import (ALL_CHECKS, CHEAP_CHECKS, GradientMaskingWarning,
                                       gradient_masking_checks)
 
@@ -159,7 +160,7 @@ def test_cheap_checks_and_the_standalone_function(trained):
 
 
 def test_standard_autoattack_in_protocol_attacks():
-    attacks = protocol_attacks(AttackBudget.preset("cifar10", "eval"))
+    attacks = protocol_attacks(budget("cifar10", "eval"))
     assert isinstance(attacks["fgsm"], FGSM) and isinstance(attacks["cw"], CWInf)
     assert attacks["pgd"].steps == 40 and attacks["pgd"].step_size == 0.003  # the paper's PGD-40
     assert attacks["autoattack"].config()["standard"] is True

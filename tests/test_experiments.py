@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from drrdn_lib import experiments
-from drrdn_lib.attacks import BUDGETS, AttackBudget
+from drrdn_lib.attacks import AttackBudget
+from drrdn_lib.protocol import BUDGETS
 
 
 def test_protocol_presets_follow_docs():
