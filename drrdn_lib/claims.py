@@ -84,8 +84,7 @@ def _robustness_sentences(acc: dict, n: int, baseline: str = "standard") -> list
             continue
         line = f"{m}: clean {_acc(cell(a['clean']))}, worst case {_acc(cell(a['worst_case']))}"
         if m != baseline and learned.get(baseline):
-            verdict = {"within noise": "within noise of", "higher": "higher than",
-                       "lower": "lower than"}[_versus(cell(a["worst_case"]), cell(acc[baseline]["worst_case"]))]
+            verdict = _relation(cell(a["worst_case"]), cell(acc[baseline]["worst_case"]))
             line += f": worst case {verdict} {baseline}'s"
         out.append(line + ".")
     return out
@@ -159,6 +158,12 @@ def _overlap(a: dict, b: dict) -> bool:
 
 def _versus(a: dict, b: dict) -> str:
     return "within noise" if _overlap(a, b) else ("higher" if a["value"] > b["value"] else "lower")
+
+
+def _relation(a: dict, b: dict) -> str:
+    """:func:`_versus` as a relation to name ``b`` after: "within noise of", "higher than"..."""
+    return {"within noise": "within noise of", "higher": "higher than",
+            "lower": "lower than"}[_versus(a, b)]
 
 
 def _scale_sentence(m: dict) -> str:
@@ -281,8 +286,7 @@ def ablation(m: dict) -> list[str]:
                        f"{_acc(cells[(v, 'clean')])}); not compared.")
             continue
         mine = cells[(v, "worst_case")]
-        verdict = {"within noise": "within noise of", "higher": "higher than",
-                   "lower": "lower than"}[_versus(mine, full)]
+        verdict = _relation(mine, full)
         out.append(f"{v}: worst case {_acc(mine)}, {verdict} {FULL_DRRDN}'s "
                    f"(clean {_acc(cells[(v, 'clean')])}).")
     return out
