@@ -48,9 +48,11 @@ def plot_bound_terms(records, x: str = "method", ax=None):
                      errorbar="sd", ax=ax)
     else:
         sns.barplot(data=long, x=x, y="value", hue="term", errorbar="sd", ax=ax)
+    ax.axhline(1.0, color="black", lw=0.8, label="1: a bound above it is vacuous")
     ax.set_ylabel("fraction (bound terms)")
     ax.set_title("err_A <= err_N + divergence / 2 + lambda*")
-    ax.legend(title=None, fontsize="small")
+    ax.legend(title=None, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              frameon=False)
     return ax.figure
 
 

@@ -65,14 +65,29 @@ for m, r in runs.items():
                                             pgd_steps=eval_steps, autoattack=autoattack,
                                             seed=seed, eps=eps)
 table = pd.DataFrame({m: rec.summary() for m, rec in records.items()}).T
-table.round(3)
+n_test = len(next(iter(records.values())).per_example["clean"])
+labels = {c: experiments.attack_label(c, autoattack) if c != "pgd" else f"PGD-{eval_steps}"
+          for c in table.columns}
+labels.update(cw=f"CW-{eval_steps}", worst_case="worst case over every attack")
+summary = experiments.summarise_accuracies(table.reset_index(names="method").assign(seed=seed),
+                                           "method", list(table.columns), n_test)
+shown = summary.assign(accuracy=[experiments.format_accuracy(r.value, r.lo, r.hi, r.kind, r.n)
+                                 for r in summary.itertuples()])
+shown = shown.pivot(index="model", columns="column", values="accuracy").loc[methods, list(table.columns)]
+shown.rename(index=experiments.MODEL_LABELS, columns=labels)
 
 # %%
-sns.set_theme(style="whitegrid")
-long = table.reset_index(names="method").melt(id_vars="method", var_name="evaluation", value_name="accuracy")
-fig, ax = plt.subplots(figsize=(7, 3.5))
-sns.barplot(data=long, x="evaluation", y="accuracy", hue="method", ax=ax)
-ax.set(ylim=(0, 1), title=f"{dataset}, eps={eps}")
+fig, ax = plt.subplots(figsize=(9, 3.8))
+columns = list(table.columns)
+for offset, (method, part) in zip((-0.2, 0.0, 0.2), summary.groupby("model", sort=False)):
+    xs = [columns.index(c) + offset for c in part.column]
+    ax.errorbar(xs, part.value, yerr=[part.value - part.lo, part.hi - part.value], fmt="o",
+                capsize=3, label=experiments.MODEL_LABELS.get(method, method))
+ax.axhline(1.0, color="black", lw=0.8)
+ax.set_xticks(range(len(columns)), [labels[c].replace(" (", "\n(").replace(" over every", "\nover every") for c in columns], fontsize=8)
+ax.set(ylim=(0, 1.05), ylabel="test accuracy (95% Wilson interval)",
+       title=f"CI scale: {dataset}, {train_limit} training images, eps {eps}, {n_test} test images")
+ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
 results.save_figure(fig, out, "accuracy");
 
 # %% [markdown]
@@ -95,7 +110,7 @@ metrics = {"parameters": {k: v for k, v in dict(dataset=dataset, methods=methods
            "accuracy": table.to_dict("index"),
            "evaluations": {m: rec.to_dict() for m, rec in records.items()},
            "bound_drrdn": report.to_record("mlp"),
-           "n_test": len(next(iter(records.values())).per_example["clean"])}
+           "n_test": n_test}
 metrics["claims"] = claims.describe(NAME, metrics)
 results.save_metrics(out, metrics)
 display(Markdown("\n".join(f"- {c}" for c in metrics["claims"])))
