@@ -77,14 +77,14 @@ shown = shown.pivot(index="model", columns="column", values="accuracy").loc[meth
 shown.rename(index=experiments.MODEL_LABELS, columns=labels)
 
 # %%
-fig, ax = plt.subplots(figsize=(9, 3.8))
+fig, ax = plt.subplots(figsize=(10, 4))
 columns = list(table.columns)
 for offset, (method, part) in zip((-0.2, 0.0, 0.2), summary.groupby("model", sort=False)):
     xs = [columns.index(c) + offset for c in part.column]
     ax.errorbar(xs, part.value, yerr=[part.value - part.lo, part.hi - part.value], fmt="o",
                 capsize=3, label=experiments.MODEL_LABELS.get(method, method))
 ax.axhline(1.0, color="black", lw=0.8)
-ax.set_xticks(range(len(columns)), [labels[c].replace(" (", "\n(").replace(" over every", "\nover every") for c in columns], fontsize=8)
+ax.set_xticks(range(len(columns)), [labels[c].replace(" (", "\n(").replace(" over every", "\nover every").replace(", 10", ",\n10") for c in columns], fontsize=8)
 ax.set(ylim=(0, 1.05), ylabel="test accuracy (95% Wilson interval)",
        title=f"CI scale: {dataset}, {train_limit} training images, eps {eps}, {n_test} test images")
 ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
