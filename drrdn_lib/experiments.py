@@ -82,19 +82,23 @@ def protocol(dataset: str) -> dict:
 def training_kw(*, epochs: int, train_limit: int | None = None, batch_size: int = 128,
                 eps: float | None = None, train_steps: int | None = None, lr: float | None = None,
                 model: str | None = None, device: str = "cpu", data_dir=None,
-                keep_every: int | None = None) -> dict:
+                keep_every: int | None = None, bf16: bool = False,
+                channels_last: bool = False, eps_ramp_epochs: float = 0) -> dict:
     """The :func:`make_config` keyword arguments of a notebook's ``parameters`` cell, one rule
     for every notebook so that their equal settings give one shared run.
 
     A ``train_limit`` subset validates on 200 examples (else the whole val split) with the
     training PGD; ``lr``/``model`` None keep the protocol's; ``keep_every`` None keeps the
     weights of about 8 evenly spaced epochs (every epoch up to 8 epochs), for the
-    bound-over-training plot of notebook 04.
+    bound-over-training plot of notebook 04. ``bf16``, ``channels_last`` and
+    ``eps_ramp_epochs`` are the TrainConfig fields (part of the run's identity).
     """
     kw = dict(epochs=epochs, train_limit=train_limit, val_limit=200 if train_limit else None,
               batch_size=batch_size, eps=eps, train_steps=train_steps, val_steps=train_steps,
               device=device, data_dir=data_dir, progress=False,
-              keep_every=max(1, epochs // 8) if keep_every is None else keep_every)
+              keep_every=max(1, epochs // 8) if keep_every is None else keep_every,
+              bf16=bool(bf16), channels_last=bool(channels_last),
+              eps_ramp_epochs=eps_ramp_epochs)
     kw.update({k: v for k, v in (("lr", lr), ("model", model)) if v is not None})
     return kw
 
@@ -253,6 +257,30 @@ MODEL_LABELS = {"standard": "Standard", "pgd_at": "Madry (PGD-AT)", "trades": "T
                 "mart": "MART", "drrdn": "DRRDN"}
 #: what a reader sees for the reduced AutoAttack of :data:`FAST_AUTOATTACK`
 REDUCED_AUTOATTACK_LABEL = "reduced AutoAttack (APGD-CE + APGD-T, 10 iterations)"
+
+
+def train_for_notebook(methods, dataset: str, seeds, *, epochs: int, train_limit=None,
+                       batch_size: int = 128, eps=None, train_steps=None, lr=None, model=None,
+                       device: str = "cpu", data_dir=None, init_from_standard: bool = False,
+                       finetune_epochs: int = 1, finetune_lr=None, hyper_by_method=None,
+                       bf16: bool = False, channels_last: bool = False,
+                       eps_ramp_epochs: float = 0) -> dict[tuple[str, int], TrainResult]:
+    """The training of the main-results notebook from its parameters, one home for the
+    notebook and for ``scripts/train_main_runs.py`` (which trains the same runs in the
+    background, so that the notebook then loads them): every method from scratch
+    (:func:`train_grid`), or, with ``init_from_standard`` (CI), fine-tuned from one Standard
+    run (:func:`train_grid_from_standard`). Returns ``{(method, seed): TrainResult}``."""
+    speed = dict(bf16=bf16, channels_last=channels_last, eps_ramp_epochs=eps_ramp_epochs)
+    common = training_kw(epochs=epochs, train_limit=train_limit, batch_size=batch_size, eps=eps,
+                         train_steps=train_steps, lr=lr, model=model, device=device,
+                         data_dir=data_dir, **speed)
+    if not init_from_standard:
+        return train_grid(methods, dataset, seeds, hyper_by_method=hyper_by_method, **common)
+    finetune = training_kw(epochs=finetune_epochs, train_limit=train_limit, batch_size=batch_size,
+                           eps=eps, train_steps=train_steps, lr=finetune_lr, model=model,
+                           device=device, data_dir=data_dir, **speed)
+    return train_grid_from_standard(methods, dataset, seeds, pretrain_kw=common,
+                                    finetune_kw=finetune, hyper_by_method=hyper_by_method)
 
 
 def train_grid_from_standard(methods, dataset: str, seeds, *, pretrain_kw: dict,

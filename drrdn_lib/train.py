@@ -8,8 +8,9 @@ never the test set) and the last weights, and writes into ``config.out_dir``:
 
 - ``config.json``: the full configuration;
 - ``metrics.json``: the per-epoch log (every loss term, learning rate, validation
-  accuracies, seconds), the best and last epochs and the run's status; rewritten
-  atomically after every epoch;
+  accuracies, seconds of training and of validation), the best and last epochs, the run's
+  status and its provenance (``drrdn_lib.provenance``: one entry per process that trained
+  part of it, with the epochs it trained); rewritten atomically after every epoch;
 - ``checkpoint_last.pt``: model, every optimiser and scheduler of the method's update
   (``drrdn_lib.objective_base``; DRRDN has one per step of Algorithm 1), every RNG state and the log,
   written atomically after every epoch, so that ``train(config, resume=True)`` after a
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .provenance import provenance
 from .files import FolderLocked, folder_lock, save_torch_atomic, write_json_atomic
 from .objective_base import NonFiniteLoss
 from .train_config import ConfigError, TrainConfig
@@ -239,7 +241,8 @@ def load_model(run_dir: str | os.PathLike, which: str | int = "best", device="cp
 
 
 def _write_metrics(out_dir: Path | None, config: TrainConfig, history: list,
-                   best_epoch: int | None, status: str, error: str | None = None) -> None:
+                   best_epoch: int | None, status: str, error: str | None = None,
+                   sessions: list | None = None) -> None:
     if out_dir is None:
         return
     by_epoch = {h["epoch"]: h for h in history}
@@ -247,7 +250,10 @@ def _write_metrics(out_dir: Path | None, config: TrainConfig, history: list,
         "status": status, "method": config.method, "model": config.model,
         "dataset": config.dataset, "seed": config.seed, "epochs_done": len(history),
         "epochs": config.epochs, "history": history, "error": error,
-        "best": by_epoch.get(best_epoch), "last": history[-1] if history else None})
+        "best": by_epoch.get(best_epoch), "last": history[-1] if history else None,
+        "wall_seconds": {"train": sum(h.get("seconds", 0.0) for h in history),
+                         "validation": sum(h.get("val_seconds", 0.0) for h in history)},
+        "provenance": sessions or []})
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -324,9 +330,12 @@ class _Run:
         self.best_epoch: int | None = None
         self.best_state: dict | None = None
         self.start_epoch = 0
+        self.sessions: list[dict] = []  # provenance of each process that trained this run
         if config.init_from is not None:
             init_weights_from(self.model, config.init_from)
         self._prepare_out_dir(resume)
+        self.sessions.append({**provenance(config.device, "bfloat16" if config.bf16 else "float32"),
+                              "first_epoch": self.start_epoch + 1})
         if config.compile:
             self.model.compile()  # in place: state_dict names and the class are kept
 
@@ -361,6 +370,7 @@ class _Run:
             self.schedulers[name].load_state_dict(schedulers[name])
         _set_rng_state(checkpoint["rng"], self.order)
         self.history = list(checkpoint["history"])
+        self.sessions = list(checkpoint.get("sessions", []))
         self.start_epoch = checkpoint["epoch"]
         self.best_epoch = checkpoint["best_epoch"]
         if self.best_epoch == self.start_epoch:  # the best file may predate a crash: rewrite
@@ -388,7 +398,8 @@ class _Run:
                       "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
                       "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
                       "rng": _rng_state(self.order),
-                      "history": self.history, "best_epoch": self.best_epoch},
+                      "history": self.history, "best_epoch": self.best_epoch,
+                      "sessions": self.sessions},
                      self.out_dir / LAST)
         if self.best_epoch == epoch:
             save_torch_atomic({**common, "model": self.best_state,
@@ -396,7 +407,8 @@ class _Run:
         if self.config.keep_every and epoch % self.config.keep_every == 0:
             save_torch_atomic({**common, "model": self.model.state_dict(),
                           "metrics": self.history[-1]}, self.out_dir / EPOCH.format(epoch))
-        _write_metrics(self.out_dir, self.config, self.history, self.best_epoch, "running")
+        _write_metrics(self.out_dir, self.config, self.history, self.best_epoch, "running",
+                       sessions=self.sessions)
 
 
 def _optimizer_states(checkpoint: dict) -> tuple[dict, dict]:
@@ -412,12 +424,23 @@ def _cpu_copy(state: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- epochs
+def ramped_budget(budget, ramp_epochs: float, progress: float):
+    """``budget`` with eps scaled by min(1, progress / ramp_epochs), where ``progress`` is
+    the epochs done by the end of this batch (e.g. 0.5 halfway through the first); the
+    full budget when ``ramp_epochs`` is 0. Step size and steps are unchanged."""
+    if ramp_epochs <= 0 or progress >= ramp_epochs:
+        return budget
+    return dataclasses.replace(budget, eps=budget.eps * progress / ramp_epochs)
+
+
 def _train_epoch(run: _Run, epoch: int, bar) -> dict[str, float]:
     """One pass over the training set; returns the mean of every term (weighted by batch)."""
     config, sums, seen = run.config, {}, 0
     run.model.train()
     autocast = torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=config.bf16)
-    for index, batch in enumerate(_batches(len(run.train_y), config.batch_size, run.order)):
+    batches = _batches(len(run.train_y), config.batch_size, run.order)
+    for index, batch in enumerate(batches):
+        budget = ramped_budget(run.budget, config.eps_ramp_epochs, epoch + (index + 1) / len(batches))
         batch = batch.to(run.device)
         images, labels = run.train_x[batch], run.train_y[batch]
         if config.resolved_augment():
@@ -426,7 +449,7 @@ def _train_epoch(run: _Run, epoch: int, bar) -> dict[str, float]:
             images = images.contiguous(memory_format=torch.channels_last)
         try:
             with autocast:
-                terms = run.update(images, labels, run.budget)
+                terms = run.update(images, labels, budget)
         except NonFiniteLoss as error:
             raise TrainingDiverged(
                 f"{config.method}: {error} at epoch {epoch + 1}, batch {index + 1} (terms "
@@ -448,10 +471,12 @@ def _end_epoch(run: _Run, epoch: int, train_terms: dict, seconds: float) -> dict
     lr = next(iter(run.optimizers.values())).param_groups[0]["lr"]
     for scheduler in run.schedulers.values():
         scheduler.step()
+    started = time.perf_counter()
     clean, robust = evaluate_accuracy(run.model, run.val_x, run.val_y, run.val_attack,
                                       run.config.eval_batch_size)
     entry = {"epoch": epoch + 1, "lr": lr, **train_terms, "val_clean_acc": clean,
-             "val_robust_acc": robust, "seconds": seconds}
+             "val_robust_acc": robust, "seconds": seconds,
+             "val_seconds": time.perf_counter() - started}
     run.history.append(entry)
     key = "val_robust_acc" if run.config.resolved_select_on() == "robust" else "val_clean_acc"
     best = None if run.best_epoch is None else run.history[run.best_epoch - 1]
@@ -486,7 +511,8 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     with _run_folder_lock(config, resume):
         run = _Run(config, resume)
         _train_epochs(run, config)
-        _write_metrics(run.out_dir, config, run.history, run.best_epoch, "finished")
+        _write_metrics(run.out_dir, config, run.history, run.best_epoch, "finished",
+                       sessions=run.sessions)
         return _result(run)
 
 
@@ -518,7 +544,7 @@ def _train_epochs(run: _Run, config: TrainConfig) -> None:
                 terms = _train_epoch(run, epoch, bar)
             except TrainingDiverged as error:
                 _write_metrics(run.out_dir, config, run.history, run.best_epoch, "diverged",
-                               str(error))
+                               str(error), sessions=run.sessions)
                 raise
             _end_epoch(run, epoch, terms, time.perf_counter() - started)
     finally:

@@ -49,6 +49,8 @@ TINY = dict(method="pgd_at", epochs=2, batch_size=32, lr=0.05, train_eps=0.2,
     ({"select_on": "loss"}, "select_on='loss'"),
     ({"init_from": "/nonexistent/run"}, "init_from='/nonexistent/run' does not exist"),
     ({"keep_every": -1}, "keep_every=-1 must be an integer >= 0"),
+    ({"eps_ramp_epochs": 3}, "eps_ramp_epochs=3 must be a number in \\[0, epochs=2\\]"),
+    ({"eps_ramp_epochs": -1}, "eps_ramp_epochs=-1 must be a number"),
     ({"seed": 1.5}, "seed=1.5 must be an integer >= 0"),
     ({"seed": "3"}, "seed='3' must be an integer >= 0"),
     ({"model_kwargs": {"dropoutt": 0.1}}, "do not fit model 'smallcnn'.*unexpected keyword argument 'dropoutt'"),
@@ -78,7 +80,7 @@ def test_default_milestones_and_config_roundtrip():
 
 # ----------------------------------------------------------------------------- runs
 def _strip(history):
-    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+    return [{k: v for k, v in h.items() if not k.endswith("seconds")} for h in history]
 
 
 def test_same_seed_same_numbers_and_files(tmp_path):
@@ -292,3 +294,45 @@ def test_bad_checkpoints_get_one_clear_message(tmp_path, content, message):
         with pytest.raises(CheckpointError, match=message) as error:
             read()
         assert str(path) in str(error.value) and "weights_only" not in str(error.value)
+
+
+# ----------------------------------------------------------------------------- eps ramp
+def test_ramped_budget_grows_linearly_then_stays():
+    from drrdn_lib.attacks import AttackBudget
+    from drrdn_lib.train import ramped_budget
+    full = AttackBudget(0.3, 0.01, 40)
+    assert ramped_budget(full, 0, 0.1) is full
+    half = ramped_budget(full, 2, 1.0)
+    assert half.eps == pytest.approx(0.15) and (half.step_size, half.steps) == (0.01, 40)
+    assert ramped_budget(full, 2, 2.0) == full and ramped_budget(full, 2, 5.5) == full
+
+
+def test_eps_ramp_reaches_the_update_batch_by_batch(monkeypatch):
+    """With a one-epoch ramp the first epoch's batches see eps growing to train_eps; the
+    second epoch sees train_eps throughout; the ramp is in the run's identity only when set."""
+    seen = []
+    original = methods.make_update
+
+    def recording(*args, **kwargs):
+        update = original(*args, **kwargs)
+
+        def wrapped(images, labels, budget):
+            seen.append(budget.eps)
+            return update(images, labels, budget)
+        wrapped.optimizers = update.optimizers
+        return wrapped
+    monkeypatch.setattr(methods, "make_update", recording)
+    train(TrainConfig(**{**TINY, "eps_ramp_epochs": 1}))
+    assert seen[:3] == pytest.approx([0.2 / 3, 0.4 / 3, 0.2]) and seen[3:] == [0.2] * 3
+    assert "eps_ramp_epochs" not in TrainConfig(**TINY).to_dict()  # old run hashes kept
+    assert TrainConfig(**{**TINY, "eps_ramp_epochs": 1}).to_dict()["eps_ramp_epochs"] == 1
+
+
+def test_metrics_carry_provenance_and_wall_time(tmp_path):
+    train(TrainConfig(**{**TINY, "epochs": 1, "bf16": True, "out_dir": str(tmp_path)}))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    (session,) = metrics["provenance"]
+    assert session["precision"] == "bfloat16" and session["first_epoch"] == 1
+    assert session["torch"] == torch.__version__ and session["threads"] >= 1
+    assert session["commit"] != "" and session["device"] == "cpu" and session["device_name"]
+    assert metrics["wall_seconds"]["train"] > 0 and metrics["wall_seconds"]["validation"] > 0

@@ -36,6 +36,9 @@ init_from_standard = True   # CI: every method fine-tunes one Standard run (see 
 finetune_epochs = 1
 finetune_lr = 0.005
 hyper_by_method = {"trades": {"beta": 1.0}, "mart": {"beta": 1.0}}  # {}: beta 6 (their papers)
+eps_ramp_epochs = 0     # training eps grows from 0 over this many epochs (cpu scale: 1)
+bf16 = False            # train under bfloat16 autocast (evaluation attacks stay float32)
+channels_last = False   # NHWC memory format (faster convolutions on CPU)
 attack_steps = [10, 20]     # None: the paper's PGD/CW-40 and -100
 black_box_steps = 10        # None: the paper's surrogate PGD-40 (MNIST) / PGD-20 (CIFAR-10)
 eval_limit = 100        # test examples (None: all 10,000)
@@ -79,17 +82,12 @@ scale = ("the protocol's scale" if paper_scale else
 # what it reaches from scratch. The cpu/paper files train every method from scratch.
 
 # %%
-common = experiments.training_kw(epochs=epochs, train_limit=train_limit, batch_size=batch_size,
-                                 eps=eps, train_steps=train_steps, lr=lr, model=model,
-                                 device=device, data_dir=data_dir)
-if init_from_standard:
-    finetune = experiments.training_kw(epochs=finetune_epochs, train_limit=train_limit,
-                                       batch_size=batch_size, eps=eps, train_steps=train_steps,
-                                       lr=finetune_lr, model=model, device=device, data_dir=data_dir)
-    runs = experiments.train_grid_from_standard(methods, dataset, seeds, pretrain_kw=common,
-                                                finetune_kw=finetune, hyper_by_method=hyper_by_method)
-else:
-    runs = experiments.train_grid(methods, dataset, seeds, hyper_by_method=hyper_by_method, **common)
+runs = experiments.train_for_notebook(
+    methods, dataset, seeds, epochs=epochs, train_limit=train_limit, batch_size=batch_size,
+    eps=eps, train_steps=train_steps, lr=lr, model=model, device=device, data_dir=data_dir,
+    init_from_standard=init_from_standard, finetune_epochs=finetune_epochs,
+    finetune_lr=finetune_lr, hyper_by_method=hyper_by_method, bf16=bf16,
+    channels_last=channels_last, eps_ramp_epochs=eps_ramp_epochs)
 training = pd.DataFrame([{"model": names[m], "seed": s, "started from": "Standard run" if r.config.init_from else "random",
                           "epochs": r.config.epochs, "lr": r.config.lr, "hyper": r.config.hyper or "",
                           "best epoch": r.best["epoch"], "val natural": r.best["val_clean_acc"],

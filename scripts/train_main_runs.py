@@ -1,0 +1,56 @@
+"""Train the runs of the main-results notebook (02) for a parameter file, in the
+background and resumably, so that the notebook then loads them instead of training.
+
+    nohup python scripts/train_main_runs.py notebooks/params/02_main_results/cpu.yaml \\
+        > results/train_cpu.log 2>&1 &
+
+Each run is a :func:`drrdn_lib.experiments.shared_run` folder under results/runs/: killed
+and started again, the command continues every run from its last epoch (a finished run is
+only loaded). One line per finished run is printed; ``metrics.json`` in each run folder
+has the learning curve so far.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from drrdn_lib import experiments  # noqa: E402
+from drrdn_lib.notebook_params import check_parameters, declared_parameters  # noqa: E402
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "02_main_results.ipynb"
+TRAINING = ("methods", "seeds", "epochs", "train_limit", "batch_size", "eps", "train_steps",
+            "lr", "model", "device", "data_dir", "init_from_standard", "finetune_epochs",
+            "finetune_lr", "hyper_by_method", "bf16", "channels_last", "eps_ramp_epochs")
+
+
+def parameters(path: str) -> dict:
+    """The notebook's defaults overridden by the YAML file (checked as papermill would)."""
+    values = yaml.safe_load(Path(path).read_text()) or {}
+    check_parameters(NOTEBOOK, values, where=str(path))
+    declared = {k: d.default for k, d in declared_parameters(NOTEBOOK).items()}
+    return {**declared, **values}
+
+
+def main(argv=None) -> None:
+    args = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    args.add_argument("params", help="a notebooks/params/02_main_results/*.yaml file")
+    params = parameters(args.parse_args(argv).params)
+    started = time.perf_counter()
+    kw = {k: params[k] for k in TRAINING if k not in ("methods", "seeds")}
+    for method in params["methods"]:  # one at a time, so each finished run is reported
+        for seed in params["seeds"]:
+            run = experiments.train_for_notebook([method], params["dataset"], [seed], **kw)
+            result = run[(method, seed)]
+            print(f"{method} seed {seed}: best epoch {result.best['epoch']}, val clean "
+                  f"{result.best['val_clean_acc']:.4f}, val PGD {result.best['val_robust_acc']:.4f}"
+                  f" ({result.out_dir}; {time.perf_counter() - started:.0f} s so far)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
