@@ -89,9 +89,11 @@ def round_robin(cases: dict[str, Callable[[], object]], repeats: int, device: st
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def matmul_flops(n: int = 2048, repeats: int = 7, device: str = "cpu") -> float:
-    """Dense float32 matmul FLOP/s (2 n^3 per product), median of ``repeats``."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+def matmul_flops(n: int = 2048, repeats: int = 7, device: str = "cpu",
+                 dtype: torch.dtype = torch.float32) -> float:
+    """Dense matmul FLOP/s in ``dtype`` (2 n^3 per product), median of ``repeats``."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
     seconds = round_robin({"mm": lambda: a @ b}, repeats, device, warmup=2)["mm"]
     return 2 * n ** 3 / seconds
 
@@ -144,12 +146,15 @@ def attacks_unfrozen(enabled: bool = True):
 class Step:
     """One training step of a variant as the training loop takes it: the method's update
     (``methods.make_update``: its inner attack, backward passes and SGD steps; DRRDN's
-    Algorithm 1 takes five), on a fixed model, batch and attack budget."""
+    Algorithm 1 takes five), on a fixed model, batch and attack budget; with ``bf16`` under
+    bfloat16 autocast as ``TrainConfig.bf16`` runs it (weights and optimiser float32)."""
 
     def __init__(self, variant: str, model: str, images, labels, budget, device: str = "cpu",
-                 channels_last: bool = False, compile: bool = False, unfrozen: bool = False):
+                 channels_last: bool = False, compile: bool = False, unfrozen: bool = False,
+                 bf16: bool = False):
         self.method, self.hyper = VARIANTS[variant]
-        self.unfrozen = unfrozen
+        self.unfrozen, self.bf16 = unfrozen, bf16
+        self.device_type = torch.device(device).type
         self.model = build(self.method, model, images.shape[1], device, channels_last, compile)
         self.update = make_update(self.method, self.model, lambda groups: torch.optim.SGD(
             groups, lr=0.01, momentum=0.9), self.hyper)
@@ -158,5 +163,6 @@ class Step:
         self.images, self.labels, self.budget = images, labels, budget
 
     def __call__(self) -> float:
-        with attacks_unfrozen(self.unfrozen):
+        autocast = torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.bf16)
+        with attacks_unfrozen(self.unfrozen), autocast:
             return self.update(self.images, self.labels, self.budget)["loss"]

@@ -7,7 +7,13 @@ forward and input-gradient passes included; matmuls and convolutions only, so
 elementwise work such as batch norm and ReLU is time without counted FLOPs), the median
 seconds per step (round-robin), and the achieved fraction = step FLOPs / step seconds /
 matmul FLOP/s. Each method runs in every ``--variants`` setting: ``eager``,
-``cl`` (channels_last), ``compile`` (torch.compile of the model), ``cl+compile``.
+``cl`` (channels_last), ``compile`` (torch.compile of the model), ``cl+compile``, and the
+bfloat16-autocast ones ``bf16``, ``cl+bf16``, ``cl+compile+bf16``. The limit is measured in
+float32 and in bfloat16; a bf16 setting's fraction is of the bfloat16 limit, and the
+last column gives its speed-up over float32 eager.
+
+    python benchmarks/bench_flops.py --model smallcnn --dataset mnist --steps 40 \
+        --methods pgd_at,trades,drrdn --variants eager,cl,bf16,cl+bf16 --threads 2
 
     python benchmarks/bench_flops.py --model preact_resnet18 --dataset cifar10 \\
         --batch-size 32 --steps 2 --methods standard,pgd_at,drrdn
@@ -28,8 +34,10 @@ from drrdn_lib.attacks import AttackBudget
 
 PROTOCOL = {name: (paper_recipe(name).train.eps, paper_recipe(name).train.step_size)
             for name in ("mnist", "mnist5k", "cifar10")}  # eps, training PGD step (the paper's)
-SETTINGS = {"eager": (False, False), "cl": (True, False), "compile": (False, True),
-            "cl+compile": (True, True)}
+SETTINGS = {"eager": (False, False, False), "cl": (True, False, False),  # channels_last,
+            "compile": (False, True, False), "cl+compile": (True, True, False),  # compile,
+            "bf16": (False, False, True), "cl+bf16": (True, False, True),  # bf16 autocast
+            "cl+compile+bf16": (True, True, True)}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -76,9 +84,9 @@ def make_steps(args, images, labels, budget) -> tuple[dict, dict, dict]:
     steps, flops, compile_s = {}, {}, {}
     for method in args.methods.split(","):
         for setting in args.variants.split(","):
-            channels_last, compile = SETTINGS[setting]
+            channels_last, compile, bf16 = SETTINGS[setting]
             step = Step(method, args.model, images, labels, budget, args.device,
-                        channels_last, compile)
+                        channels_last, compile, bf16=bf16)
             name = f"{method}/{setting}"
             if compile:
                 start = time.perf_counter()
@@ -96,23 +104,27 @@ def main(argv=None) -> dict:
     info = machine(args.threads, args.device)
     images, labels = batch(args.dataset, args.batch_size, args.device)
     budget = AttackBudget(*PROTOCOL[args.dataset], args.steps)
-    limit_before = matmul_flops(args.matmul_n, device=args.device)
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+    before = {k: matmul_flops(args.matmul_n, device=args.device, dtype=d) for k, d in dtypes.items()}
     steps, flops, compile_s = make_steps(args, images, labels, budget)
     median = round_robin(steps, args.repeats, args.device)
-    limit = max(limit_before, matmul_flops(args.matmul_n, device=args.device))
+    limit = {k: max(before[k], matmul_flops(args.matmul_n, device=args.device, dtype=d))
+             for k, d in dtypes.items()}
     info["loadavg_end"] = machine(args.threads)["loadavg"]
     print_machine(info)
-    print(f"matmul {args.matmul_n}^2 float32: {limit / 1e9:.1f} GFLOP/s (before "
-          f"{limit_before / 1e9:.1f}); {args.model} on {args.dataset}, batch "
-          f"{args.batch_size}, PGD-{args.steps}, median of {args.repeats}")
-    print(f"{'step':<24}{'GFLOP':>9}{'s/step':>9}{'GFLOP/s':>9}{'of matmul':>10}{'x eager':>9}"
+    print("matmul " + "; ".join(f"{args.matmul_n}^2 {k}: {limit[k] / 1e9:.1f} GFLOP/s (before "
+                                f"{before[k] / 1e9:.1f})" for k in dtypes)
+          + f"; {args.model} on {args.dataset}, batch {args.batch_size}, PGD-{args.steps}, "
+          f"median of {args.repeats}")
+    print(f"{'step':<26}{'GFLOP':>9}{'s/step':>9}{'GFLOP/s':>9}{'of matmul':>10}{'x eager':>9}"
           f"{'compile s':>10}")
     for name, seconds in median.items():
         method, setting = name.split("/")
         rate = flops[method] / seconds
+        own = limit["bfloat16" if SETTINGS[setting][2] else "float32"]
         eager = median.get(f"{method}/eager")
-        print(f"{name:<24}{flops[method] / 1e9:9.1f}{seconds:9.3f}{rate / 1e9:9.1f}"
-              f"{rate / limit:10.1%}{seconds / eager if eager else float('nan'):9.3f}"
+        print(f"{name:<26}{flops[method] / 1e9:9.1f}{seconds:9.3f}{rate / 1e9:9.1f}"
+              f"{rate / own:10.1%}{seconds / eager if eager else float('nan'):9.3f}"
               f"{compile_s.get(name, float('nan')):10.1f}")
     return {"limit": limit, "median": median, "flops": flops}
 
