@@ -418,7 +418,123 @@ def sensitivity(m: dict) -> list[str]:
     return out
 
 
-DESCRIBERS = {"06_sensitivity": sensitivity, "05_representations": representations, "03_ablation": ablation, "04_bound_check": bound_check, "02_main_results": main_results, "00_quickstart": quickstart, "01_theory_toy_tradeoff": theory_toy}
+# ------------------------------------------------------- 07: Table 3, hybrid representations
+def _scale_words(m: dict, what: str) -> str:
+    """The first sentence of notebooks 07 and 08: the scale, and whether the numbers are findings."""
+    p = m["parameters"]
+    if m.get("protocol_scale"):
+        return (f"{p['dataset']} at the protocol's eps and attack, {p['epochs']} training epochs "
+                f"(the paper trains 100), one seed: a measurement of {what} at this training "
+                "budget, not the paper's full protocol.")
+    return (f"CI scale ({m['scale'].removeprefix('CI scale: ')}): these numbers check the "
+            f"pipeline and are not findings about {what}.")
+
+
+def _learned_sentences(m: dict, names: dict) -> tuple[list[str], bool]:
+    """Each model's natural accuracy, and (sentences, every model learned)."""
+    models, trained = m["models"], m["trained"]
+    out = []
+    for key, label in names.items():
+        a = models[key]
+        line = f"{label}: natural {_acc(a['clean'])}"
+        if "pgd" in a:
+            line += f", on x' {_acc(a['pgd'])}"
+        out.append(line + ("." if trained[key] else
+                           f"; not trained at this scale ({not_trained_rule_text()})."))
+    return out, all(trained[k] for k in names)
+
+
+def table3_hybrids(m: dict) -> list[str]:
+    h = m["hybrids"]
+    x = m["x_adv"]
+    out = [_scale_words(m, "the paper's Table 3"),
+           f"x' is PGD-{x['steps']} (L-inf, eps {x['eps']:g}) against the DRRDN; the Standard "
+           f"model's classifier is fine-tuned on the four hybrids of {m['n_train_images']:,} "
+           f"training images and scored on those of {m['n_test']:,} test images."]
+    learned, ok = _learned_sentences(m, {"standard": "Standard", "drrdn": "DRRDN"})
+    out += learned
+    for name, r in h.items():
+        out.append(f"{name}: {_acc(r['after'])} after fine-tuning (before: {_acc(r['before'])}); "
+                   f"the paper {r['paper']:.2f}%, ours - paper {r['difference']:+.1f} points, the "
+                   f"paper's number {'inside' if r['paper_inside'] else 'outside'} our interval.")
+    if m["parameters"].get("init_from_standard"):
+        out.append("At this scale the Standard model and the DRRDN's encoder start from one "
+                   "Standard run, so the accuracy before fine-tuning is not that of an unrelated "
+                   "classifier.")
+    if not ok:
+        return out + ["A model has not learned at this scale, so nothing is concluded from "
+                      "its hybrids."]
+    base = h["r(z_s, z_i)"]["after"]
+    s_part, i_part = h["r(z'_s, z_i)"]["after"], h["r(z_s, z'_i)"]["after"]
+    s_adv, i_adv = _versus(s_part, base), _versus(i_part, base)
+    out.append(f"The adversarial z_s alone (r(z'_s, z_i)) is {_relation(s_part, base)} "
+               f"r(z_s, z_i); the adversarial z_i alone (r(z_s, z'_i)) is "
+               f"{_relation(i_part, base)} it.")
+    if i_adv == "lower" and s_adv != "lower":
+        verdict = ("as the paper reads its Table 3: the adversarial z_i, not z_s, lowers "
+                   "accuracy beyond noise")
+    elif i_adv == "lower" and s_adv == "lower":
+        verdict = ("both adversarial parts lower accuracy beyond noise: by the paper's reading, "
+                   "the domain information is not confined to z_i")
+    elif s_adv == "lower":
+        verdict = ("the opposite of the paper's reading: the adversarial z_s, not z_i, lowers "
+                   "accuracy beyond noise")
+    else:
+        verdict = ("neither adversarial part lowers accuracy beyond noise: this run does not "
+                   "locate the domain information")
+    return out + [f"In this run, {verdict}"
+                  + (" (CI scale: not a finding)." if not m.get("protocol_scale") else ".")]
+
+
+# ------------------------------------------------------------- 08: Figure 2, t-SNE and numbers
+def _contains(cell: dict, value: float) -> bool:
+    return cell["lo"] <= value <= cell["hi"]
+
+
+_HEAD_WORDS = {"mlp": "an MLP", "linear": "a linear"}
+
+
+def figure2_tsne(m: dict) -> list[str]:
+    reps, p = m["representations"], m["parameters"]
+    chance = m.get("chance", 0.1)
+    out = [_scale_words(m, "the paper's Figure 2"),
+           "The t-SNE maps are qualitative; the k-NN and probe accuracies are the evidence."]
+    learned, _ = _learned_sentences(m, {"standard": "Standard", "drrdn": "DRRDN"})
+    out += learned
+    for name, r in reps.items():
+        out.append(f"{name} ({r['width']}-wide): k-NN class accuracy {_acc(r['knn_natural'])} on "
+                   f"natural rows, {_acc(r['knn_adversarial'])} on adversarial rows (chance "
+                   f"{_pct(chance)}); {_HEAD_WORDS.get(p['domain_head'], p['domain_head'])} probe tells natural "
+                   f"from adversarial at "
+                   f"{_acc(r['domain'])} (50%: indistinguishable).")
+    trained = m["trained"]
+    if not trained["drrdn"]:
+        return out + ["DRRDN has not learned at this scale, so nothing is concluded about z_s "
+                      "and z_i."]
+    zs, zi = reps["DRRDN: z_s"], reps["DRRDN: z_i"]
+    counts = {}
+    if trained["standard"]:
+        std = reps["Standard: features"]
+        counts["z_s keeps the class under attack better than the Standard features (k-NN, "
+               f"adversarial rows): {_relation(zs['knn_adversarial'], std['knn_adversarial'])} "
+               "them"] = _versus(zs["knn_adversarial"], std["knn_adversarial"]) == "higher"
+    overlap = _contains(zs["domain"], 0.5)
+    counts["the domains overlap in z_s: " + ("yes, the probe is within noise of 50%" if overlap
+                                             else "no, the probe tells them apart")] = overlap
+    counts["z_i separates the domains more than z_s (probe): "
+           f"{_relation(zi['domain'], zs['domain'])} z_s"] = _versus(zi["domain"], zs["domain"]) == "higher"
+    near = _contains(zi["knn_natural"], chance)
+    counts["z_i carries less class than z_s (k-NN, natural rows): "
+           f"{_relation(zi['knn_natural'], zs['knn_natural'])} z_s"
+           + (", within noise of chance" if near else ", above chance" if zi["knn_natural"]["lo"] > chance
+              else "")] = _versus(zi["knn_natural"], zs["knn_natural"]) == "lower"
+    held = sum(counts.values())
+    return out + ["Figure 2's reading, count by count: " + "; ".join(counts) + f". {held} of "
+                  f"{len(counts)} as the paper reads its figure"
+                  + (" (CI scale: not a finding)." if not m.get("protocol_scale") else ".")]
+
+
+DESCRIBERS = {"08_figure2_tsne": figure2_tsne, "07_table3_hybrids": table3_hybrids, "06_sensitivity": sensitivity, "05_representations": representations, "03_ablation": ablation, "04_bound_check": bound_check, "02_main_results": main_results, "00_quickstart": quickstart, "01_theory_toy_tradeoff": theory_toy}
 
 
 def describe(name: str, metrics: dict) -> list[str]:

@@ -100,3 +100,65 @@ def test_main_results_names_the_reduced_autoattack_and_the_scale():
     assert sentences[0].startswith("Not the paper's scale (") and "not findings" in sentences[0]
     assert "reduced AutoAttack (APGD-CE + APGD-T, 10 iterations)" in sentences[0]
     assert not any("gap" in s for s in sentences)  # never ranked by the clean-robust gap
+
+
+# ------------------------------------------------------------- 07: Table 3, 08: Figure 2
+def _committed(name):
+    return json.loads((NOTEBOOKS / "metrics" / f"{name}.json").read_text())
+
+
+def _cell(value, half=0.03):
+    return {"value": value, "lo": value - half, "hi": value + half, "n": 300, "kind": "wilson"}
+
+
+def test_hybrids_conclude_nothing_when_the_drrdn_has_not_learned():
+    m = _committed("07_table3_hybrids")
+    m["models"]["drrdn"]["clean"] = _cell(0.40)
+    m["trained"]["drrdn"] = False
+    sentences = describe("07_table3_hybrids", m)
+    assert sentences[-1] == "A model has not learned at this scale, so nothing is concluded from its hybrids."
+    assert any("DRRDN: natural 40.0%" in s and "not trained at this scale" in s for s in sentences)
+    assert not any(s.startswith(("In this run", "The adversarial z_s alone")) for s in sentences)
+
+
+@pytest.mark.parametrize("s_part, i_part, verdict", [
+    (0.97, 0.90, "as the paper reads its Table 3"),       # z'_i lower beyond noise, z'_s within noise
+    (0.90, 0.90, "both adversarial parts lower accuracy"),
+    (0.90, 0.97, "the opposite of the paper's reading"),
+    (0.97, 0.96, "neither adversarial part lowers accuracy"),
+])
+def test_hybrids_verdict_follows_the_intervals(s_part, i_part, verdict):
+    m = _committed("07_table3_hybrids")
+    m["trained"] = {"standard": True, "drrdn": True}
+    m["hybrids"]["r(z_s, z_i)"]["after"] = _cell(0.98)
+    m["hybrids"]["r(z'_s, z_i)"]["after"] = _cell(s_part)
+    m["hybrids"]["r(z_s, z'_i)"]["after"] = _cell(i_part)
+    sentences = describe("07_table3_hybrids", m)
+    assert sentences[-1].startswith(f"In this run, {verdict}")
+    assert sentences[0].startswith("CI scale (") and "not findings" in sentences[0]
+    assert sentences[-1].endswith("(CI scale: not a finding).")
+
+
+def test_tsne_concludes_nothing_about_z_s_z_i_when_the_drrdn_has_not_learned():
+    m = _committed("08_figure2_tsne")
+    m["trained"]["drrdn"] = False
+    sentences = describe("08_figure2_tsne", m)
+    assert sentences[-1] == "DRRDN has not learned at this scale, so nothing is concluded about z_s and z_i."
+    assert "The t-SNE maps are qualitative; the k-NN and probe accuracies are the evidence." in sentences
+
+
+def test_tsne_reading_counts_follow_the_intervals():
+    m = _committed("08_figure2_tsne")
+    m["trained"] = {"standard": True, "drrdn": True}
+    reps = m["representations"]
+    reps["Standard: features"].update(knn_adversarial=_cell(0.10))
+    reps["DRRDN: z_s"].update(knn_natural=_cell(0.95), knn_adversarial=_cell(0.90), domain=_cell(0.51))
+    reps["DRRDN: z_i"].update(knn_natural=_cell(0.11), domain=_cell(0.99, half=0.01))
+    last = describe("08_figure2_tsne", m)[-1]
+    assert "4 of 4 as the paper reads its figure" in last and "within noise of chance" in last
+    reps["DRRDN: z_i"].update(domain=_cell(0.53))   # overlaps z_s's probe: within noise
+    last = describe("08_figure2_tsne", m)[-1]
+    assert "(probe): within noise of z_s" in last and "3 of 4" in last
+    m["trained"]["standard"] = False                # no comparison with an untrained Standard
+    last = describe("08_figure2_tsne", m)[-1]
+    assert "Standard features" not in last and "2 of 3" in last
