@@ -21,6 +21,7 @@ from .attacks import PGD, AttackBudget, CWInf
 from .autoattack_adapter import AutoAttackAdapter
 from .bounds import BoundReport, estimate_bound
 from .data import load_dataset
+from .eval_cache import cached
 from .evaluate import EvaluationRecord, evaluate, protocol_attacks
 from .methods import hyper_defaults
 from .protocol import BUDGETS, PAPER
@@ -367,6 +368,8 @@ def attack_label(key: str, autoattack: str | None = "standard") -> str:
         return "black box, worst surrogate"
     if key == "worst_case":
         return "worst case over every attack"
+    if key == "worst_case_paper":
+        return "worst case, paper's attacks + black box"
     if key.startswith("bb_"):
         return f"black box from {MODEL_LABELS.get(key[3:], key[3:])}"
     for prefix, name in (("pgd", "PGD"), ("cw", "CW")):
@@ -432,7 +435,7 @@ def evaluate_main_table(models: dict[str, nn.Module], images, labels, dataset: s
                         eps: float | None = None, attack_steps=None,
                         black_box_steps: int | None = None, autoattack: str | None = "standard",
                         checks="all", check_samples: int = 500, square_queries: int = 1000,
-                        seed: int = 0, batch_size: int = 256) -> MainTable:
+                        seed: int = 0, batch_size: int = 256, cache_dir=None) -> MainTable:
     """Tables 1 and 2 for one seed's ``models`` (name -> model) on (images, labels), plus
     what the paper lacks: AutoAttack and the per-example worst case over every attack run.
 
@@ -445,7 +448,9 @@ def evaluate_main_table(models: dict[str, nn.Module], images, labels, dataset: s
     fewer steps as their reference. Black box: :func:`drrdn_lib.transfer.transfer_matrix`
     with every model as target and surrogate, the diagonal empty, at
     :func:`black_box_budget`. ``worst_case``: correct on the clean image and under every
-    white-box attack, AutoAttack and every other model's transfer example.
+    white-box attack, AutoAttack and every other model's transfer example. ``cache_dir``
+    (``drrdn_lib.eval_cache``): each model's evaluation and each surrogate's examples are
+    kept there as they finish, so that a killed evaluation resumes; None: no cache.
     """
     attacks = paper_attacks(dataset, eps, attack_steps, seed)
     reference = next(a for k, a in attacks.items() if k.startswith("pgd"))
@@ -459,14 +464,18 @@ def evaluate_main_table(models: dict[str, nn.Module], images, labels, dataset: s
                                                    **FAST_AUTOATTACK))
     budget = black_box_budget(dataset, eps, black_box_steps)
     transfer = transfer_matrix(models, models, images, labels, budget, seed,
-                               batch_size=batch_size, keep_examples=True)
+                               batch_size=batch_size, keep_examples=True, cache_dir=cache_dir)
+    settings = {"attacks": {k: a.config() for k, a in attacks.items()}, "checks": checks,
+                "check_samples": check_samples, "square_queries": square_queries,
+                "reference": reference.config(), "batch_size": batch_size}
     labels_cpu = labels.cpu()
     per_example, records = {}, {}
     for name, model in models.items():
         device = model_device(model)
-        record = evaluate(model, images.to(device), labels.to(device), attacks,
-                          batch_size=batch_size, checks=checks, check_samples=check_samples,
-                          reference=reference, square_queries=square_queries, progress=False)
+        record = cached(cache_dir, "evaluate", (model, images, labels, settings), lambda: evaluate(
+            model, images.to(device), labels.to(device), attacks, batch_size=batch_size,
+            checks=checks, check_samples=check_samples, reference=reference,
+            square_queries=square_queries, progress=False))
         records[name] = record
         flags = {k: v for k, v in record.per_example.items() if k != "worst_case"}
         for surrogate, adv in transfer.examples.items():
@@ -481,6 +490,20 @@ def evaluate_main_table(models: dict[str, nn.Module], images, labels, dataset: s
     columns = (["clean", *attacks] + [f"bb_{s}" for s in models]
                + (["black_box"] if len(models) > 1 else []) + ["worst_case"])
     return MainTable(list(models), columns, per_example, records, transfer)
+
+
+def with_autoattack_subset(full: MainTable, subset: MainTable) -> pd.DataFrame:
+    """One seed's rows when AutoAttack runs on a subset of the test images: every column of
+    ``full`` (the paper's attacks and the transfer matrix on every image, no AutoAttack)
+    except its ``worst_case``, which becomes ``worst_case_paper``; then ``subset``'s
+    ``autoattack`` and ``worst_case`` (every attack, AutoAttack included, on the subset).
+    Each row keeps its own n. Columns as :meth:`MainTable.to_frame`."""
+    if "autoattack" not in subset.columns:
+        raise ValueError("the subset table has no AutoAttack column; evaluate it with autoattack set.")
+    whole = full.to_frame()
+    whole["column"] = whole["column"].replace({"worst_case": "worst_case_paper"})
+    part = subset.to_frame()
+    return pd.concat([whole, part[part.column.isin(["autoattack", "worst_case"])]], ignore_index=True)
 
 
 def summarise_seeds(frame: pd.DataFrame) -> pd.DataFrame:

@@ -28,6 +28,7 @@ from torch import nn
 
 from .attacks import PGD, AttackBudget
 from .bounds import proportion
+from .eval_cache import cached
 from .torch_utils import eval_mode, model_device, predict_labels
 from .validate import check_images, check_in_ball, check_int, check_labels
 
@@ -135,7 +136,8 @@ def _check_models(models, name: str) -> dict[str, nn.Module]:
 def transfer_matrix(targets: dict[str, nn.Module], surrogates: dict[str, nn.Module],
                     images: torch.Tensor, labels: torch.Tensor, budget: AttackBudget,
                     seed: int = 0, *, include_diagonal: bool = False, batch_size: int = 256,
-                    keep_examples: bool = False, confidence: float = 0.95) -> TransferResult:
+                    keep_examples: bool = False, confidence: float = 0.95,
+                    cache_dir=None) -> TransferResult:
     """Every target's accuracy on every surrogate's transfer examples.
 
     Args:
@@ -147,6 +149,8 @@ def transfer_matrix(targets: dict[str, nn.Module], surrogates: dict[str, nn.Modu
         batch_size: images per crafting / prediction batch.
         keep_examples: keep each surrogate's examples (CPU) in the result.
         confidence: level of the Wilson intervals.
+        cache_dir: keep each surrogate's examples there (``drrdn_lib.eval_cache``), so
+            that a killed run resumes without crafting them again; None: no cache.
     Returns: :class:`TransferResult`; every model's train/eval mode is restored.
     """
     _check_models(targets, "targets")
@@ -163,7 +167,8 @@ def transfer_matrix(targets: dict[str, nn.Module], surrogates: dict[str, nn.Modu
         wanted = [t for t in targets if include_diagonal or t != s_name]
         if not wanted and not keep_examples:
             continue
-        adv = craft_transfer_examples(surrogate, images, labels, budget, seed, batch_size)
+        adv = cached(cache_dir, "transfer", (surrogate, images, labels, repr(budget), seed, batch_size),
+                     lambda: craft_transfer_examples(surrogate, images, labels, budget, seed, batch_size))
         if keep_examples:
             examples[s_name] = adv
         for t_name in wanted:

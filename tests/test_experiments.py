@@ -1,4 +1,5 @@
 """The notebooks' helpers: protocol presets, budgets, and one run folder per configuration."""
+import copy
 import pytest
 import torch
 
@@ -124,6 +125,31 @@ def test_main_table_worst_case_covers_every_attack_and_transfer():
     assert set(frame.model) == {"standard", "trades"} and (frame.lo <= frame.accuracy).all()
     assert len(table.checks_frame()) == 4  # two cheap checks per model
     assert table.transfer.examples == {}  # not kept in memory
+
+
+def test_main_table_cached_and_autoattack_on_a_subset(tmp_path, monkeypatch):
+    """A second evaluation with the same cache folder computes nothing; with AutoAttack on
+    a subset, the full table's worst case is renamed and the subset's rows keep their n."""
+    from torch import nn
+    from tiny import N_CLASSES, SIDE, train_tiny
+    a, x, y = train_tiny(lambda: nn.Sequential(nn.Flatten(), nn.Linear(SIDE * SIDE, N_CLASSES)), 40)
+    kw = dict(eps=0.05, attack_steps=(2, 3), black_box_steps=2, checks="none", cache_dir=tmp_path)
+    models = {"standard": a, "trades": copy.deepcopy(a)}
+    full = experiments.evaluate_main_table(models, x, y, "mnist5k", autoattack=None, **kw)
+    monkeypatch.setattr(experiments, "evaluate", lambda *args, **kwargs: 1 / 0)  # must not run
+    again = experiments.evaluate_main_table(models, x, y, "mnist5k", autoattack=None, **kw)
+    assert again.to_frame().equals(full.to_frame())
+    monkeypatch.undo()
+    fake = experiments.MainTable(full.models, full.columns[:-1] + ["autoattack", "worst_case"],
+                                 {m: {**{c: f[:10] for c, f in full.per_example[m].items()},
+                                      "autoattack": full.per_example[m]["clean"][:10]}
+                                  for m in full.models}, full.records, full.transfer)
+    rows = experiments.with_autoattack_subset(full, fake)
+    assert "worst_case_paper" in set(rows.column) and set(rows[rows.column == "worst_case_paper"].n) == {40}
+    assert set(rows[rows.column.isin(["autoattack", "worst_case"])].n) == {10}
+    assert (rows.column == "worst_case").sum() == 2  # one per model, from the subset
+    with pytest.raises(ValueError, match="no AutoAttack column"):
+        experiments.with_autoattack_subset(full, full)
 
 
 def test_summarise_seeds_wilson_for_one_seed_sd_for_several():

@@ -1,0 +1,47 @@
+"""The evaluation cache: equal inputs hit, any change misses, a killed run resumes."""
+import torch
+from torch import nn
+
+from drrdn_lib.eval_cache import cached, fingerprint
+from drrdn_lib.attacks import AttackBudget
+from drrdn_lib.transfer import transfer_matrix
+
+
+def _net(seed):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+
+
+def test_fingerprint_follows_weights_data_and_settings():
+    a, x = _net(0), torch.rand(5, 1, 4, 4)
+    assert fingerprint(a, x, {"eps": 0.3}) == fingerprint(_net(0), x.clone(), {"eps": 0.3})
+    assert fingerprint(a, x, {"eps": 0.3}) != fingerprint(_net(1), x, {"eps": 0.3})
+    assert fingerprint(a, x, {"eps": 0.3}) != fingerprint(a, x, {"eps": 0.2})
+    y = x.clone()
+    y[0, 0, 0, 0] += 1e-6
+    assert fingerprint(a, x) != fingerprint(a, y)
+
+
+def test_cached_computes_once_and_only_with_a_folder(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"value": torch.arange(3)}
+    first = cached(tmp_path, "kind", (1, "a"), compute)
+    second = cached(tmp_path, "kind", (1, "a"), compute)
+    assert len(calls) == 1 and torch.equal(first["value"], second["value"])
+    cached(tmp_path, "kind", (2, "a"), compute)
+    cached(None, "kind", (1, "a"), compute)
+    assert len(calls) == 3 and len(list(tmp_path.glob("kind-*.pt"))) == 2
+
+
+def test_transfer_matrix_from_cache_equals_a_fresh_one(tmp_path, monkeypatch):
+    models = {"a": _net(0), "b": _net(1)}
+    x, y = torch.rand(8, 1, 4, 4), torch.randint(0, 3, (8,))
+    budget = AttackBudget(0.3, 0.1, 3)
+    fresh = transfer_matrix(models, models, x, y, budget, cache_dir=tmp_path)
+    from drrdn_lib import transfer
+    monkeypatch.setattr(transfer, "craft_transfer_examples", lambda *a, **k: 1 / 0)  # must not run
+    again = transfer_matrix(models, models, x, y, budget, cache_dir=tmp_path)
+    assert again.cells == fresh.cells
