@@ -100,3 +100,52 @@ def test_main_results_names_the_reduced_autoattack_and_the_scale():
     assert sentences[0].startswith("Not the paper's scale (") and "not findings" in sentences[0]
     assert "reduced AutoAttack (APGD-CE + APGD-T, 10 iterations)" in sentences[0]
     assert not any("gap" in s for s in sentences)  # never ranked by the clean-robust gap
+
+
+# ------------------------------------------------------------------ 00: the zoo against Table 1
+def _quickstart(models: dict, n: int = 200) -> dict:
+    """Quickstart metrics for zoo models {name: (method, {column: n_correct})}."""
+    from drrdn_lib.experiments import MODEL_LABELS, paper_column
+    from drrdn_lib.official_eval import accuracy_cell
+    from drrdn_lib.paper_numbers import METHOD_OF_MODEL, TABLES
+    row = {m: p for p, m in METHOD_OF_MODEL.items()}
+    m = {"parameters": {"seed": 0}, "zoo": list(models), "n_test": n, "models": {}, "accuracy": {},
+         "comparison": [], "autoattack": {},
+         "live": {"method": "standard", "model": "smallcnn", "dataset": "mnist5k", "epochs": 1,
+                  "train_examples": 3500, "test_clean": accuracy_cell(870, 1000)}}
+    for name, (method, counts) in models.items():
+        acc = {c: accuracy_cell(k, n) for c, k in counts.items()}
+        m["accuracy"][name] = acc
+        m["models"][name] = {"method": method, "method_label": MODEL_LABELS[method],
+                             "label": f"{MODEL_LABELS[method]} ({name})", "paper_row": row.get(method),
+                             "card_n": 1000, "card": {k: acc[k]["accuracy"] for k in ("clean", "pgd40")}}
+        for c, cell in acc.items():
+            if row.get(method) and paper_column(c) in TABLES["table1"][row[method]]:
+                paper = TABLES["table1"][row[method]][paper_column(c)]
+                m["comparison"].append({"model": name, "column": c, "paper": paper,
+                                        "ours": 100 * cell["accuracy"], "paper_inside":
+                                        100 * cell["lo"] <= paper <= 100 * cell["hi"]})
+    return m
+
+
+def test_quickstart_says_when_no_zoo_model_is_installed():
+    sentences = describe("00_quickstart", _quickstart({}))
+    assert sentences[0].startswith("No zoo models are installed")
+    assert sentences[-1].startswith("Live training shows the API, not a result")
+    assert "reaches 87.0% [" in sentences[-1] and len(sentences) == 2
+
+
+def test_quickstart_compares_each_zoo_model_with_its_paper_row_and_its_card():
+    counts = {"clean": 199, "fgsm": 198, "pgd40": 195, "pgd100": 193, "cw40": 195, "cw100": 150,
+              "worst_case": 150}
+    m = _quickstart({"drrdn": ("drrdn", counts), "madry": ("pgd_at", {**counts, "pgd40": 160})})
+    m["models"]["madry"]["card"]["pgd40"] = 0.97  # a card its re-evaluation contradicts
+    sentences = describe("00_quickstart", m)
+    assert sentences[0].startswith("2 zoo models, each on 200 official MNIST test digits")
+    drrdn = next(s for s in sentences if s.startswith("DRRDN (drrdn)"))
+    assert "inside our interval for 5 of 6 columns (outside: CW-100 paper 96.93%, ours 75.0%)" in drrdn
+    assert "consistent with this run on natural and PGD-40" in drrdn
+    madry = next(s for s in sentences if s.startswith("Madry (PGD-AT) (madry)"))
+    assert "NOT consistent with this run on PGD-40" in madry
+    claim = next(s for s in sentences if s.startswith("The paper's claim"))
+    assert "97.55%" in claim and "higher than Madry (PGD-AT)'s" in claim
