@@ -149,3 +149,19 @@ def test_quickstart_compares_each_zoo_model_with_its_paper_row_and_its_card():
     assert "NOT consistent with this run on PGD-40" in madry
     claim = next(s for s in sentences if s.startswith("The paper's claim"))
     assert "97.55%" in claim and "higher than Madry (PGD-AT)'s" in claim
+
+
+def test_difference_from_paper_plots_ours_minus_the_paper_with_our_interval():
+    import matplotlib
+    matplotlib.use("Agg")
+    from drrdn_lib.plots import plot_difference_from_paper
+    rows = [{"model": "a", "column": "clean", "paper": 99.5, "ours": 98.0, "lo": 96.0, "hi": 99.0},
+            {"model": "a", "column": "pgd40", "paper": 97.55, "ours": 97.55, "lo": 95.0, "hi": 99.0},
+            {"model": "b", "column": "clean", "paper": 99.45, "ours": 99.45, "lo": 98.0, "hi": 99.9}]
+    figure = plot_difference_from_paper(rows, ["clean", "pgd40"], {"clean": "natural", "pgd40": "PGD-40"},
+                                        {"a": "DRRDN (a)", "b": "Madry (b)"}, "title (200 digits)")
+    ax = figure.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["natural", "PGD-40"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["DRRDN (a)", "Madry (b)"]
+    ys = ax.lines[0].get_ydata()  # model a's points: ours - paper
+    assert list(ys) == pytest.approx([-1.5, 0.0])
