@@ -128,6 +128,10 @@ def _read_run(run_dir: Path, allow_unfinished: bool) -> tuple[dict, dict, dict]:
         raise ZooError(f"the run in {run_dir} is {metrics.get('status')!r} ({metrics.get('epochs_done')} "
                        f"of {metrics.get('epochs')} epochs); wait until it finishes, or pass "
                        "allow_unfinished=True (--allow-unfinished) to add its best epoch so far.")
+    if not metrics.get("provenance"):
+        raise ZooError(f"{run_dir / 'metrics.json'} records no provenance (commit, software, "
+                       "machine), so a card could not say where the model came from; train the "
+                       "run with the current code (drrdn_lib.train records it).")
     config = json.loads((run_dir / "config.json").read_text())
     if config.get("dataset") not in ("mnist", "mnist5k"):
         raise ZooError(f"the zoo holds MNIST models (evaluated on the official MNIST test set); "
@@ -149,7 +153,7 @@ def _training_record(run_dir: Path, config: dict, metrics: dict, command: str) -
         "command": command,
         "run_dir": str(where.relative_to(REPO_ROOT) if where.is_relative_to(REPO_ROOT) else where),
         "config": config, "status": metrics.get("status"),
-        "commit": sessions[0]["commit"] if sessions else "unknown",
+        "commit": sessions[0]["commit"],
         "commits": sorted({s["commit"] for s in sessions}),
         "provenance": sessions, "wall_seconds": metrics.get("wall_seconds"),
         "learning_curve": {

@@ -154,6 +154,9 @@ def test_add_to_zoo_refuses_unfinished_runs_taken_names_and_bad_names(fixture_zo
     (tmp_path / "run" / "metrics.json").write_text(json.dumps({**metrics, "status": "running"}))
     with pytest.raises(zoo.ZooError, match="is 'running' .*wait until it finishes"):
         zoo.add_to_zoo(tmp_path / "run", "other", command="x", eval_limit=10, zoo_dir=folder)
+    (tmp_path / "run" / "metrics.json").write_text(json.dumps({**metrics, "provenance": []}))
+    with pytest.raises(zoo.ZooError, match="records no provenance"):
+        zoo.add_to_zoo(tmp_path / "run", "other", command="x", eval_limit=10, zoo_dir=folder)
     with pytest.raises(zoo.ZooError, match="has no checkpoint_best.pt"):
         zoo.add_to_zoo(tmp_path, "other", command="x", eval_limit=10, zoo_dir=folder)
     assert zoo.available(folder) == ["fixture"]  # nothing half-added

@@ -22,9 +22,9 @@
 # `tests/test_zoo.py` re-checks them.
 
 # %% tags=["parameters"]
-eval_limit = 200        # official test digits per zoo model (the paper's five attacks; None: 10,000)
+eval_limit = 150        # official test digits per zoo model (the paper's five attacks; None: 10,000)
 autoattack = "fast"     # "standard" (to report), "fast" (reduced AutoAttack) or "none"
-autoattack_limit = 200  # digits for AutoAttack (a stratified part of the same digits)
+autoattack_limit = 150  # digits for AutoAttack (a stratified part of the same digits)
 train_limit = None      # live training: mnist5k digits (None: all 3,500)
 epochs = 1              # live training epochs
 seed = 0
