@@ -1,5 +1,6 @@
 # Two commands set everything up on a fresh machine with Python >= 3.10 and pip:
-#   make run    executes the quickstart notebook on the embedded mnist5k data -> results/
+#   make run    executes the quickstart notebook (the zoo's models on the shipped official
+#               MNIST test digits, a live mnist5k training run) -> results/quickstart
 #   make test   runs the unit tests and nbval over the notebooks
 PYTHON ?= python3
 VENV   := .venv

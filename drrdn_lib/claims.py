@@ -7,7 +7,7 @@ numbers cannot drift apart. Each function picks its words from the numbers.
 """
 from __future__ import annotations
 
-from .experiments import FULL_DRRDN
+from .experiments import FULL_DRRDN, attack_label
 
 __all__ = ["describe", "DESCRIBERS"]
 
@@ -65,31 +65,6 @@ def theory_toy(m: dict) -> list[str]:
     return out
 
 
-def _robustness_sentences(acc: dict, n: int, baseline: str = "standard") -> list[str]:
-    """Each model's clean and worst-case accuracy with its Wilson interval (``n`` test
-    examples, one seed); models below :data:`NOT_TRAINED_RULE` are named and not compared;
-    the others are compared with ``baseline`` as higher, lower or within noise."""
-    from .bounds import binomial_ci
-
-    def cell(value: float) -> dict:
-        lo, hi = binomial_ci(round(value * n), n)
-        return {"kind": "wilson", "value": value, "lo": lo, "hi": hi, "n": n}
-    learned = trained_models({m: a["clean"] for m, a in acc.items()}, standard=baseline)
-    out = [f"{n} test images, one seed: at CI scale these numbers check the pipeline and are "
-           "not findings."]
-    for m, a in acc.items():
-        if not learned[m]:
-            out.append(f"{m}: not trained at this scale ({not_trained_rule_text()}; clean "
-                       f"{_acc(cell(a['clean']))}); not compared.")
-            continue
-        line = f"{m}: clean {_acc(cell(a['clean']))}, worst case {_acc(cell(a['worst_case']))}"
-        if m != baseline and learned.get(baseline):
-            verdict = _relation(cell(a["worst_case"]), cell(acc[baseline]["worst_case"]))
-            line += f": worst case {verdict} {baseline}'s"
-        out.append(line + ".")
-    return out
-
-
 def _marginal_alignment_lesson(terms: dict) -> str:
     """What Proposition 1 buys, on the toy's exact terms: the most aligned representation
     (smallest divergence of the natural and adversarial marginals) against the most robust."""
@@ -109,17 +84,89 @@ def _marginal_alignment_lesson(terms: dict) -> str:
             "(class-conditional alignment), not the marginal divergence.")
 
 
-def _bound_sentence(row: dict, who: str) -> str:
-    verdict = ("is vacuous (above 1, it says nothing)" if _vacuous(row) else
-               "holds" if row["holds"] else "does NOT hold")
-    return (f"On {who}, the estimated bound {verdict}: err_A {row['err_adv']:.3f} against "
-            f"err_N {row['err_nat']:.3f} + divergence/2 {row['divergence'] / 2:.3f} + lambda* "
-            f"{row['lambda_star']:.3f} = {row['bound']:.3f}.")
+def _wilson(cell: dict) -> dict:
+    """An ``official_eval.accuracy_cell`` (``accuracy``, ``lo``, ``hi``, ``n``) as :func:`_acc` reads it."""
+    return {"kind": "wilson", "value": cell["accuracy"], "lo": cell["lo"], "hi": cell["hi"], "n": cell["n"]}
+
+
+def _inside(value: float, cell: dict) -> bool:
+    return cell["lo"] <= value <= cell["hi"]
+
+
+def _zoo_model_sentence(name: str, m: dict) -> str:
+    """One zoo model: its accuracies, where the paper's row falls, and whether its card agrees."""
+    info, acc = m["models"][name], m["accuracy"][name]
+    line = (f"{info['label']}: natural {_acc(_wilson(acc['clean']))}, PGD-40 {_acc(_wilson(acc['pgd40']))}, "
+            f"worst case {_acc(_wilson(acc['worst_case']))}")
+    rows = [r for r in m["comparison"] if r["model"] == name]
+    if info["paper_row"] is None or not rows:
+        line += "; the paper has no row for it"
+    else:
+        outside = [r for r in rows if not r["paper_inside"]]
+        line += (f"; the paper's {info['paper_row']} number lies inside our interval for "
+                 f"{len(rows) - len(outside)} of {len(rows)} columns")
+        if outside:
+            line += " (outside: " + "; ".join(
+                f"{attack_label(r['column'])} paper {r['paper']:.2f}%, ours {r['ours']:.1f}%"
+                for r in outside) + ")"
+    card = [k for k in ("clean", "pgd40") if not _inside(info["card"][k], acc[k])]
+    line += (f"; its card ({info['card_n']:,} digits) is "
+             + ("consistent with this run on natural and PGD-40" if not card else
+                "NOT consistent with this run on " + " and ".join(attack_label(k) for k in card)
+                + " (its value lies outside our interval: rerun tests/test_zoo.py)"))
+    return line + "."
+
+
+def _zoo_claim_sentence(m: dict) -> str | None:
+    """The paper's claim, DRRDN above Madry and TRADES under PGD-40, on the zoo's models."""
+    by_method = {}
+    for name in m["zoo"]:
+        by_method.setdefault(m["models"][name]["method"], name)
+    if "drrdn" not in by_method or not {"pgd_at", "trades"} & set(by_method):
+        return None
+    drrdn = _wilson(m["accuracy"][by_method["drrdn"]]["pgd40"])
+    parts = [f"{_relation(drrdn, _wilson(m['accuracy'][by_method[k]]['pgd40']))} "
+             f"{m['models'][by_method[k]]['method_label']}'s" for k in ("pgd_at", "trades") if k in by_method]
+    from .paper_numbers import paper_value
+    paper = {row: paper_value("table1", row, "pgd40") for row in ("DRRDN", "Madry", "TRADES")}
+    return (f"The paper's claim (DRRDN {paper['DRRDN']:.2f}% under PGD-40, above Madry "
+            f"{paper['Madry']:.2f}% and TRADES {paper['TRADES']:.2f}%): here DRRDN's PGD-40 "
+            f"accuracy {_acc(drrdn)} is " + " and ".join(parts) + ".")
 
 
 def quickstart(m: dict) -> list[str]:
-    return (_robustness_sentences(m["accuracy"], m["n_test"])
-            + [_bound_sentence(m["bound_drrdn"], "DRRDN's z_s")])
+    from .bounds import binomial_ci
+
+    out = []
+    if not m["zoo"]:
+        out.append("No zoo models are installed (zoo/ holds no cards), so this run compares nothing "
+                   "with the paper's Table 1; add finished runs with scripts/add_to_zoo.py and rebuild "
+                   "this notebook.")
+    else:
+        n = m["n_test"]
+        lo, hi = binomial_ci(round(0.97 * n), n)
+        out.append(f"{len(m['zoo'])} zoo model{'s' if len(m['zoo']) != 1 else ''}, each on {n:,} official MNIST test digits "
+                   f"(class-stratified, seed {m['parameters']['seed']}) under the paper's attacks at eps "
+                   f"0.3 in float32: every accuracy carries a 95% Wilson interval, {100 * (hi - lo):.1f} "
+                   "points wide at 97% with this n, so differences from the paper smaller than that "
+                   "are not resolved.")
+        out += [_zoo_model_sentence(name, m) for name in m["zoo"]]
+        claim = _zoo_claim_sentence(m)
+        if claim:
+            out.append(claim)
+    if m["autoattack"]:
+        first = next(iter(m["autoattack"].values()))
+        out.append(f"{first['label']} on {first['n']:,} of the digits: " + "; ".join(
+            f"{m['models'][k]['label']} {_acc(_wilson(v))}" for k, v in m["autoattack"].items())
+            + ("." if first["standard"] else
+               ": a reduced AutoAttack, weaker than the standard one, so not AutoAttack's number."))
+    live = m["live"]
+    out.append(f"Live training shows the API, not a result: a {live['method']} {live['model']} trained "
+               f"for {live['epochs']} epoch{'s' if live['epochs'] != 1 else ''} on "
+               f"{live['train_examples']:,} {live['dataset']} "
+               f"training digits reaches {_acc(_wilson(live['test_clean']))} clean accuracy on "
+               f"{live['test_clean']['n']:,} official test digits it never saw.")
+    return out
 
 
 #: "Not trained at this scale": clean accuracy below ``min_clean``, or more than

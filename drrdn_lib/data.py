@@ -6,7 +6,12 @@ from the official training set with a fixed seed, stratified by class, so that
 checkpoints are selected on it and never on ``test``. Nothing is downloaded.
 
 Where files are looked for: the ``data_dir`` argument, else the environment variable
-``DRRDN_DATA``, else ``data/`` in the repository.
+``DRRDN_DATA``, else ``data/`` in the repository. One exception, so that every model can
+be tested on the official digits without the training files: when that folder holds no
+full MNIST (``mnist.npz`` or the IDX files), ``load_dataset("mnist", "test")`` reads
+``mnist_test.npz`` (the official test split alone) from that folder, else from the
+repository's ``data/``, which ships it (see data/README.md); the ``train`` and ``val``
+splits still need the full files.
 
 No file is trusted blindly: the arrays of ``mnist`` and ``cifar10`` are checked against
 the official content SHA-256 (:data:`drrdn_lib.data_files.CONTENT_SHA256`) once per set
@@ -26,7 +31,8 @@ from .validate import is_int
 from . import data_files
 from .data_files import DataError, read_mnist5k, read_raw
 
-__all__ = ["DATASETS", "SPLITS", "DataError", "load_dataset", "resolve_data_dir", "stratified_split"]
+__all__ = ["DATASETS", "SPLITS", "DataError", "load_dataset", "resolve_data_dir", "stratified_split",
+           "mnist_test_file"]
 
 SPLITS = ("train", "val", "test")
 DATASETS = {
@@ -71,12 +77,54 @@ def stratified_split(labels: np.ndarray, n_holdout: int, seed: int) -> tuple[np.
 _VERIFIED: set[tuple] = set()  # file signatures whose arrays had the official content hashes
 
 
+def _file_signature(paths) -> tuple:
+    """(path, mtime ns, size, inode) of each file in ``paths``."""
+    stats = [(str(path), Path(path).stat()) for path in paths]
+    return tuple((path, st.st_mtime_ns, st.st_size, st.st_ino) for path, st in stats)
+
+
 def _signature(name: str, folder: str) -> tuple:
     """(path, mtime ns, size, inode) of each file ``name`` is read from (empty for mnist5k)."""
     if name == "mnist5k":
         return ()
-    stats = [(str(path), path.stat()) for path in data_files.source_files(name, Path(folder))]
-    return tuple((path, st.st_mtime_ns, st.st_size, st.st_ino) for path, st in stats)
+    return _file_signature(data_files.source_files(name, Path(folder)))
+
+
+def mnist_test_file(folder: str | os.PathLike) -> Path | None:
+    """The ``mnist_test.npz`` that serves the MNIST test split when ``folder`` holds no full
+    MNIST: ``folder``'s own, else the repository's ``data/mnist_test.npz``; None if neither."""
+    for candidate in (Path(folder) / data_files.MNIST_TEST_NPZ,
+                      REPO_DATA_DIR / data_files.MNIST_TEST_NPZ):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _mnist_test_only(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (images, labels) of an ``mnist_test.npz``, verified once per file version."""
+    return _cached_test_only(str(path), _file_signature([path]))
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_test_only(path: str, signature: tuple) -> tuple[np.ndarray, np.ndarray]:
+    arrays = data_files.read_mnist_test(Path(path))
+    if _file_signature([path]) != signature:
+        raise DataError(f"{path} changed while being read; load again once whatever is "
+                        "writing it has finished.")
+    if signature not in _VERIFIED:
+        data_files.verify_arrays("mnist", arrays, path, keys=("x_test", "y_test"))
+        _VERIFIED.add(signature)
+    return arrays["x_test"], arrays["y_test"]
+
+
+def _split_arrays(name: str, folder: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (images, labels) of one split (the MNIST test split may come from
+    ``mnist_test.npz``, see the module docstring)."""
+    if name == "mnist" and split == "test" and not data_files.source_files(name, Path(folder)):
+        test_file = mnist_test_file(folder)
+        if test_file is not None:
+            return _mnist_test_only(test_file)
+    return _raw_splits(name, folder)[split]  # a missing file raises DataError naming it
 
 
 def _read_verified(name: str, folder: str, signature: tuple) -> dict[str, np.ndarray]:
@@ -138,7 +186,8 @@ def load_dataset(name: str, split: str, data_dir: str | os.PathLike | None = Non
     Args:
         name: one of :data:`DATASETS` (``mnist5k`` needs no files).
         split: ``"train"``, ``"val"`` (carved from train, fixed) or ``"test"``.
-        data_dir: folder with the files (else ``$DRRDN_DATA``, else ``data/``).
+        data_dir: folder with the files (else ``$DRRDN_DATA``, else ``data/``); the MNIST
+            test split falls back to ``mnist_test.npz`` (module docstring).
         limit: keep a class-stratified random subset of this many examples (chosen by
             ``seed``); an error if larger than the split.
         seed: picks the ``limit`` subset; for ``toy`` it seeds the sample.
@@ -156,7 +205,7 @@ def load_dataset(name: str, split: str, data_dir: str | os.PathLike | None = Non
         n = limit if limit is not None else TOY_SIZES[split]
         return sample_toy(n, seed=seed * 3 + SPLITS.index(split), **toy_kwargs)
     folder = "" if name == "mnist5k" else str(resolve_data_dir(data_dir))
-    images, labels = _raw_splits(name, folder)[split]
+    images, labels = _split_arrays(name, folder, split)
     if limit is not None:
         if limit > len(labels):
             raise DataError(f"limit={limit} is larger than the {name} {split} split "

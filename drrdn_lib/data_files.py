@@ -42,6 +42,8 @@ CONTENT_SHA256 = {
 SHAPES = {"mnist": ((28, 28), 60000, 10000), "cifar10": ((32, 32, 3), 50000, 10000)}
 
 MNIST_NPZ = "mnist.npz"
+#: the official MNIST test split alone (the repository ships it in data/, see data/README.md)
+MNIST_TEST_NPZ = "mnist_test.npz"
 CIFAR_NPZ = ("cifar10_train_part1.npz", "cifar10_train_part2.npz", "cifar10_test.npz")
 MNIST_IDX = {
     "x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
@@ -52,7 +54,8 @@ CIFAR_BATCHES_DIR = "cifar-10-batches-py"
 HOW_TO_GET = {
     "mnist": (f"put {MNIST_NPZ} (format: data/README.md) in the data folder, or "
               "download the four official IDX files (train-images-idx3-ubyte.gz, ...) and run "
-              "`python -m drrdn_lib.prepare mnist --source DIR`"),
+              "`python -m drrdn_lib.prepare mnist --source DIR` (the repository ships only the "
+              f"official test split, data/{MNIST_TEST_NPZ}, which serves split='test' alone)"),
     "cifar10": (f"put {', '.join(CIFAR_NPZ)} in the data folder, or download and unpack the "
                 "official cifar-10-python.tar.gz and run "
                 "`python -m drrdn_lib.prepare cifar10 --source DIR/cifar-10-batches-py`"),
@@ -64,10 +67,13 @@ def content_sha256(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
-def verify_arrays(name: str, arrays: dict[str, np.ndarray], where: Path | str = "") -> None:
-    """Raise :class:`DataError` naming every array whose content SHA-256 is not the official one."""
+def verify_arrays(name: str, arrays: dict[str, np.ndarray], where: Path | str = "",
+                  keys: tuple[str, ...] | None = None) -> None:
+    """Raise :class:`DataError` naming every array whose content SHA-256 is not the official
+    one (``keys``: only those arrays, e.g. ``("x_test", "y_test")``; None: all four)."""
+    wanted = {k: v for k, v in CONTENT_SHA256[name].items() if keys is None or k in keys}
     bad = [f"{key}: got {content_sha256(arrays[key])[:16]}..., expected {want[:16]}..."
-           for key, want in CONTENT_SHA256[name].items() if content_sha256(arrays[key]) != want]
+           for key, want in wanted.items() if content_sha256(arrays[key]) != want]
     if bad:
         place = f" in {where}" if where else ""
         raise DataError(
@@ -178,10 +184,22 @@ def read_raw(name: str, folder: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def check_arrays(name: str, arrays: dict[str, np.ndarray], where: Path | str) -> None:
-    """Raise :class:`DataError` unless the arrays have the official shapes, dtypes and label range."""
+def read_mnist_test(path: Path) -> dict[str, np.ndarray]:
+    """``x_test`` uint8 (10000, 28, 28) and ``y_test`` uint8 (10000,) from a
+    :data:`MNIST_TEST_NPZ` file, shapes checked (content hashes: :func:`verify_arrays`)."""
+    arrays = read_npz(path, ("x_test", "y_test"))
+    check_arrays("mnist", arrays, path, splits=("test",))
+    return arrays
+
+
+def check_arrays(name: str, arrays: dict[str, np.ndarray], where: Path | str,
+                 splits: tuple[str, ...] = ("train", "test")) -> None:
+    """Raise :class:`DataError` unless the arrays of ``splits`` have the official shapes,
+    dtypes and label range."""
     image_shape, n_train, n_test = SHAPES[name]
     for split, n in (("train", n_train), ("test", n_test)):
+        if split not in splits:
+            continue
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.dtype != np.uint8 or y.dtype != np.uint8:
             raise DataError(f"{name} {split} in {where}: expected uint8 images and labels, got "

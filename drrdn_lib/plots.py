@@ -171,3 +171,38 @@ def plot_paper_vs_ours(comparison, model_labels: dict, title: str, ax=None):
     _legend_outside(ax)
     ax.figure.tight_layout()
     return ax.figure
+
+
+def plot_difference_from_paper(comparison, columns, column_labels: dict, model_labels: dict,
+                               title: str, ax=None):
+    """Ours minus the paper's accuracy, in percentage points, per attack column and model,
+    with our 95% interval moved by the same amount (0: agreement; a bar crossing 0: the
+    paper's number lies inside our interval). Readable when every accuracy is near 100%.
+
+    Args:
+        comparison: ``experiments.compare_with_paper`` rows (``model``, ``column``,
+            ``paper``, ``ours``, ``lo``, ``hi`` in percent).
+        columns: the column keys on the x axis, in order; column_labels / model_labels:
+            key -> what the reader sees.
+    Returns: the matplotlib Figure."""
+    frame = comparison if isinstance(comparison, pd.DataFrame) else pd.DataFrame(comparison)
+    frame = frame[frame["column"].isin(columns)]
+    models = list(dict.fromkeys(frame["model"]))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.1 * len(columns) + 3, 4.2))
+    width = 0.8 / max(len(models), 1)
+    markers = "osD^vP*X"
+    for i, model in enumerate(models):
+        rows = frame[frame["model"] == model].set_index("column").reindex(columns)
+        x = [j - 0.4 + width * (i + 0.5) for j in range(len(columns))]
+        diff = rows["ours"] - rows["paper"]
+        ax.errorbar(x, diff, yerr=[rows["ours"] - rows["lo"], rows["hi"] - rows["ours"]],
+                    fmt=markers[i % len(markers)], capsize=3, label=model_labels.get(model, model))
+    ax.axhline(0.0, color="black", lw=0.8)
+    ax.set_xticks(range(len(columns)))
+    ax.set_xticklabels([textwrap.fill(column_labels.get(c, c), 18) for c in columns], fontsize="small")
+    ax.set_ylabel("ours - paper (percentage points)")
+    ax.set_title(title)
+    _legend_outside(ax)
+    ax.figure.tight_layout()
+    return ax.figure

@@ -4,7 +4,12 @@ Download the official files yourself (nothing here downloads), then::
 
     python -m drrdn_lib.prepare mnist   --source DIR_WITH_IDX_FILES      [--out data/]
     python -m drrdn_lib.prepare cifar10 --source DIR/cifar-10-batches-py [--out data/]
+    python -m drrdn_lib.prepare mnist-test --source "$DRRDN_DATA"        [--out data/]
     python -m drrdn_lib.prepare verify  --source data/
+
+``mnist-test`` writes ``mnist_test.npz``, the official test split alone (the file the
+repository ships), from a folder holding ``mnist.npz`` or the four IDX files (set
+DRRDN_DATA to the folder holding mnist.npz).
 
 Every array's content SHA-256 is checked against the official data's (the table in
 data/README.md) before anything is written; a mismatch writes nothing. Each
@@ -19,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data_files import (CIFAR_NPZ, MNIST_IDX, MNIST_NPZ, DataError, check_arrays,
-                         read_cifar_batches, read_idx, read_raw, verify_arrays)
+from .data_files import (CIFAR_NPZ, MNIST_IDX, MNIST_NPZ, MNIST_TEST_NPZ, DataError,
+                         check_arrays, read_cifar_batches, read_idx, read_mnist_test, read_raw,
+                         verify_arrays)
 from .files import save_npz_atomic
 
 
@@ -58,8 +64,20 @@ def prepare(name: str, source: Path, out: Path) -> list[Path]:
     return write_npz(name, arrays, out)
 
 
+TEST_KEYS = ("x_test", "y_test")
+
+
+def prepare_mnist_test(source: Path, out: Path) -> Path:
+    """Write ``out/mnist_test.npz`` (``x_test``, ``y_test``; ``np.savez_compressed``) from
+    the full MNIST in ``source`` (``mnist.npz`` or the IDX files), hashes verified first."""
+    arrays = {k: v for k, v in read_raw("mnist", source).items() if k in TEST_KEYS}
+    verify_arrays("mnist", arrays, source, keys=TEST_KEYS)
+    return save_npz_atomic(out / MNIST_TEST_NPZ, arrays)
+
+
 def verify_folder(folder: Path) -> dict[str, str]:
-    """Check the npz files present in ``folder``; returns ``{dataset: "ok" | reason}``."""
+    """Check the npz files present in ``folder``; returns ``{dataset: "ok" | reason}``
+    (``mnist_test`` too when ``mnist_test.npz`` is there)."""
     status = {}
     for name in ("mnist", "cifar10"):
         try:
@@ -67,13 +85,21 @@ def verify_folder(folder: Path) -> dict[str, str]:
             status[name] = "ok"
         except DataError as err:
             status[name] = str(err)
+    if (folder / MNIST_TEST_NPZ).exists():
+        try:
+            arrays = read_mnist_test(folder / MNIST_TEST_NPZ)
+            verify_arrays("mnist", arrays, folder / MNIST_TEST_NPZ, keys=TEST_KEYS)
+            status["mnist_test"] = "ok"
+        except DataError as err:
+            status["mnist_test"] = str(err)
     return status
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", choices=["mnist", "cifar10", "verify"])
-    parser.add_argument("--source", type=Path, required=True, help="folder with the official files")
+    parser.add_argument("dataset", choices=["mnist", "cifar10", "mnist-test", "verify"])
+    parser.add_argument("--source", type=Path, required=True,
+                        help="folder with the official files (mnist-test: with mnist.npz)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "data")
     args = parser.parse_args(argv)
     try:
@@ -82,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
             for name, state in status.items():
                 print(f"{name}: {state}")
             return 0 if all(s == "ok" for s in status.values()) else 1
+        if args.dataset == "mnist-test":
+            path = prepare_mnist_test(args.source, args.out)
+            print(f"wrote {path} (x_test, y_test verified against the official SHA-256)")
+            return 0
         for path in prepare(args.dataset, args.source, args.out):
             print(f"wrote {path} (content verified against the official SHA-256)")
         return 0

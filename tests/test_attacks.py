@@ -421,3 +421,17 @@ def test_a_model_with_nan_logits_is_reported(attack):
     images, labels = torch.rand(4, 1, SIDE, SIDE), torch.zeros(4, dtype=torch.int64)
     with pytest.raises(ValueError, match=r"model returned NaN/inf logits for 4 of 4 examples"):
         attack(NanLogits(), images, labels)
+
+
+def test_an_attack_is_rebuilt_exactly_from_its_config():
+    from drrdn_lib.attack_registry import attack_from_config
+    from drrdn_lib.experiments import paper_attacks
+    for key, attack in paper_attacks("mnist").items():
+        rebuilt = attack_from_config(attack.config())
+        assert type(rebuilt) is type(attack) and rebuilt.config() == attack.config(), key
+    fgsm = FGSM(0.1)
+    assert attack_from_config(fgsm.config()).config() == fgsm.config()
+    with pytest.raises(ValueError, match="'name' must be one of"):
+        attack_from_config({"name": "autoattack", "eps": 0.3})
+    with pytest.raises(ValueError, match="lacks \\['steps'"):
+        attack_from_config({k: v for k, v in PGD(0.3, 0.01, 40).config().items() if k != "steps"})

@@ -315,3 +315,66 @@ def test_prepare_keeps_the_previous_good_file_when_a_write_fails(tmp_path, monke
     with pytest.raises(OSError, match="No space left"):
         prepare.write_npz("mnist", _small_mnist(1), tmp_path)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["mnist.npz"]
+
+
+# ---- the official test split shipped in the repository (data/mnist_test.npz) --------------
+
+
+def _shipped():
+    from drrdn_lib.data import REPO_DATA_DIR
+    return REPO_DATA_DIR / data_files.MNIST_TEST_NPZ
+
+
+def test_shipped_mnist_test_is_the_official_test_set_by_content_hash():
+    arrays = data_files.read_mnist_test(_shipped())
+    assert arrays["x_test"].shape == (10000, 28, 28) and arrays["x_test"].dtype == np.uint8
+    assert arrays["y_test"].shape == (10000,) and arrays["y_test"].dtype == np.uint8
+    for key in ("x_test", "y_test"):
+        assert data_files.content_sha256(arrays[key]) == data_files.CONTENT_SHA256["mnist"][key]
+    assert prepare.verify_folder(_shipped().parent)["mnist_test"] == "ok"
+
+
+def test_test_split_loads_from_a_folder_with_only_mnist_test_npz(tmp_path):
+    shutil.copy(_shipped(), tmp_path / "mnist_test.npz")
+    x, y = load_dataset("mnist", "test", data_dir=tmp_path)
+    raw = data_files.read_mnist_test(_shipped())
+    assert x.shape == (10000, 1, 28, 28) and y.dtype == torch.int64
+    assert torch.equal((x * 255).round().to(torch.uint8).squeeze(1), torch.from_numpy(raw["x_test"]))
+    assert y.tolist() == raw["y_test"].tolist()
+    x_sub, y_sub = load_dataset("mnist", "test", data_dir=tmp_path, limit=100, seed=1)
+    assert x_sub.shape == (100, 1, 28, 28) and len(torch.unique(y_sub)) == 10
+
+
+def test_train_split_without_training_files_says_what_to_do(tmp_path):
+    shutil.copy(_shipped(), tmp_path / "mnist_test.npz")
+    for split in ("train", "val"):
+        with pytest.raises(DataError, match="missing .*train-images-idx3-ubyte.*prepare mnist "
+                                            "--source DIR.*ships only the official test split"):
+            load_dataset("mnist", split, data_dir=tmp_path)
+
+
+def test_test_split_falls_back_to_the_repository_copy(tmp_path):
+    x, _ = load_dataset("mnist", "test", data_dir=tmp_path, limit=20)  # empty folder
+    assert x.shape == (20, 1, 28, 28)
+
+
+def test_a_tampered_mnist_test_npz_is_refused(tmp_path):
+    arrays = data_files.read_mnist_test(_shipped())
+    arrays["x_test"][0, 0, 0] ^= 1
+    np.savez_compressed(tmp_path / "mnist_test.npz", **arrays)
+    with pytest.raises(DataError, match=r"mnist in .*mnist_test.npz does not match the official "
+                                        r"data \(x_test: got"):
+        load_dataset("mnist", "test", data_dir=tmp_path)
+
+
+def test_full_mnist_and_the_shipped_file_hold_the_same_test_digits(real_data_dir):
+    from drrdn_lib.data import _split_arrays
+    x_full, _ = _split_arrays("mnist", str(real_data_dir), "test")
+    x_shipped, _ = data_files.read_mnist_test(_shipped()).values()
+    assert np.array_equal(x_full, x_shipped)
+
+
+def test_prepare_mnist_test_regenerates_the_shipped_arrays(real_data_dir, tmp_path):
+    assert prepare.main(["mnist-test", "--source", str(real_data_dir), "--out", str(tmp_path)]) == 0
+    made, shipped = (data_files.read_mnist_test(p) for p in (tmp_path / "mnist_test.npz", _shipped()))
+    assert all(np.array_equal(made[k], shipped[k]) for k in ("x_test", "y_test"))

@@ -162,3 +162,68 @@ def test_tsne_reading_counts_follow_the_intervals():
     m["trained"]["standard"] = False                # no comparison with an untrained Standard
     last = describe("08_figure2_tsne", m)[-1]
     assert "Standard features" not in last and "2 of 3" in last
+
+
+# ------------------------------------------------------------------ 00: the zoo against Table 1
+def _quickstart(models: dict, n: int = 200) -> dict:
+    """Quickstart metrics for zoo models {name: (method, {column: n_correct})}."""
+    from drrdn_lib.experiments import MODEL_LABELS, paper_column
+    from drrdn_lib.official_eval import accuracy_cell
+    from drrdn_lib.paper_numbers import METHOD_OF_MODEL, TABLES
+    row = {m: p for p, m in METHOD_OF_MODEL.items()}
+    m = {"parameters": {"seed": 0}, "zoo": list(models), "n_test": n, "models": {}, "accuracy": {},
+         "comparison": [], "autoattack": {},
+         "live": {"method": "standard", "model": "smallcnn", "dataset": "mnist5k", "epochs": 1,
+                  "train_examples": 3500, "test_clean": accuracy_cell(870, 1000)}}
+    for name, (method, counts) in models.items():
+        acc = {c: accuracy_cell(k, n) for c, k in counts.items()}
+        m["accuracy"][name] = acc
+        m["models"][name] = {"method": method, "method_label": MODEL_LABELS[method],
+                             "label": f"{MODEL_LABELS[method]} ({name})", "paper_row": row.get(method),
+                             "card_n": 1000, "card": {k: acc[k]["accuracy"] for k in ("clean", "pgd40")}}
+        for c, cell in acc.items():
+            if row.get(method) and paper_column(c) in TABLES["table1"][row[method]]:
+                paper = TABLES["table1"][row[method]][paper_column(c)]
+                m["comparison"].append({"model": name, "column": c, "paper": paper,
+                                        "ours": 100 * cell["accuracy"], "paper_inside":
+                                        100 * cell["lo"] <= paper <= 100 * cell["hi"]})
+    return m
+
+
+def test_quickstart_says_when_no_zoo_model_is_installed():
+    sentences = describe("00_quickstart", _quickstart({}))
+    assert sentences[0].startswith("No zoo models are installed")
+    assert sentences[-1].startswith("Live training shows the API, not a result")
+    assert "reaches 87.0% [" in sentences[-1] and len(sentences) == 2
+
+
+def test_quickstart_compares_each_zoo_model_with_its_paper_row_and_its_card():
+    counts = {"clean": 199, "fgsm": 198, "pgd40": 195, "pgd100": 193, "cw40": 195, "cw100": 150,
+              "worst_case": 150}
+    m = _quickstart({"drrdn": ("drrdn", counts), "madry": ("pgd_at", {**counts, "pgd40": 160})})
+    m["models"]["madry"]["card"]["pgd40"] = 0.97  # a card its re-evaluation contradicts
+    sentences = describe("00_quickstart", m)
+    assert sentences[0].startswith("2 zoo models, each on 200 official MNIST test digits")
+    drrdn = next(s for s in sentences if s.startswith("DRRDN (drrdn)"))
+    assert "inside our interval for 5 of 6 columns (outside: CW-100 paper 96.93%, ours 75.0%)" in drrdn
+    assert "consistent with this run on natural and PGD-40" in drrdn
+    madry = next(s for s in sentences if s.startswith("Madry (PGD-AT) (madry)"))
+    assert "NOT consistent with this run on PGD-40" in madry
+    claim = next(s for s in sentences if s.startswith("The paper's claim"))
+    assert "97.55%" in claim and "higher than Madry (PGD-AT)'s" in claim
+
+
+def test_difference_from_paper_plots_ours_minus_the_paper_with_our_interval():
+    import matplotlib
+    matplotlib.use("Agg")
+    from drrdn_lib.plots import plot_difference_from_paper
+    rows = [{"model": "a", "column": "clean", "paper": 99.5, "ours": 98.0, "lo": 96.0, "hi": 99.0},
+            {"model": "a", "column": "pgd40", "paper": 97.55, "ours": 97.55, "lo": 95.0, "hi": 99.0},
+            {"model": "b", "column": "clean", "paper": 99.45, "ours": 99.45, "lo": 98.0, "hi": 99.9}]
+    figure = plot_difference_from_paper(rows, ["clean", "pgd40"], {"clean": "natural", "pgd40": "PGD-40"},
+                                        {"a": "DRRDN (a)", "b": "Madry (b)"}, "title (200 digits)")
+    ax = figure.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["natural", "PGD-40"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["DRRDN (a)", "Madry (b)"]
+    ys = ax.lines[0].get_ydata()  # model a's points: ours - paper
+    assert list(ys) == pytest.approx([-1.5, 0.0])

@@ -1,0 +1,241 @@
+"""The model zoo: trained weights, each with a card saying how it was trained and what it
+scored on the official MNIST test set (the idea of RobustBench's zoo, at this project's scale).
+
+    from drrdn_lib import zoo
+    zoo.available()                        # names of the installed models, sorted
+    zoo.card("drrdn")                      # its card (a dict; zoo/drrdn.json)
+    model = zoo.load_pretrained("drrdn")   # nn.Module, eval mode, float32
+    zoo.add_to_zoo("results/runs/mnist/drrdn-0123456789", "drrdn",
+                   command="python scripts/train_main_runs.py ...", eval_limit=1000)
+    zoo.verify_card("drrdn", limit=200)    # does a re-evaluation agree with the card?
+
+The folder: the ``zoo_dir`` argument, else ``$DRRDN_ZOO``, else ``zoo/`` in the repository.
+Each model is two files there:
+
+- ``<name>.pt``: ``{"format", "model_spec", "state_dict"}`` with float32 tensors, what
+  ``train.build_run_model(model_spec)`` and ``load_state_dict`` need (for DRRDN the whole
+  network: disentanglers, MINE and reconstructor, which notebooks 03-05 use); at most
+  :data:`MAX_WEIGHTS_BYTES`;
+- ``<name>.json``: the card: ``name``, ``method``, ``model``, ``dataset`` (trained on),
+  ``weights`` (file, SHA-256, bytes, parameters, epoch), ``training`` (the run's full
+  TrainConfig, the command that trained it, the commit and provenance of every process
+  that trained it, the learning curve) and ``evaluation``
+  (:func:`drrdn_lib.official_eval.evaluate_official`: test subset, attacks, accuracies
+  with 95% Wilson intervals).
+
+:func:`add_to_zoo` evaluates before writing anything and writes the card last, so a model
+whose evaluation failed is never listed; :func:`load_pretrained` checks the weights'
+SHA-256 against the card.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .files import save_torch_atomic, write_json_atomic
+from .results import REPO_ROOT
+
+__all__ = ["ZooError", "zoo_folder", "available", "card", "load_pretrained", "add_to_zoo",
+           "verify_card", "MAX_WEIGHTS_BYTES"]
+
+WEIGHTS_FORMAT = 1
+CARD_FORMAT = 1
+MAX_WEIGHTS_BYTES = 16 * 2 ** 20  # 16 MiB: a DRRDN SmallCNN is 15.4 MiB
+NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+ADD_HINT = "add one with `python scripts/add_to_zoo.py RUN_DIR NAME --command ...`"
+
+
+class ZooError(ValueError):
+    """An unknown model name, or a zoo file that is missing, corrupt or inconsistent."""
+
+
+def zoo_folder(zoo_dir: str | os.PathLike | None = None) -> Path:
+    """The zoo's folder: ``zoo_dir``, else ``$DRRDN_ZOO``, else the repository's ``zoo/``."""
+    return Path(zoo_dir or os.environ.get("DRRDN_ZOO") or REPO_ROOT / "zoo").expanduser()
+
+
+def available(zoo_dir: str | os.PathLike | None = None) -> list[str]:
+    """The names of the models whose card is in the zoo, sorted ([] for no folder)."""
+    folder = zoo_folder(zoo_dir)
+    return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+
+
+def card(name: str, zoo_dir: str | os.PathLike | None = None) -> dict:
+    """The card of model ``name`` (see the module docstring)."""
+    names = available(zoo_dir)
+    if name not in names:
+        raise ZooError(f"no model {name!r} in the zoo ({zoo_folder(zoo_dir)}); available: "
+                       f"{names or 'none'}" + ("." if names else f"; {ADD_HINT}."))
+    path = zoo_folder(zoo_dir) / f"{name}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ZooError(f"the card {path} cannot be read ({error}); restore it (git checkout -- "
+                       f"{path.name}) or add the model again.") from None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_pretrained(name: str, device: str | torch.device = "cpu",
+                    zoo_dir: str | os.PathLike | None = None) -> nn.Module:
+    """Model ``name`` of the zoo with its weights, float32, in eval mode on ``device``.
+
+    Raises :class:`ZooError` for an unknown name (listing the available ones) and for a
+    weights file that is missing, differs from the card's SHA-256, or cannot be loaded."""
+    from .train import build_run_model
+
+    info = card(name, zoo_dir)
+    path = zoo_folder(zoo_dir) / info["weights"]["file"]
+    if not path.is_file():
+        raise ZooError(f"the weights of {name!r} ({path}) are missing; restore the file (git "
+                       f"checkout -- {path.name}) or add the model again.")
+    if _sha256(path) != info["weights"]["sha256"]:
+        raise ZooError(f"the weights of {name!r} ({path}) are corrupt: their SHA-256 is not the "
+                       "card's; restore the file (git checkout) or add the model again.")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        model = build_run_model(saved["model_spec"])
+        model.load_state_dict(saved["state_dict"])
+    except Exception as error:  # noqa: BLE001 - any failure here means an unusable file
+        raise ZooError(f"the weights of {name!r} ({path}) cannot be loaded ({type(error).__name__}: "
+                       f"{error}); add the model again with this code version.") from None
+    return model.float().to(device).eval()
+
+
+# ----------------------------------------------------------------------------- adding
+def _read_run(run_dir: Path, allow_unfinished: bool) -> tuple[dict, dict, dict]:
+    """(best checkpoint, config dict, metrics dict) of a training run folder."""
+    from .train import BEST, load_checkpoint
+
+    for needed in (BEST, "metrics.json", "config.json"):
+        if not (run_dir / needed).is_file():
+            raise ZooError(f"{run_dir} has no {needed}: point at a run folder written by "
+                           "drrdn_lib.train (results/runs/<dataset>/<method>-<hash>).")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    if metrics.get("status") != "finished" and not allow_unfinished:
+        raise ZooError(f"the run in {run_dir} is {metrics.get('status')!r} ({metrics.get('epochs_done')} "
+                       f"of {metrics.get('epochs')} epochs); wait until it finishes, or pass "
+                       "allow_unfinished=True (--allow-unfinished) to add its best epoch so far.")
+    if not metrics.get("provenance"):
+        raise ZooError(f"{run_dir / 'metrics.json'} records no provenance (commit, software, "
+                       "machine), so a card could not say where the model came from; train the "
+                       "run with the current code (drrdn_lib.train records it).")
+    config = json.loads((run_dir / "config.json").read_text())
+    if config.get("dataset") not in ("mnist", "mnist5k"):
+        raise ZooError(f"the zoo holds MNIST models (evaluated on the official MNIST test set); "
+                       f"this run trained on {config.get('dataset')!r}.")
+    return load_checkpoint(run_dir / BEST), config, metrics
+
+
+def _training_record(run_dir: Path, config: dict, metrics: dict, command: str) -> dict:
+    """How the run was trained: configuration, command, commits, provenance, learning curve."""
+    from .data import VAL_SIZE
+    from .train_config import config_from_dict
+
+    sessions = metrics.get("provenance") or []
+    history, best = metrics["history"], metrics["best"]
+    select = config_from_dict(config).resolved_select_on()
+    keep = ("epoch", "lr", "train_loss", "val_clean_acc", "val_robust_acc", "seconds")
+    where = run_dir.resolve()
+    return {
+        "command": command,
+        "run_dir": str(where.relative_to(REPO_ROOT) if where.is_relative_to(REPO_ROOT) else where),
+        "config": config, "status": metrics.get("status"),
+        "commit": sessions[0]["commit"],
+        "commits": sorted({s["commit"] for s in sessions}),
+        "provenance": sessions, "wall_seconds": metrics.get("wall_seconds"),
+        "learning_curve": {
+            "epochs": config["epochs"], "epochs_done": len(history), "best_epoch": best["epoch"],
+            "selected_on": f"validation {'PGD' if select == 'robust' else 'clean'} accuracy",
+            "val_clean_acc": best["val_clean_acc"], "val_robust_acc": best["val_robust_acc"],
+            "val_n": config.get("val_limit") or VAL_SIZE.get(config["dataset"]),
+            "val_attack": {"name": "pgd", "eps": config["val_eps"],
+                           "step_size": config["val_step_size"], "steps": config["val_steps"]},
+            "per_epoch": [{k: h.get(k) for k in keep} for h in history]},
+    }
+
+
+def add_to_zoo(run_dir: str | os.PathLike, name: str, *, command: str, eval_limit: int | None,
+               seed: int = 0, attack_steps=None, zoo_dir: str | os.PathLike | None = None,
+               device: str = "cpu", batch_size: int = 256, allow_unfinished: bool = False,
+               overwrite: bool = False, progress: bool = False) -> dict:
+    """Add the best checkpoint of the training run in ``run_dir`` to the zoo as ``name``.
+
+    Args:
+        command: the command that trained the run (recorded on the card).
+        eval_limit: official test digits to evaluate on (stratified, drawn by ``seed``);
+            None: all 10,000.
+        attack_steps: None for the paper's PGD/CW-40 and -100; (a, b) for a reduced
+            evaluation (keys ``pgd<a>`` ..., never the paper's names).
+        device: where to evaluate (float32 either way); the weights are stored on the CPU.
+        allow_unfinished: add a run that has not finished (its best epoch so far).
+        overwrite: replace a model of the same name.
+    Returns the card (also written to ``<zoo>/<name>.json``).
+    """
+    from .official_eval import evaluate_official
+    from .train import build_run_model
+
+    if not isinstance(name, str) or not NAME.match(name):
+        raise ZooError(f"name={name!r}: use lower-case letters, digits, '_', '.', '-' (at most 64, "
+                       "e.g. 'drrdn_smallcnn_mnist').")
+    if not isinstance(command, str) or not command.strip():
+        raise ZooError("command must say how the run was trained (e.g. 'python "
+                       "scripts/train_main_runs.py notebooks/params/02_main_results/cpu.yaml').")
+    folder = zoo_folder(zoo_dir)
+    if (folder / f"{name}.json").exists() and not overwrite:
+        raise ZooError(f"the zoo ({folder}) already has {name!r}; pass overwrite=True "
+                       "(--overwrite) to replace it, or choose another name.")
+    run_dir = Path(run_dir)
+    checkpoint, config, metrics = _read_run(run_dir, allow_unfinished)
+    state = {k: (v.float() if v.is_floating_point() else v).detach().cpu().contiguous()
+             for k, v in checkpoint["model"].items()}
+    saved = {"format": WEIGHTS_FORMAT, "model_spec": checkpoint["model_spec"], "state_dict": state}
+    size = sum(v.numel() * v.element_size() for v in state.values())
+    if size > MAX_WEIGHTS_BYTES:
+        raise ZooError(f"{name}: {size / 2 ** 20:.1f} MiB of weights, more than the zoo's "
+                       f"{MAX_WEIGHTS_BYTES / 2 ** 20:.0f} MiB per model (files live in git).")
+    model = build_run_model(checkpoint["model_spec"])
+    model.load_state_dict(state)
+    evaluation = evaluate_official(model.to(device), limit=eval_limit, seed=seed,
+                                   attack_steps=attack_steps, batch_size=batch_size,
+                                   progress=progress)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = save_torch_atomic(saved, folder / f"{name}.pt")
+    from .experiments import MODEL_LABELS
+    info = {
+        "format": CARD_FORMAT, "name": name, "method": config["method"],
+        "method_label": MODEL_LABELS.get(config["method"], config["method"]),
+        "model": config["model"], "dataset": config["dataset"],
+        "weights": {"file": weights.name, "sha256": _sha256(weights), "bytes": weights.stat().st_size,
+                    "dtype": "float32", "parameters": sum(p.numel() for p in model.parameters()),
+                    "checkpoint": "best", "epoch": int(checkpoint["epoch"])},
+        "training": _training_record(run_dir, config, metrics, command),
+        "evaluation": evaluation,
+    }
+    write_json_atomic(folder / f"{name}.json", info)
+    return info
+
+
+def verify_card(name: str, *, limit: int = 200, columns=("clean", "pgd40"),
+                zoo_dir: str | os.PathLike | None = None, device: str = "cpu") -> list[dict]:
+    """Re-evaluate zoo model ``name`` on ``limit`` of its card's test digits with the card's
+    attack configurations; one row per column with ``agrees`` (the card's accuracy lies in
+    the re-evaluation's 95% Wilson interval; the statistics: ``official_eval.recheck``)."""
+    from .official_eval import recheck
+
+    info = card(name, zoo_dir)
+    model = load_pretrained(name, device, zoo_dir)
+    rows = recheck(model, info["evaluation"], limit=limit, columns=columns)
+    return [{"name": name, **row} for row in rows]
