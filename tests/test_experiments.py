@@ -100,6 +100,19 @@ def test_a_fine_tuned_run_folder_does_not_depend_on_the_checkout(tmp_path):
     assert experiments.run_folder(plain, tmp_path).name != folders[0].name
 
 
+def test_a_fine_tuned_run_cached_in_another_checkout_resumes(tmp_path):
+    """The checkpoint's init_from is the other checkout's path; the run folder is the same."""
+    base = dict(epochs=1, train_limit=100, eps=0.2, train_steps=2)
+    configs = {}
+    for checkout, name in (("a", "standard-0123456789"), ("b", "standard-0123456789"),
+                           ("c", "standard-9876543210")):
+        source = tmp_path / checkout / "runs" / "mnist5k" / name
+        source.mkdir(parents=True)
+        configs[checkout] = experiments.make_config("pgd_at", "mnist5k", init_from=str(source), **base)
+    assert configs["b"].differences(configs["a"].to_dict()) == []
+    assert configs["c"].differences(configs["a"].to_dict()) == ["init_from"]
+
+
 def test_main_table_worst_case_covers_every_attack_and_transfer():
     """Two tiny models: columns, the diagonal left out, and the worst case as the AND of
     clean, every white-box attack, AutoAttack and the other model's transfer examples."""
