@@ -51,6 +51,8 @@ data_dir = None
 out_dir = None
 
 # %%
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
@@ -272,7 +274,8 @@ if over_epochs:
             mm = measure(kept["run_dir"], kept["epoch"])
             r = next(iter(mm["nat"]))
             for kind, row in js_table(mm, r).iterrows():
-                epoch_rows.append({"method": m, **kept, "representation": r, "alignment": kind,
+                epoch_rows.append({"method": m, **kept, "run_dir": Path(kept["run_dir"]).name,
+                                   "representation": r, "alignment": kind,
                                    "nats": row.nats, "lo": row.lo, "hi": row.hi,
                                    "accuracy": row.accuracy, "accuracy_lo": row.accuracy_lo,
                                    "accuracy_hi": row.accuracy_hi})
