@@ -22,6 +22,14 @@ Choices (each a parameter):
   features standardised with the training part's mean / sd. Its logit is shifted by
   ``-log(n_p / n_q)`` of the training part, so an unbalanced training part does not bias
   D towards the larger sample (D estimates p / (p + q), not the pooled posterior).
+- Calibration (``calibration`` > 0): that share of the training rows (pairs) is held back
+  from fitting D and used to fit ``a * logit + b`` (Platt scaling) by the balanced
+  cross-entropy H itself. A flexible D fitted on a few hundred wide rows separates the
+  domains well but is over-confident, and its held-out H exceeds log 2 (a bound below 0)
+  although its accuracy is far above 1/2; the scaling shrinks the logit to what the
+  calibration rows support (a -> 0 when D has found nothing), so the bound is near 0 when
+  nothing is detected and positive when something is. ``a * logit + b`` is still a
+  function into (0, 1) fixed before the held-out rows are seen: the bound stays valid.
 - Clipping: the logit is clamped to ``±log((1 - clip) / clip)``, i.e. D to
   ``[clip, 1 - clip]`` (``clip`` = 1e-3). A clipped D is still a function into (0, 1), so
   the inequality still holds; one confident mistake then costs at most
@@ -37,10 +45,17 @@ Choices (each a parameter):
   two identical samples it is <= 0 exactly (log D + log(1 - D) <= -log 4 pointwise).
   ``JSBound.clipped`` gives ``max(0, nats)`` (also a valid lower bound, since JS >= 0).
 
-Class-conditional alignment: the same bound within each class k (p's rows of class k
+Class-conditional alignment, two estimators (``estimator``). ``"per_class"``: the same
+bound within each class k (p's rows of class k
 against q's rows of class k), averaged with weights ``(n_p^k + n_q^k) / (n_p + n_q)``;
 the classes are estimated independently, so the interval's variance is
-``sum_k w_k^2 se_k^2``. Aligned marginals (what Proposition 1 asks) do not imply
+``sum_k w_k^2 se_k^2``; each class then has a tenth of the rows, too few for a flexible,
+calibrated D. ``"joint"`` (paired samples): one D on ``[z, one-hot(y)]``. When both samples
+have the same class shares (always when paired),
+``JS(p(z, y) || q(z, y)) = sum_k pi_k JS(p(z | k) || q(z | k))`` (the mixture factorises
+as pi_k (p(z | k) + q(z | k)) / 2), so the joint bound is a lower bound on the weighted
+class-conditional JS, from every row at once. By data processing the class-conditional JS
+is never below the marginal one (forgetting y is a channel). Aligned marginals (what Proposition 1 asks) do not imply
 aligned class-conditionals (e.g. labels swapped between the domains).
 """
 from __future__ import annotations
@@ -57,10 +72,12 @@ from .bounds import Estimate, proportion
 from .probes import DEFAULT_STEPS, check_head, fit_head, split_indices, standardise
 from .validate import check_features, check_labels, check_number
 
-__all__ = ["LOG2", "JSBound", "ConditionalJS", "js_lower_bound", "class_conditional_js",
-           "alignment_table"]
+__all__ = ["LOG2", "ESTIMATORS", "JSBound", "ConditionalJS", "js_lower_bound", "js_bound_of",
+           "class_conditional_js", "alignment_table"]
 
 LOG2 = math.log(2.0)
+#: class-conditional estimators (module docstring)
+ESTIMATORS = ("per_class", "joint")
 
 
 @dataclass(frozen=True)
@@ -111,7 +128,8 @@ class ConditionalJS:
 
     Attributes:
         nats, lo, hi, se: the weighted mean, its normal interval and standard error.
-        per_class: class -> :class:`JSBound`; weights: class -> weight (sum 1).
+        per_class: class -> :class:`JSBound` (empty for the joint estimator); weights:
+            class -> weight (sum 1). joint: the joint estimator's :class:`JSBound`, or None.
     """
 
     nats: float
@@ -121,6 +139,7 @@ class ConditionalJS:
     confidence: float
     per_class: dict[int, JSBound]
     weights: dict[int, float]
+    joint: JSBound | None = None
 
     @property
     def bits(self) -> float:
@@ -130,6 +149,13 @@ class ConditionalJS:
 def _normal_interval(value: float, se: float, confidence: float) -> tuple[float, float]:
     z = float(norm.ppf(0.5 + confidence / 2))
     return value - z * se, value + z * se
+
+
+def _check_levels(clip, confidence) -> float:
+    """``clip`` in (0, 1/2) and ``confidence`` in (0, 1), else ``ValueError``; returns clip."""
+    check_number("confidence", confidence, 0.0, 1.0, low_open=True, high_open=True,
+                 hint="e.g. 0.95")
+    return check_number("clip", clip, 0.0, 0.5, low_open=True, high_open=True, hint="e.g. 1e-3")
 
 
 def _fit_discriminator(train_p, train_q, *, head, seed, steps, hidden):
@@ -149,10 +175,68 @@ def _fit_discriminator(train_p, train_q, *, head, seed, steps, hidden):
     return logit
 
 
+def _platt(logit_p: torch.Tensor, logit_q: torch.Tensor) -> tuple[float, float]:
+    """(a, b) minimising the balanced cross-entropy H of sigmoid(a * logit + b) on the
+    calibration rows (L-BFGS from a = 1, b = 0)."""
+    lp, lq = logit_p.detach().double().cpu(), logit_q.detach().double().cpu()
+    ab = torch.tensor([1.0, 0.0], dtype=torch.double, requires_grad=True)
+    opt = torch.optim.LBFGS([ab], lr=1.0, max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = 0.5 * (F.softplus(-(ab[0] * lp + ab[1])).mean() + F.softplus(ab[0] * lq + ab[1]).mean())
+        loss.backward()
+        return loss
+    with torch.enable_grad():
+        opt.step(closure)
+    a, b = ab.detach().tolist()
+    return float(a), float(b)
+
+
+def js_bound_of(logit_p: torch.Tensor, logit_q: torch.Tensor, *, paired: bool = False,
+                clip: float = 1e-3, confidence: float = 0.95,
+                n_train: tuple[int, int] = (0, 0)) -> JSBound:
+    """The JS lower bound log 2 - H(D) of a discriminator already fixed, from its logits of
+    "p" on rows of p (``logit_p``, (n_p,)) and of q (``logit_q``), rows it was not fitted on
+    (e.g. DRRDN's own c_i on test examples). ``paired``: row i of each is one example.
+    ``n_train``: rows D was fitted on, for the record. Arguments otherwise as
+    :func:`js_lower_bound`."""
+    clip = _check_levels(clip, confidence)
+    if logit_p.ndim != 1 or logit_q.ndim != 1 or min(len(logit_p), len(logit_q)) < 2:
+        raise ValueError(f"logit_p and logit_q must be 1-D with >= 2 rows each, got shapes "
+                         f"{tuple(logit_p.shape)} and {tuple(logit_q.shape)}.")
+    if paired and len(logit_p) != len(logit_q):
+        raise ValueError(f"paired=True needs one row of z_q per row of z_p, got {len(logit_p)} "
+                         f"and {len(logit_q)}; pass paired=False for independent samples.")
+    bound = math.log((1.0 - clip) / clip)
+    lp = logit_p.detach().clamp(-bound, bound).double()
+    lq = logit_q.detach().clamp(-bound, bound).double()
+    log_d_p, log_1md_q = F.logsigmoid(lp), F.logsigmoid(-lq)   # log D on p, log(1 - D) on q
+    value = LOG2 + 0.5 * (float(log_d_p.mean()) + float(log_1md_q.mean()))
+    if paired:
+        terms = 0.5 * (log_d_p + log_1md_q)
+        se = float(terms.std() / math.sqrt(len(terms)))
+    else:
+        se = 0.5 * math.sqrt(float(log_d_p.var()) / len(lp) + float(log_1md_q.var()) / len(lq))
+    lo, hi = _normal_interval(value, se, confidence)
+    right = int((lp > 0).sum()) + int((lq <= 0).sum())
+    return JSBound(value, lo, hi, se, float(confidence), proportion(right, len(lp) + len(lq)),
+                   tuple(n_train), (len(lp), len(lq)), clip)
+
+
+def _split(n_p: int, n_q: int, paired: bool, fraction: float, seed: int):
+    """((first_p, second_p), (first_q, second_q)) index splits, by example when paired;
+    the second side gets ``fraction`` of the rows."""
+    if paired:
+        first, second = split_indices(n_p, fraction, seed)
+        return (first, second), (first, second)
+    return split_indices(n_p, fraction, seed), split_indices(n_q, fraction, seed + 1)
+
+
 def js_lower_bound(z_p: torch.Tensor, z_q: torch.Tensor, *, paired: bool = False,
                    head: str = "linear", heldout_fraction: float = 0.5, seed: int = 0,
-                   steps: int | None = None, hidden: int = 64, clip: float = 1e-3,
-                   confidence: float = 0.95) -> JSBound:
+                   steps: int | None = None, hidden: int = 64, calibration: float = 0.0,
+                   clip: float = 1e-3, confidence: float = 0.95) -> JSBound:
     """Held-out lower bound on JS(p || q), nats, from samples ``z_p`` (n_p, D) of p and
     ``z_q`` (n_q, D) of q (e.g. natural and adversarial z_s).
 
@@ -162,14 +246,15 @@ def js_lower_bound(z_p: torch.Tensor, z_q: torch.Tensor, *, paired: bool = False
         head: ``"linear"`` or ``"mlp"`` discriminator; ``steps``/``hidden`` as in probes.
         heldout_fraction: share of each sample (of the pairs) held out to evaluate D.
         seed: seeds the split(s) and the discriminator.
+        calibration: share of the training rows held back to Platt-scale D's logit (0: none;
+            e.g. 0.3 with an MLP; module docstring).
         clip: D is clamped to [clip, 1 - clip], 0 < clip < 1/2.
         confidence: level of the normal interval.
     Returns: :class:`JSBound`. Raises ``ValueError`` for bad inputs, naming them.
     """
     check_head(head)
-    clip = check_number("clip", clip, 0.0, 0.5, low_open=True, high_open=True, hint="e.g. 1e-3")
-    check_number("confidence", confidence, 0.0, 1.0, low_open=True, high_open=True,
-                 hint="e.g. 0.95")
+    _check_levels(clip, confidence)
+    check_number("calibration", calibration, 0.0, 1.0, high_open=True, hint="e.g. 0.3, or 0")
     z_p = check_features(z_p, "z_p")
     z_q = check_features(z_q, "z_q").to(z_p.device)
     if z_p.shape[1] != z_q.shape[1]:
@@ -178,43 +263,36 @@ def js_lower_bound(z_p: torch.Tensor, z_q: torch.Tensor, *, paired: bool = False
     if paired and len(z_p) != len(z_q):
         raise ValueError(f"paired=True needs one row of z_q per row of z_p, got {len(z_p)} and "
                          f"{len(z_q)}; pass paired=False for independent samples.")
-    if paired:
-        train, held = split_indices(len(z_p), heldout_fraction, seed)
-        (tp, hp), (tq, hq) = (train, held), (train, held)
-    else:
-        tp, hp = split_indices(len(z_p), heldout_fraction, seed)
-        tq, hq = split_indices(len(z_q), heldout_fraction, seed + 1)
+    (tp, hp), (tq, hq) = _split(len(z_p), len(z_q), paired, heldout_fraction, seed)
+    if calibration:
+        (fp, cp), (fq, cq) = _split(len(tp), len(tq), paired, calibration, seed + 2)
+        (tp, cp), (tq, cq) = (tp[fp], tp[cp]), (tq[fq], tq[cq])
     logit = _fit_discriminator(z_p[tp], z_q[tq], head=head, seed=seed,
                                steps=steps or DEFAULT_STEPS[head], hidden=hidden)
-    bound = math.log((1.0 - clip) / clip)
-    lp = logit(z_p[hp]).clamp(-bound, bound).double()
-    lq = logit(z_q[hq]).clamp(-bound, bound).double()
-    log_d_p, log_1md_q = F.logsigmoid(lp), F.logsigmoid(-lq)   # log D on p, log(1 - D) on q
-    value = LOG2 + 0.5 * (float(log_d_p.mean()) + float(log_1md_q.mean()))
-    if paired:
-        terms = 0.5 * (log_d_p + log_1md_q)
-        se = float(terms.std() / math.sqrt(len(terms))) if len(terms) > 1 else math.inf
-    else:
-        se = 0.5 * math.sqrt(float(log_d_p.var()) / len(lp) + float(log_1md_q.var()) / len(lq))
-    lo, hi = _normal_interval(value, se, confidence)
-    right = int((lp > 0).sum()) + int((lq <= 0).sum())
-    return JSBound(value, lo, hi, se, float(confidence), proportion(right, len(lp) + len(lq)),
-                   (len(tp), len(tq)), (len(hp), len(hq)), clip)
+    a, b = _platt(logit(z_p[cp]), logit(z_q[cq])) if calibration else (1.0, 0.0)
+    n_train = (len(tp) + (len(cp) if calibration else 0), len(tq) + (len(cq) if calibration else 0))
+    return js_bound_of(a * logit(z_p[hp]) + b, a * logit(z_q[hq]) + b, paired=paired, clip=clip,
+                       confidence=confidence, n_train=n_train)
 
 
 def class_conditional_js(z_p: torch.Tensor, z_q: torch.Tensor, labels_p: torch.Tensor,
                          labels_q: torch.Tensor | None = None, *, paired: bool = False,
-                         confidence: float = 0.95, **kwargs) -> ConditionalJS:
-    """The JS lower bound within each class, weighted by the class's share of all rows.
+                         estimator: str = "per_class", confidence: float = 0.95,
+                         **kwargs) -> ConditionalJS:
+    """The class-conditional JS lower bound, weighted by each class's share of all rows.
 
     Args:
         z_p, z_q: (n_p, D), (n_q, D) representations; labels_p (n_p,), labels_q (n_q,)
             int64 classes (the true labels; ``labels_q`` defaults to ``labels_p`` when
             ``paired``).
-        paired, confidence, kwargs: as :func:`js_lower_bound`, per class.
-    Every class present in either sample must have enough rows in both for the split
-    (``probes.MIN_SIDE`` per side); the error names the class.
+        estimator: ``"per_class"`` (one bound per class, weighted) or ``"joint"`` (one D on
+            ``[z, one-hot(y)]``; needs ``paired``); module docstring.
+        paired, confidence, kwargs: as :func:`js_lower_bound`.
+    For ``"per_class"`` every class present in either sample must have enough rows in both
+    for the split (``probes.MIN_SIDE`` per side); the error names the class.
     """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; use one of {ESTIMATORS}.")
     z_p, z_q = check_features(z_p, "z_p"), check_features(z_q, "z_q")
     if labels_q is None:
         if not paired:
@@ -228,7 +306,11 @@ def class_conditional_js(z_p: torch.Tensor, z_q: torch.Tensor, labels_p: torch.T
                          "its adversarial version share the true label.")
     labels_p, labels_q = labels_p.to(z_p.device), labels_q.to(z_q.device)
     classes = sorted(set(labels_p.tolist()) | set(labels_q.tolist()))
-    per_class, weights, total = {}, {}, len(z_p) + len(z_q)
+    total = len(z_p) + len(z_q)
+    weights = {k: float((labels_p == k).sum() + (labels_q == k).sum()) / total for k in classes}
+    if estimator == "joint":
+        return _joint_js(z_p, z_q, labels_p, classes, weights, paired, confidence, kwargs)
+    per_class = {}
     for k in classes:
         in_p, in_q = labels_p == k, labels_q == k
         try:
@@ -237,21 +319,41 @@ def class_conditional_js(z_p: torch.Tensor, z_q: torch.Tensor, labels_p: torch.T
         except ValueError as err:
             raise ValueError(f"class {k} ({int(in_p.sum())} rows in z_p, {int(in_q.sum())} in "
                              f"z_q): {err}") from None
-        weights[k] = float(in_p.sum() + in_q.sum()) / total
     value = sum(weights[k] * per_class[k].nats for k in classes)
     se = math.sqrt(sum((weights[k] * per_class[k].se) ** 2 for k in classes))
     lo, hi = _normal_interval(value, se, confidence)
     return ConditionalJS(value, lo, hi, se, float(confidence), per_class, weights)
 
 
+def _joint_js(z_p, z_q, labels, classes, weights, paired, confidence, kwargs) -> ConditionalJS:
+    """The joint estimator: :func:`js_lower_bound` on ``[z, one-hot(y)]`` of paired rows."""
+    if not paired:
+        raise ValueError("estimator='joint' needs paired=True (both samples must have the same "
+                         "class shares); use estimator='per_class' for independent samples.")
+    index = torch.tensor([classes.index(k) for k in labels.tolist()], device=z_p.device)
+    one_hot = F.one_hot(index, len(classes)).to(z_p.dtype)
+    bound = js_lower_bound(torch.cat([z_p, one_hot], 1), torch.cat([z_q, one_hot], 1),
+                           paired=True, confidence=confidence, **kwargs)
+    return ConditionalJS(bound.nats, bound.lo, bound.hi, bound.se, bound.confidence, {}, weights,
+                         joint=bound)
+
+
 def alignment_table(z_p: torch.Tensor, z_q: torch.Tensor, labels_p: torch.Tensor,
                     labels_q: torch.Tensor | None = None, *, paired: bool = False,
-                    **kwargs) -> pd.DataFrame:
+                    estimator: str = "per_class", **kwargs) -> pd.DataFrame:
     """Marginal and class-conditional JS lower bounds side by side: rows ``marginal`` and
-    ``class-conditional``, columns ``nats``, ``lo``, ``hi``, ``bits`` (arguments as
-    :func:`class_conditional_js`)."""
+    ``class-conditional``, columns ``nats``, ``lo``, ``hi``, ``bits`` and the
+    discriminator's held-out ``accuracy``, ``accuracy_lo``, ``accuracy_hi`` (Wilson; NaN for
+    the per-class estimator, which has ten). Arguments as :func:`class_conditional_js`."""
     marginal = js_lower_bound(z_p, z_q, paired=paired, **kwargs)
-    conditional = class_conditional_js(z_p, z_q, labels_p, labels_q, paired=paired, **kwargs)
-    rows = [{"alignment": name, "nats": b.nats, "lo": b.lo, "hi": b.hi, "bits": b.bits}
-            for name, b in (("marginal", marginal), ("class-conditional", conditional))]
+    conditional = class_conditional_js(z_p, z_q, labels_p, labels_q, paired=paired,
+                                       estimator=estimator, **kwargs)
+    nan = float("nan")
+    rows = []
+    for name, b, single in (("marginal", marginal, marginal), ("class-conditional", conditional,
+                                                                conditional.joint)):
+        acc = single.accuracy if single is not None else None
+        rows.append({"alignment": name, "nats": b.nats, "lo": b.lo, "hi": b.hi, "bits": b.bits,
+                     "accuracy": acc.value if acc else nan, "accuracy_lo": acc.lo if acc else nan,
+                     "accuracy_hi": acc.hi if acc else nan})
     return pd.DataFrame(rows).set_index("alignment")

@@ -388,63 +388,200 @@ def _over_training(rows: list[dict], spearman: float | None) -> list[str]:
     return out
 
 
-def _compare(a: float, b: float, if_larger: str, otherwise: str, margin: float = 0.05) -> str:
-    """``if_larger`` when ``a`` exceeds ``b`` by more than ``margin`` (5 points), else ``otherwise``."""
-    return if_larger if a - b > margin else otherwise
-
-
 def representations(m: dict) -> list[str]:
-    parts = {r["part"]: r for r in m["summary"]}
+    """05: the models, DRRDN's parts, the estimator's controls, Proposition 1's JS by method,
+    c_i, and the JS over training."""
+    labels, trained, steps = m["labels"], m["trained"], m["attack_steps"]
+    out = [_scale_words(m, "Proposition 1 or DRRDN's representations")]
+    for key, a in m["accuracy"].items():
+        out.append(f"{labels[key]}: natural {_acc(a['clean'])}, PGD-{steps} {_acc(a[f'pgd{steps}'])}"
+                   + ("." if trained[key] else f"; not trained at this scale "
+                      f"({not_trained_rule_text()}), left out of every comparison."))
+    if trained.get("drrdn") and m["summary"]:
+        out += _parts_sentences(m["summary"])
+    sentences, trusted = _control_sentences(m)
+    out += sentences
+    if not trusted:
+        return out + ["The estimator found a divergence between two halves of one sample, so "
+                      "no JS bound of this run is read."]
+    return (out + _js_sentences(m) + _proposition_sentence(m) + _c_i_sentences(m)
+            + _over_training_sentences(m))
+
+
+def _cell_of(value: float, lo: float, hi: float) -> dict:
+    return {"value": value, "lo": lo, "hi": hi, "kind": "wilson"}
+
+
+def _wilson(value: float, n: int) -> dict:
+    from .bounds import proportion
+    e = proportion(round(value * n), n)
+    return _cell_of(e.value, e.lo, e.hi)
+
+
+def _parts_sentences(summary: list[dict]) -> list[str]:
+    """Domain and class information in z_s and z_i, read through the intervals."""
+    parts = {r["part"]: r for r in summary}
     zs, zi = parts["z_s"], parts["z_i"]
-    out = [f"A domain classifier (MLP) tells natural from adversarial at {_pct(zs['domain_acc_mlp'])} on z_s "
-           f"and {_pct(zi['domain_acc_mlp'])} on z_i (50% = indistinguishable): "
-           + _compare(zi["domain_acc_mlp"], zs["domain_acc_mlp"], "z_i carries more domain information, as DRRDN intends.",
-                      "z_i does not carry clearly more domain information than z_s here.")]
-    out.append(f"A linear probe reads the class from adversarial inputs at {_pct(zs['label_acc_adv'])} on z_s and "
-               f"{_pct(zi['label_acc_adv'])} on z_i: "
-               + _compare(zs["label_acc_adv"], zi["label_acc_adv"], "label information sits mostly in z_s.",
-                          "z_i keeps as much label information as z_s: the class has not been removed from it."))
+    dom = {k: _cell_of(p["domain_acc_mlp"], p["domain_acc_mlp_lo"], p["domain_acc_mlp_hi"])
+           for k, p in (("z_s", zs), ("z_i", zi))}
+    rel = _versus(dom["z_i"], dom["z_s"])
+    out = [f"A fresh domain classifier (MLP) tells natural from adversarial at {_acc(dom['z_s'])} on "
+           f"z_s and {_acc(dom['z_i'])} on z_i (50% = indistinguishable): "
+           + {"higher": "z_i carries more domain information, as DRRDN intends.",
+              "within noise": "within noise of each other: z_i does not carry more domain "
+                              "information than z_s here.",
+              "lower": "z_s carries more domain information than z_i, the opposite of DRRDN's "
+                       "intent."}[rel]]
+    lab = {k: _wilson(p["label_acc_adv"], p["n_label"]) for k, p in (("z_s", zs), ("z_i", zi))}
+    rel = _versus(lab["z_s"], lab["z_i"])
+    out.append(f"A linear probe reads the class from adversarial inputs at {_acc(lab['z_s'])} on z_s "
+               f"and {_acc(lab['z_i'])} on z_i: "
+               + {"higher": "label information sits mostly in z_s.",
+                  "within noise": "within noise of each other: the class has not been removed "
+                                  "from z_i.",
+                  "lower": "z_i carries more label information than z_s."}[rel])
     z = parts["z"]
-    out.append(f"The decoder reconstructs z with relative error {z['rec_error_nat']:.3f} (natural) and "
-               f"{z['rec_error_adv']:.3f} (adversarial).")
-    return out + _alignment_sentences(m.get("js", []))
-
-
-def _alignment_sentences(rows: list[dict]) -> list[str]:
-    """Proposition 1's JS lower bound per method, marginal and class-conditional."""
-    if not rows:
-        return []
-    cell = {(r["method"], r["alignment"]): r for r in rows}
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    learned = trained_models({m: cell[(m, "marginal")]["clean"] for m in methods})
-    js = lambda r: f"{r['nats']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] nats"  # noqa: E731
-    out = [f"Not trained at this scale ({not_trained_rule_text()}), left out of comparisons: "
-           f"{', '.join(m for m in methods if not learned[m])}."] if not all(learned.values()) else []
-    informative = {m: cell[(m, "marginal")]["nats"] > 0 and cell[(m, "class-conditional")]["nats"] > 0
-                   for m in methods}
-    for m in methods:
-        if not learned[m]:
-            continue
-        a, c = cell[(m, "marginal")], cell[(m, "class-conditional")]
-        if not informative[m]:
-            out.append(f"{m}: the held-out JS bound is uninformative ({js(a)} marginally, {js(c)} "
-                       f"within classes: at or below 0, a discriminator fitted on {a['pairs'] // 2} "
-                       f"pairs of {a['width']}-wide representations does not generalise).")
-            continue
-        verdict = ("within noise of each other" if _overlap(a, c) else
-                   "the classes are less aligned than the marginals" if c["nats"] > a["nats"] else
-                   "the classes are more aligned than the marginals")
-        out.append(f"{m}: JS(natural || adversarial) >= {js(a)} marginally, {js(c)} within classes: "
-                   f"{verdict}.")
-    if learned.get("drrdn") and informative["drrdn"]:
-        d = cell[("drrdn", "marginal")]
-        others = [m for m in methods if m != "drrdn" and learned[m] and informative[m]]
-        below = [m for m in others if d["hi"] < cell[(m, "marginal")]["lo"]]
-        noise = [m for m in others if _overlap(d, cell[(m, "marginal")])]
-        out.append(f"DRRDN's z_s is marginally more aligned than the representation of "
-                   f"{', '.join(below) or 'no trained baseline'}; within noise of "
-                   f"{', '.join(noise) or 'none'} (CI scale: not a finding).")
+    out.append(f"The decoder reconstructs z with relative squared error {z['rec_error_nat']:.3f} "
+               f"(natural) and {z['rec_error_adv']:.3f} (adversarial).")
     return out
+
+
+def _nats(r: dict) -> str:
+    return f"{r['nats']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] nats"
+
+
+def _js_versus(a: dict, b: dict) -> str:
+    """:func:`_versus` for two JS rows (``nats``, ``lo``, ``hi``)."""
+    return _versus(*(_cell_of(r["nats"], r["lo"], r["hi"]) for r in (a, b)))
+
+
+def _rep_name(labels: dict, method: str, rep: str) -> str:
+    return labels[method] if rep == "penultimate" else f"{labels[method]} {rep}"
+
+
+def _control_sentences(m: dict) -> tuple[list[str], bool]:
+    """The two controls of the estimator; trusted unless one distribution shows a divergence."""
+    rows = m["controls"]
+    same = [r for r in rows if r["control"] == "same distribution"]
+    shift = [r for r in rows if r["control"] != "same distribution"]
+    p = m["parameters"]
+    false_alarms = [r for r in same if r["lo"] > 0]
+    detected = [r for r in shift if r["lo"] > 0]
+    worst = max(same, key=lambda r: r["nats"])
+    calibrated = (f"calibrated on {100 * p['js_calibration']:.0f}% of its training pairs"
+                  if p["js_calibration"] else "uncalibrated")
+    out = [f"Estimator controls ({_HEAD_WORDS.get(p['js_head'], p['js_head'])} discriminator, "
+           f"{calibrated}, {p['eval_limit']} test "
+           f"pairs): on two halves of the natural digits the bound is above 0 beyond noise for "
+           f"{len(false_alarms)} of {len(same)} representations (largest {_nats(worst)}); on natural "
+           f"against natural + noise (sd {p['noise_sd']:g}) it detects the shift for {len(detected)} "
+           f"of {len(shift)}."]
+    if len(detected) < len(shift):
+        out.append("Where the known shift is not detected, the estimator lacks power at this n, "
+                   "so a bound near 0 there says little.")
+    return out, not false_alarms
+
+
+def _js_sentences(m: dict) -> list[str]:
+    """Per trained representation: marginal and class-conditional bounds, read honestly."""
+    labels, trained = m["labels"], m["trained"]
+    cell = {(r["method"], r["representation"], r["alignment"]): r for r in m["js"]}
+    out = []
+    for (method, rep, kind), a in cell.items():
+        if kind != "marginal" or not trained[method]:
+            continue
+        c = cell[(method, rep, "class-conditional")]
+        acc = _cell_of(a["accuracy"], a["accuracy_lo"], a["accuracy_hi"])
+        line = (f"JS of {_rep_name(labels, method, rep)}, {a['width']}-wide, natural vs "
+                f"adversarial: >= {_nats(a)} marginally (a fresh discriminator tells them apart at "
+                f"{_acc(acc)}), {_nats(c)} within classes")
+        if a["lo"] <= 0 and c["lo"] <= 0:
+            line += ": no divergence detected with these pairs (not evidence of alignment)."
+        elif _overlap(a, c):
+            line += ": within noise of each other."
+        elif c["nats"] > a["nats"]:
+            line += ": larger within classes beyond noise, a class-level divergence that the marginal understates."
+        else:
+            line += (": smaller within classes beyond noise, an estimation artefact (the "
+                     "class-conditional JS is never below the marginal one).")
+        out.append(line)
+    return out
+
+
+def _proposition_sentence(m: dict) -> list[str]:
+    """Is DRRDN's z_s (and its penultimate) more aligned than the trained baselines'?"""
+    labels, trained = m["labels"], m["trained"]
+    if not trained.get("drrdn"):
+        return ["DRRDN has not learned at this scale, so nothing is concluded about Proposition 1."]
+    cell = {(r["method"], r["representation"]): r for r in m["js"] if r["alignment"] == "marginal"}
+    baselines = [k for k in cell if k[0] != "drrdn" and trained[k[0]]]
+    if not baselines:
+        return ["No baseline learned at this scale, so DRRDN's alignment is compared with nothing."]
+    parts = []
+    for rep in [r for (meth, r) in cell if meth == "drrdn"]:
+        d = cell[("drrdn", rep)]
+        groups = {"lower": [], "within noise": [], "higher": []}
+        for key in baselines:
+            groups[_js_versus(d, cell[key])].append(labels[key[0]])
+        parts.append(f"DRRDN's {rep} is below {', '.join(groups['lower']) or 'no baseline'} beyond "
+                     f"noise, within noise of {', '.join(groups['within noise']) or 'none'}, above "
+                     f"{', '.join(groups['higher']) or 'none'}")
+    tail = " (CI scale: not a finding)." if not m.get("protocol_scale") else "."
+    return ["Proposition 1's reading, DRRDN's representation more aligned (smaller marginal JS) "
+            "than the trained baselines' penultimate features: " + "; ".join(parts) + tail]
+
+
+def _c_i_sentences(m: dict) -> list[str]:
+    """DRRDN's own domain classifier, as training logged it and on held-out pairs, against a
+    fresh discriminator on z_s (the last epoch DRRDN kept)."""
+    if not m.get("c_i") or not m["trained"].get("drrdn"):
+        return []
+    last = max(m["c_i"], key=lambda r: r["from_start"])
+    fresh = [r for r in m["over_epochs"] if r["method"] == "drrdn" and r["alignment"] == "marginal"
+             and r["from_start"] == last["from_start"]][0]
+    get = lambda r, k: _cell_of(r[k], r[f"{k}_lo"], r[f"{k}_hi"])  # noqa: E731
+    held, new = get(last, "heldout_acc_z_s"), get(fresh, "accuracy")
+    on_i = get(last, "train_acc_z_i")
+    bound = {"nats": last["c_i_bound"], "lo": last["c_i_bound_lo"], "hi": last["c_i_bound_hi"]}
+    verdict = {"lower": "c_i is below a fresh discriminator beyond noise, so it is not the "
+                        "optimal one Proposition 1 assumes",
+               "within noise": "c_i is within noise of a fresh discriminator",
+               "higher": "c_i does better than the fresh discriminator"}[_versus(held, new)]
+    verdict += ("; z_s is not aligned (the fresh bound is above 0 beyond noise), whatever c_i "
+                "says" if fresh["lo"] > 0 else "; neither finds a divergence with these pairs")
+    chance_i = "within noise of 50%" if on_i["lo"] <= 0.5 <= on_i["hi"] else "not at 50%"
+    return [f"DRRDN's domain classifier c_i (epoch {last['from_start']} from the start): as training "
+            f"logged it, {_acc(get(last, 'train_acc_z_s'))} on z_s and {_acc(on_i)} on z_i "
+            f"({chance_i} on the part L_BC makes domain-informative); on the held-out test pairs "
+            f"it tells natural from adversarial z_s at {_acc(held)} (JS bound {_nats(bound)}), a "
+            f"fresh calibrated discriminator at {_acc(new)} (bound {_nats(fresh)}): {verdict}."]
+
+
+def _over_training_sentences(m: dict) -> list[str]:
+    """Marginal JS at the weights each trained method's own training started from (the last
+    pre-training epoch, else its first kept epoch) against its last kept epoch; methods with
+    one start share one clause."""
+    rows = [r for r in m.get("over_epochs", []) if r["alignment"] == "marginal"]
+    if not rows:
+        return ["No JS over training: no run kept per-epoch weights (or over_epochs was off)."]
+    labels, groups = m["labels"], {}
+    for method in labels:
+        mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["from_start"])
+        pre = [r for r in mine if r["stage"] == "pre-training"]
+        own = [r for r in mine if r["stage"] == "own"]
+        if not m["trained"][method] or not own or (not pre and len(own) < 2):
+            continue
+        first, last = (pre[-1] if pre else own[0]), own[-1]
+        groups.setdefault((first["run_dir"], first["epoch"]), (first, []))[1].append(
+            f"{labels[method]} {_nats(last)} at epoch {last['from_start']} "
+            f"({last['representation']}), {_js_versus(last, first)}")
+    if not groups:
+        return []
+    clauses = [f"from {_nats(first)} at epoch {first['from_start']} ("
+               + ("the Standard pre-training's penultimate features, where fine-tuning started"
+                  if first["stage"] == "pre-training" else first["representation"])
+               + "): " + "; ".join(ends) for first, ends in groups.values()]
+    return ["JS over training (marginal, epochs since the random start), " + " | ".join(clauses) + "."]
 
 
 def sensitivity(m: dict) -> list[str]:

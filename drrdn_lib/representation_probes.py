@@ -11,11 +11,11 @@ from __future__ import annotations
 import torch
 
 from .bounds import domain_divergence
-from .probes import probe_accuracy
+from .probes import probe_accuracy, split_indices
 from .torch_utils import eval_mode, model_device
 from .validate import check_features, check_images, check_int, check_labels
 
-__all__ = ["representation_sets", "disentanglement_summary", "pca_2d"]
+__all__ = ["representation_sets", "disentanglement_summary", "pca_2d", "classifier_penultimate"]
 
 PARTS = ("z", "z_s", "z_i")
 
@@ -34,25 +34,30 @@ def _reps(model, images: torch.Tensor, batch_size: int, name: str) -> dict[str, 
 
 
 def representation_sets(model, images: torch.Tensor, labels: torch.Tensor, attack,
-                        batch_size: int = 500) -> dict:
+                        batch_size: int = 500, adversarial: torch.Tensor | None = None) -> dict:
     """``{"nat": reps, "adv": reps}`` with reps z, z_s, z_i, rec (each (n, D)), for images
-    (n, C, H, W) in [0, 1] and labels int64 (n,); the model in eval mode (restored)."""
+    (n, C, H, W) in [0, 1] and labels int64 (n,); the model in eval mode (restored).
+    ``adversarial``: the attack's images of ``images`` if already made (then not re-run)."""
     check_images(images, getattr(attack, "bounds", (0.0, 1.0)))
     check_labels(labels, len(images))
     check_int("batch_size", batch_size)
     if len(images) == 0:
         raise ValueError("images is empty; pass at least one example.")
     with eval_mode(model):
-        adv = attack(model, images, labels)
+        adv = attack(model, images, labels) if adversarial is None else adversarial
         check_images(adv, getattr(attack, "bounds", (0.0, 1.0)), name="the attack's images")
+        if adv.shape != images.shape:
+            raise ValueError(f"the adversarial images have shape {tuple(adv.shape)}, the natural "
+                             f"ones {tuple(images.shape)}; pass one adversarial image per image.")
         return {"nat": _reps(model, images, batch_size, "natural"),
                 "adv": _reps(model, adv, batch_size, "adversarial")}
 
 
 def disentanglement_summary(sets: dict, labels: torch.Tensor, seed: int = 0) -> list[dict]:
     """One row per part (z, z_s, z_i): domain-classifier accuracy (linear and MLP; 0.5 means
-    natural and adversarial are indistinguishable), label accuracy of a linear probe on the
-    natural and on the adversarial part, and (for z) the relative reconstruction error
+    natural and adversarial are indistinguishable) with its interval (``_lo``, ``_hi``), label
+    accuracy of a linear probe on the natural and on the adversarial part on ``n_label``
+    held-out examples, and (for z) the relative reconstruction error
     ||r([z_s, z_i]) - z||^2 / ||z||^2 on natural and adversarial inputs."""
     missing = [(d, k) for d in ("nat", "adv") for k in (*PARTS, "rec") if k not in sets.get(d, {})]
     if missing:
@@ -66,8 +71,10 @@ def disentanglement_summary(sets: dict, labels: torch.Tensor, seed: int = 0) -> 
         for head in ("linear", "mlp"):
             _, e_dom = domain_divergence(nat, adv, head=head, seed=seed)
             row[f"domain_acc_{head}"] = 1.0 - e_dom.value
+            row[f"domain_acc_{head}_lo"], row[f"domain_acc_{head}_hi"] = 1.0 - e_dom.hi, 1.0 - e_dom.lo
         row["label_acc_nat"] = probe_accuracy(nat, labels, seed=seed)
         row["label_acc_adv"] = probe_accuracy(adv, labels, seed=seed)
+        row["n_label"] = len(split_indices(n, 0.5, seed)[1])
         rows.append(row)
     for domain in ("nat", "adv"):
         z = check_features(sets[domain]["z"], f"{domain} z", n)
@@ -86,3 +93,13 @@ def pca_2d(*blocks: torch.Tensor) -> list[torch.Tensor]:
     _, _, v = torch.pca_lowrank(joint - mean, q=2, center=False)
     projected = (joint - mean) @ v[:, :2]
     return list(projected.split([len(b) for b in blocks]))
+
+
+def classifier_penultimate(model, z_s: torch.Tensor) -> torch.Tensor:
+    """DRRDN's c_s up to its last layer applied to z_s (n, P): the counterpart of a
+    baseline's penultimate features (SmallCNN: the 200-wide fc layer; a c_s that is one
+    linear layer leaves z_s itself). Without gradients; the model in eval mode (restored)."""
+    c_s = model.c_s
+    body = c_s[:-1] if isinstance(c_s, torch.nn.Sequential) and len(c_s) > 1 else torch.nn.Identity()
+    with eval_mode(model), torch.no_grad():
+        return body(z_s)

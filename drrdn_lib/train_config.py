@@ -35,6 +35,15 @@ class ConfigError(ValueError):
     """A training configuration that cannot run; the message says what to change."""
 
 
+def _same_source(a: str | None, b: str | None) -> bool:
+    """Two ``init_from`` paths name one source run: equal, or the same run folder
+    (``<dataset>/<method>-<hash>``, the last two parts) in another checkout, so that a
+    fine-tuned run cached in one checkout resumes (loads) in another."""
+    if a is None or b is None:
+        return a == b
+    return a == b or Path(a).parts[-2:] == Path(b).parts[-2:]
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Everything that defines a training run (saved as ``config.json`` beside it).
@@ -168,7 +177,8 @@ class TrainConfig:
         ``saved`` (a ``to_dict()``, e.g. from a checkpoint)."""
         mine = self.to_dict()
         return [k for k in sorted(set(mine) | set(saved))
-                if k not in OUTSIDE_RUN_IDENTITY and mine.get(k) != saved.get(k)]
+                if k not in OUTSIDE_RUN_IDENTITY and mine.get(k) != saved.get(k)
+                and not (k == "init_from" and _same_source(mine.get(k), saved.get(k)))]
 
     # -- validation ----------------------------------------------------------------
     def validate(self) -> None:

@@ -1,6 +1,8 @@
 """The held-out JS lower bound on samples whose JS is known: identical (0), disjoint
 (log 2), 1-D Gaussians (quadrature), and label-swapped domains (marginal 0, conditional
-log 2)."""
+log 2); the calibrated MLP on few wide rows (near 0 on one distribution, positive on a
+shift), a fixed optimal discriminator (the JS itself) and the joint class-conditional
+estimator."""
 import math
 
 import pytest
@@ -8,7 +10,8 @@ import torch
 from scipy import integrate
 from scipy.stats import norm
 
-from drrdn_lib.alignment import LOG2, alignment_table, class_conditional_js, js_lower_bound
+from drrdn_lib.alignment import (LOG2, alignment_table, class_conditional_js, js_bound_of,
+                                  js_lower_bound)
 
 
 def _gaussians(n, shift, dim=1, seed=0):
@@ -131,3 +134,66 @@ def test_class_conditional_errors_name_the_class():
         class_conditional_js(z_p, z_q, y)
     with pytest.raises(ValueError, match="labels_p and labels_q differ"):
         class_conditional_js(z_p, z_q, y, 1 - y, paired=True)
+
+
+# ------------------------------------------------- calibrated MLP, fixed D, joint estimator
+def _wide(n=400, dim=200, shift=1.0, shifted=10, seed=9):
+    """Paired wide samples: q = p's distribution moved by ``shift`` in ``shifted`` columns."""
+    g = torch.Generator().manual_seed(seed)
+    z_p, z_q = torch.randn(n, dim, generator=g), torch.randn(n, dim, generator=g)
+    z_q[:, :shifted] += shift
+    return z_p, z_q
+
+
+def test_calibrated_mlp_identical_near_zero_disjoint_near_log2():
+    z = torch.randn(600, 4, generator=torch.Generator().manual_seed(1))
+    same = js_lower_bound(z, z.clone(), paired=True, head="mlp", calibration=0.3)
+    assert -0.01 < same.nats <= 0.0 and same.clipped == 0.0
+    assert same.n_train == (300, 300) and same.n_heldout == (300, 300)
+    z_p, z_q = _gaussians(1000, 10.0, dim=2, seed=3)
+    apart = js_lower_bound(z_p, z_q, paired=True, head="mlp", calibration=0.3)
+    assert apart.nats > LOG2 + math.log(1 - 1e-3) - 1e-3 and apart.accuracy.value == 1.0
+
+
+def test_calibration_makes_an_over_confident_discriminator_informative():
+    """Few wide rows: the uncalibrated MLP's bound is far below 0 on one distribution (it
+    cannot say "nothing"); calibrated it is near 0 there and clearly positive on a shift."""
+    z_p, _ = _wide()
+    _, z_null = _wide(shift=0.0, seed=10)
+    raw = js_lower_bound(z_p, z_null, paired=True, head="mlp")
+    null = js_lower_bound(z_p, z_null, paired=True, head="mlp", calibration=0.3)
+    assert raw.hi < -0.5
+    assert null.lo <= 0.0 and null.nats > -0.05
+    shifted = js_lower_bound(*_wide(), paired=True, head="mlp", calibration=0.3)
+    assert shifted.lo > 0.1 and shifted.accuracy.lo > 0.75
+    with pytest.raises(ValueError, match="calibration"):
+        js_lower_bound(z_p, z_null, calibration=1.0)
+
+
+def test_a_fixed_optimal_discriminator_attains_the_js():
+    """js_bound_of with D* = p / (p + q) (logit log p/q) equals the JS, up to noise."""
+    mu = 1.0
+    g = torch.Generator().manual_seed(11)
+    x, y = torch.randn(20000, generator=g), torch.randn(20000, generator=g) + mu
+    bound = js_bound_of(-mu * x + mu ** 2 / 2, -mu * y + mu ** 2 / 2)
+    assert abs(bound.nats - _js_unit_gaussians(mu)) <= 3 * bound.se
+    assert bound.n_train == (0, 0) and bound.n_heldout == (20000, 20000)
+    blind = js_bound_of(torch.zeros(50), torch.zeros(50), paired=True)   # D = 1/2
+    assert blind.nats == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="1-D"):
+        js_bound_of(torch.zeros(5, 2), torch.zeros(5))
+
+
+def test_joint_estimator_sees_the_label_swap_and_is_never_below_the_marginal():
+    z_p, z_q, y = _label_swapped()
+    table = alignment_table(z_p, z_q, y, paired=True, head="mlp", calibration=0.3, estimator="joint")
+    marginal, conditional = table.loc["marginal"], table.loc["class-conditional"]
+    assert marginal["lo"] <= 0.0 < conditional["lo"]
+    assert conditional["nats"] > LOG2 - 0.01 and conditional["accuracy_lo"] > 0.99
+    result = class_conditional_js(z_p, z_q, y, paired=True, head="mlp", estimator="joint")
+    assert result.per_class == {} and result.joint.nats == result.nats
+    assert result.weights == {0: 0.5, 1: 0.5}
+    with pytest.raises(ValueError, match="needs paired=True"):
+        class_conditional_js(z_p, z_q, y, y, estimator="joint")
+    with pytest.raises(ValueError, match="unknown estimator"):
+        class_conditional_js(z_p, z_q, y, paired=True, estimator="pooled")

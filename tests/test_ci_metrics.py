@@ -31,7 +31,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 #: notebooks whose CI run is checked against their committed metrics
-CHECKED = ("02_main_results",)
+CHECKED = ("02_main_results", "05_representations")
 ABS_TOL = 0.05
 HALF_WIDTHS = 2.0
 #: claim prefixes whose verdict may flip within the tolerance (only their presence is checked)
@@ -140,3 +140,65 @@ def test_ci_run_reproduces_the_committed_metrics(name, tmp_path):
     assert not problems, (f"the CI run of {name} departs from notebooks/metrics/{name}.json "
                           "(rebuild it with `python notebooks/build.py " + name + "` if the change "
                           "is intended):\n" + "\n".join(problems))
+
+
+# ------------------------------------------------ 05_representations: its JS bounds
+#: 05's claim prefixes whose verdicts rest on intervals (only their presence is checked by
+#: compare_metrics; the numbers behind them by compare_representations)
+MAY_FLIP_REPRESENTATIONS = ("A fresh domain classifier", "A linear probe", "Estimator controls",
+                            "Where the known shift", "JS of ", "Proposition 1's reading",
+                            "DRRDN's domain classifier c_i", "JS over training")
+MAY_FLIP += MAY_FLIP_REPRESENTATIONS
+
+
+def _js_cells(metrics: dict) -> dict:
+    """(table, method, representation, alignment or control, epoch) -> JS row of 05's metrics."""
+    cells = {}
+    for table, kind in (("js", "alignment"), ("controls", "control"), ("over_epochs", "alignment")):
+        for r in metrics.get(table, []):
+            cells[(table, r["method"], r["representation"], r[kind], r.get("from_start"))] = r
+    return cells
+
+
+def compare_representations(committed: dict, fresh: dict) -> list[str]:
+    """05's JS bounds (by method, the controls, over epochs): the same cells, each within
+    max(ABS_TOL, HALF_WIDTHS x the committed interval's half-width) nats."""
+    c, f = _js_cells(committed), _js_cells(fresh)
+    problems = [f"JS cells differ: only committed {sorted(set(c) - set(f))}, only fresh "
+                f"{sorted(set(f) - set(c))}"] if set(c) != set(f) else []
+    for key in sorted(set(c) & set(f), key=str):
+        tol = max(ABS_TOL, HALF_WIDTHS * (c[key]["hi"] - c[key]["lo"]) / 2)
+        if abs(f[key]["nats"] - c[key]["nats"]) > tol:
+            problems.append(f"{'/'.join(map(str, key))}: {f[key]['nats']:.3f} nats vs committed "
+                            f"{c[key]['nats']:.3f} (tolerance {tol:.3f})")
+    return problems
+
+
+def test_representation_bounds_drift_is_caught_and_noise_is_not():
+    committed = _committed("05_representations")
+    assert compare_metrics(committed, committed) == compare_representations(committed, committed) == []
+    row = committed["js"][0]
+    tol = max(ABS_TOL, HALF_WIDTHS * (row["hi"] - row["lo"]) / 2)
+    for factor, caught in ((0.9, False), (1.1, True)):
+        moved = copy.deepcopy(committed)
+        moved["js"][0]["nats"] += factor * tol
+        assert bool(compare_representations(committed, moved)) is caught
+    fewer = copy.deepcopy(committed)
+    fewer["controls"].pop()
+    assert compare_representations(committed, fewer)[0].startswith("JS cells differ")
+
+
+@pytest.mark.skipif(not MODE or "05_representations" not in CHECKED,
+                    reason="set DRRDN_CI_METRICS=1 after nbval has run notebook 05")
+def test_ci_run_reproduces_the_representation_bounds(tmp_path):
+    name = "05_representations"
+    if MODE == "execute":
+        from drrdn_lib.run_notebook import execute
+        execute(NOTEBOOKS / f"{name}.ipynb", tmp_path, progress=False)
+        fresh_file = tmp_path / "metrics.json"
+    else:
+        fresh_file = ROOT / "results" / name / "metrics.json"
+    assert fresh_file.exists(), f"{fresh_file} is missing: run nbval over notebooks/{name}.ipynb first."
+    problems = compare_representations(_committed(name), json.loads(fresh_file.read_text()))
+    assert not problems, (f"the CI run of {name} departs from its committed JS bounds:\n"
+                          + "\n".join(problems))

@@ -100,6 +100,19 @@ def test_a_fine_tuned_run_folder_does_not_depend_on_the_checkout(tmp_path):
     assert experiments.run_folder(plain, tmp_path).name != folders[0].name
 
 
+def test_a_fine_tuned_run_cached_in_another_checkout_resumes(tmp_path):
+    """The checkpoint's init_from is the other checkout's path; the run folder is the same."""
+    base = dict(epochs=1, train_limit=100, eps=0.2, train_steps=2)
+    configs = {}
+    for checkout, name in (("a", "standard-0123456789"), ("b", "standard-0123456789"),
+                           ("c", "standard-9876543210")):
+        source = tmp_path / checkout / "runs" / "mnist5k" / name
+        source.mkdir(parents=True)
+        configs[checkout] = experiments.make_config("pgd_at", "mnist5k", init_from=str(source), **base)
+    assert configs["b"].differences(configs["a"].to_dict()) == []
+    assert configs["c"].differences(configs["a"].to_dict()) == ["init_from"]
+
+
 def test_main_table_worst_case_covers_every_attack_and_transfer():
     """Two tiny models: columns, the diagonal left out, and the worst case as the AND of
     clean, every white-box attack, AutoAttack and the other model's transfer examples."""
@@ -176,3 +189,22 @@ def test_compare_with_paper_pairs_our_columns_with_the_papers():
     assert list(comparison.paper_column) == ["pgd40", "bb_standard"]  # MART and own column left out
     assert comparison.difference.iloc[0] == pytest.approx(50 - 97.55)
     assert list(comparison.paper_inside) == [False, True]
+
+
+def test_kept_weights_along_a_fine_tuned_run(tmp_path):
+    """The source's kept epochs up to its best (where the fine-tuning started), then the
+    run's own, counted from the random start."""
+    import json
+    from types import SimpleNamespace
+    source, own = tmp_path / "standard-0", tmp_path / "pgd_at-0"
+    for folder, epochs in ((source, (1, 2, 3)), (own, (1, 2))):
+        folder.mkdir()
+        for e in epochs:
+            (folder / f"checkpoint_epoch_{e:03d}.pt").touch()
+    (source / "metrics.json").write_text(json.dumps({"best": {"epoch": 2}}))
+    run = SimpleNamespace(config=SimpleNamespace(init_from=str(source)), out_dir=own)
+    rows = experiments.kept_weights_along(run)
+    assert [(r["stage"], r["epoch"], r["from_start"]) for r in rows] == [
+        ("pre-training", 1, 1), ("pre-training", 2, 2), ("own", 1, 3), ("own", 2, 4)]
+    scratch = SimpleNamespace(config=SimpleNamespace(init_from=None), out_dir=own)
+    assert [r["from_start"] for r in experiments.kept_weights_along(scratch)] == [1, 2]

@@ -227,3 +227,51 @@ def test_difference_from_paper_plots_ours_minus_the_paper_with_our_interval():
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["DRRDN (a)", "Madry (b)"]
     ys = ax.lines[0].get_ydata()  # model a's points: ours - paper
     assert list(ys) == pytest.approx([-1.5, 0.0])
+
+
+# ------------------------------------------------------- 05: representations, Proposition 1
+def _js_rows(m, method, **change):
+    for r in m["js"]:
+        if r["method"] == method:
+            r.update(change)
+
+
+def test_representations_leave_an_untrained_model_out_of_the_js_comparisons():
+    m = _committed("05_representations")
+    m["trained"]["mart"] = False
+    sentences = describe("05_representations", m)
+    assert any(s.startswith("MART: natural") and "not trained at this scale" in s for s in sentences)
+    assert not any(s.startswith("JS of MART") for s in sentences)
+    reading = next(s for s in sentences if s.startswith("Proposition 1's reading"))
+    assert "MART" not in reading and reading.endswith("(CI scale: not a finding).")
+    m["trained"]["drrdn"] = False
+    sentences = describe("05_representations", m)
+    assert "DRRDN has not learned at this scale, so nothing is concluded about Proposition 1." in sentences
+    assert not any(s.startswith(("A fresh domain classifier", "DRRDN's domain classifier")) for s in sentences)
+
+
+def test_representations_a_bound_at_zero_is_no_divergence_detected_not_alignment():
+    m = _committed("05_representations")
+    _js_rows(m, "trades", nats=0.01, lo=-0.02, hi=0.04)
+    line = next(s for s in describe("05_representations", m) if s.startswith("JS of TRADES"))
+    assert line.endswith("no divergence detected with these pairs (not evidence of alignment).")
+    assert "aligned" not in line.replace("alignment", "")
+
+
+def test_representations_read_nothing_when_a_control_raises_a_false_alarm():
+    m = _committed("05_representations")
+    same = next(r for r in m["controls"] if r["control"] == "same distribution")
+    same.update(nats=0.2, lo=0.1, hi=0.3)
+    sentences = describe("05_representations", m)
+    assert sentences[-1].startswith("The estimator found a divergence between two halves of one sample")
+    assert not any(s.startswith(("JS of ", "Proposition 1's reading")) for s in sentences)
+
+
+def test_representations_drrdn_versus_baselines_follows_the_intervals():
+    m = _committed("05_representations")
+    m["trained"] = {k: True for k in m["trained"]}
+    for method in ("standard", "pgd_at", "trades", "mart"):
+        _js_rows(m, method, nats=0.30, lo=0.25, hi=0.35)
+    _js_rows(m, "drrdn", nats=0.05, lo=0.01, hi=0.09)
+    reading = next(s for s in describe("05_representations", m) if s.startswith("Proposition 1's reading"))
+    assert "DRRDN's z_s is below Standard, Madry (PGD-AT), TRADES, MART beyond noise" in reading

@@ -93,3 +93,29 @@ def test_split_indices_is_seeded_disjoint_and_complete():
     assert sorted(torch.cat([train, held]).tolist()) == list(range(50))
     again = probes.split_indices(50, 0.4, seed=3)
     assert torch.equal(train, again[0]) and torch.equal(held, again[1])
+
+
+def test_sets_reuse_given_adversarial_images_and_summary_counts_the_held_out_rows(case):
+    model, images, labels = case
+    attack = PGD(0.05, 0.02, 2, seed=0)
+    made = representation_probes.representation_sets(model, images, labels, attack)
+    adv = attack(model, images, labels)
+    given = representation_probes.representation_sets(model, images, labels, attack, adversarial=adv)
+    assert torch.equal(made["adv"]["z_s"], given["adv"]["z_s"])
+    with pytest.raises(ValueError, match="one adversarial image per image"):
+        representation_probes.representation_sets(model, images, labels, attack, adversarial=adv[:5])
+    rows = representation_probes.disentanglement_summary(given, labels)
+    assert rows[0]["n_label"] == N // 2                     # 40 pairs held out
+    assert all(r[f"domain_acc_{h}_lo"] <= r[f"domain_acc_{h}"] <= r[f"domain_acc_{h}_hi"]
+               for r in rows for h in ("linear", "mlp"))
+
+
+def test_classifier_penultimate_is_c_s_before_its_last_layer():
+    torch.manual_seed(0)
+    c_s = nn.Sequential(nn.Linear(6, 3), nn.ReLU(), nn.Linear(3, 2))
+    holder = nn.Module()
+    holder.c_s = c_s
+    z_s = torch.randn(5, 6)
+    assert torch.equal(representation_probes.classifier_penultimate(holder, z_s), c_s[:2](z_s))
+    holder.c_s = nn.Linear(6, 2)                         # one layer: z_s itself
+    assert torch.equal(representation_probes.classifier_penultimate(holder, z_s), z_s)
