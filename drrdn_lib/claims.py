@@ -84,7 +84,7 @@ def _marginal_alignment_lesson(terms: dict) -> str:
             "(class-conditional alignment), not the marginal divergence.")
 
 
-def _wilson(cell: dict) -> dict:
+def _official_cell(cell: dict) -> dict:
     """An ``official_eval.accuracy_cell`` (``accuracy``, ``lo``, ``hi``, ``n``) as :func:`_acc` reads it."""
     return {"kind": "wilson", "value": cell["accuracy"], "lo": cell["lo"], "hi": cell["hi"], "n": cell["n"]}
 
@@ -96,8 +96,8 @@ def _inside(value: float, cell: dict) -> bool:
 def _zoo_model_sentence(name: str, m: dict) -> str:
     """One zoo model: its accuracies, where the paper's row falls, and whether its card agrees."""
     info, acc = m["models"][name], m["accuracy"][name]
-    line = (f"{info['label']}: natural {_acc(_wilson(acc['clean']))}, PGD-40 {_acc(_wilson(acc['pgd40']))}, "
-            f"worst case {_acc(_wilson(acc['worst_case']))}")
+    line = (f"{info['label']}: natural {_acc(_official_cell(acc['clean']))}, PGD-40 {_acc(_official_cell(acc['pgd40']))}, "
+            f"worst case {_acc(_official_cell(acc['worst_case']))}")
     rows = [r for r in m["comparison"] if r["model"] == name]
     if info["paper_row"] is None or not rows:
         line += "; the paper has no row for it"
@@ -124,8 +124,8 @@ def _zoo_claim_sentence(m: dict) -> str | None:
         by_method.setdefault(m["models"][name]["method"], name)
     if "drrdn" not in by_method or not {"pgd_at", "trades"} & set(by_method):
         return None
-    drrdn = _wilson(m["accuracy"][by_method["drrdn"]]["pgd40"])
-    parts = [f"{_relation(drrdn, _wilson(m['accuracy'][by_method[k]]['pgd40']))} "
+    drrdn = _official_cell(m["accuracy"][by_method["drrdn"]]["pgd40"])
+    parts = [f"{_relation(drrdn, _official_cell(m['accuracy'][by_method[k]]['pgd40']))} "
              f"{m['models'][by_method[k]]['method_label']}'s" for k in ("pgd_at", "trades") if k in by_method]
     from .paper_numbers import paper_value
     paper = {row: paper_value("table1", row, "pgd40") for row in ("DRRDN", "Madry", "TRADES")}
@@ -157,14 +157,14 @@ def quickstart(m: dict) -> list[str]:
     if m["autoattack"]:
         first = next(iter(m["autoattack"].values()))
         out.append(f"{first['label']} on {first['n']:,} of the digits: " + "; ".join(
-            f"{m['models'][k]['label']} {_acc(_wilson(v))}" for k, v in m["autoattack"].items())
+            f"{m['models'][k]['label']} {_acc(_official_cell(v))}" for k, v in m["autoattack"].items())
             + ("." if first["standard"] else
                ": a reduced AutoAttack, weaker than the standard one, so not AutoAttack's number."))
     live = m["live"]
     out.append(f"Live training shows the API, not a result: a {live['method']} {live['model']} trained "
                f"for {live['epochs']} epoch{'s' if live['epochs'] != 1 else ''} on "
                f"{live['train_examples']:,} {live['dataset']} "
-               f"training digits reaches {_acc(_wilson(live['test_clean']))} clean accuracy on "
+               f"training digits reaches {_acc(_official_cell(live['test_clean']))} clean accuracy on "
                f"{live['test_clean']['n']:,} official test digits it never saw.")
     return out
 
