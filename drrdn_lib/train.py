@@ -334,8 +334,9 @@ class _Run:
         if config.init_from is not None:
             init_weights_from(self.model, config.init_from)
         self._prepare_out_dir(resume)
-        self.sessions.append({**provenance(config.device, "bfloat16" if config.bf16 else "float32"),
-                              "first_epoch": self.start_epoch + 1})
+        if self.start_epoch < config.epochs:  # a process that only loads a finished run trains nothing
+            self.sessions.append({**provenance(config.device, "bfloat16" if config.bf16 else "float32"),
+                                  "first_epoch": self.start_epoch + 1})
         if config.compile:
             self.model.compile()  # in place: state_dict names and the class are kept
 

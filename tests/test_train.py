@@ -336,3 +336,6 @@ def test_metrics_carry_provenance_and_wall_time(tmp_path):
     assert session["torch"] == torch.__version__ and session["threads"] >= 1
     assert session["commit"] != "" and session["device"] == "cpu" and session["device_name"]
     assert metrics["wall_seconds"]["train"] > 0 and metrics["wall_seconds"]["validation"] > 0
+    train(TrainConfig(**{**TINY, "epochs": 1, "bf16": True, "out_dir": str(tmp_path)}), resume=True)
+    again = json.loads((tmp_path / "metrics.json").read_text())
+    assert again["provenance"] == metrics["provenance"]  # loading a finished run trains nothing
