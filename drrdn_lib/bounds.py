@@ -20,8 +20,21 @@ Estimates (all errors are fractions in [0, 1]; divergence in [0, 2]; lambda* in 
 - ``lambda_star``: a fresh head trained on the union of the train side's natural and
   adversarial representations (labels y), then ``err_N(h') + err_A(h')`` on the held-out side
   (a sum of two errors, twice the error on the balanced union).
-- ``bound = err_nat + divergence / 2 + lambda_star``; ``holds = err_adv <= bound``;
-  ``slack = bound - err_adv``.
+- ``bound = err_nat + divergence / 2 + lambda_star``; ``holds = err_adv <= bound`` (point
+  estimates); ``slack = bound - err_adv``.
+- ``gap = err_adv - err_nat`` and what bounds it, ``gap_bound = divergence / 2 + lambda_star``.
+  ``verdict`` (:func:`bound_verdict`, the rule the notebooks report): ``"vacuous"`` when the
+  bound is above 1 (it says nothing about an error); else ``"holds"`` when the gap's upper
+  end is at most gap_bound's lower end, ``"fails"`` when the gap's lower end is above
+  gap_bound's upper end, ``"undecided"`` otherwise (conservative: "holds" needs the whole
+  gap interval under the whole bound's interval). ``lambda_alone`` (:func:`lambda_verdict`)
+  asks the same of lambda* alone: ``"covers"`` (the gap's upper end is at most lambda*'s
+  lower end: the divergence term plays no part), ``"short"`` (lambda*'s upper end is below
+  the gap's lower end), ``"undecided"``.
+- ``lambda_by_n`` (with ``lambda_sizes``): lambda* of heads fitted on the first k train-side
+  pairs, scored on the same held-out side, for each k, to show whether the estimate has
+  settled at the n used (a fitted head is no better than the best one, so lambda* is
+  estimated from above, the divergence from below).
 
 Heads: the probes of :mod:`drrdn_lib.probes` (``"linear"``: logistic regression, ``"mlp"``:
 one hidden layer), on features standardised with the train side's mean / sd, seeded.
@@ -33,7 +46,9 @@ classes, and adversarial inputs inside the ``eps``-ball (``norm``) around the na
 
 Confidence intervals: binomial (Wilson or Clopper-Pearson) for single proportions. A sum of
 two proportions measured on the same examples (e_dom, lambda*) gets the sum of the two
-intervals, each at level ``1 - alpha/2`` (Bonferroni: valid whatever their dependence).
+intervals, each at level ``1 - alpha/2`` (Bonferroni: valid whatever their dependence); the
+gap, a difference, gets the difference of the opposite ends in the same way. Sums of
+intervals (gap_bound, the bound) add their ends.
 
 TRADES (Zhang et al. 2019): ``R_rob = R_nat + R_bdy`` with ``R_nat = P(wrong on x)``,
 ``R_bdy = P(right on x, wrong at the attack's point)``, ``R_rob = P(wrong on x or there)``;
@@ -44,7 +59,7 @@ from __future__ import annotations
 
 import math
 import operator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from scipy.stats import beta, norm
@@ -58,10 +73,12 @@ from .validate import (check_bool_vector, check_features, check_images, check_in
 
 CI_METHODS = ("wilson", "clopper-pearson")
 
-__all__ = ["CI_METHODS", "Estimate", "TradesDecomposition", "BoundCheck",
+__all__ = ["CI_METHODS", "VERDICTS", "Estimate", "TradesDecomposition", "BoundCheck",
            "BoundReport", "binomial_ci", "proportion", "trades_decomposition",
-           "domain_divergence", "joint_error", "estimate_bound_from_representations",
-           "estimate_bound"]
+           "domain_divergence", "joint_error", "bound_verdict", "lambda_verdict",
+           "estimate_bound_from_representations", "estimate_bound"]
+#: the words :func:`bound_verdict` answers with
+VERDICTS = ("holds", "undecided", "fails", "vacuous")
 
 
 # ----------------------------------------------------------------------------- intervals
@@ -137,6 +154,15 @@ def _sum_of_proportions(k_first: int, k_second: int, n: int, *, scale: float,
     second = proportion(k_second, n, confidence=level, method=method)
     return Estimate(scale * (first.value + second.value), scale * (first.lo + second.lo),
                     scale * (first.hi + second.hi), n)
+
+
+def _difference_of_proportions(k_first: int, k_second: int, n: int, *, confidence: float,
+                               method: str) -> Estimate:
+    """``k_first / n - k_second / n``, Bonferroni interval (module docstring)."""
+    level = 1.0 - (1.0 - confidence) / 2
+    first = proportion(k_first, n, confidence=level, method=method)
+    second = proportion(k_second, n, confidence=level, method=method)
+    return Estimate(first.value - second.value, first.lo - second.hi, first.hi - second.lo, n)
 
 
 # ----------------------------------------------------------------------------- TRADES
@@ -225,6 +251,15 @@ def _joint_error(z_nat, z_adv, y, train, held, *, head, seed, steps, hidden, con
                                count_wrong(clf, adv_held, y[held]), len(held), scale=1.0, confidence=confidence, method=ci_method)
 
 
+def _joint_error_by_size(z_nat, z_adv, y, train, held, sizes, **kw) -> dict[int, Estimate]:
+    """{k: lambda* of a head fitted on the first k train-side pairs} on one held-out side."""
+    bad = [k for k in sizes if not (isinstance(k, int) and 1 <= k <= len(train))]
+    if bad:
+        raise ValueError(f"lambda_sizes {bad} are not pair counts in [1, {len(train)}] (the "
+                         f"train side of this split); use more examples or smaller sizes.")
+    return {k: _joint_error(z_nat, z_adv, y, train[:k], held, **kw) for k in sorted(set(sizes))}
+
+
 def domain_divergence(z_nat, z_adv, *, head: str = "linear", heldout_fraction: float = 0.5,
                       seed: int = 0, steps: int | None = None, hidden: int = 64,
                       confidence: float = 0.95, ci_method: str = "wilson"
@@ -267,12 +302,29 @@ def joint_error(z_nat, z_adv, labels, *, head: str = "linear", heldout_fraction:
 
 
 # ----------------------------------------------------------------------------- the report
+def bound_verdict(bound: float, gap: Estimate, gap_bound: Estimate) -> str:
+    """"vacuous" (bound > 1), "holds", "fails" or "undecided" by interval ends (module docstring)."""
+    if bound > 1.0:
+        return "vacuous"
+    if gap.hi <= gap_bound.lo:
+        return "holds"
+    return "fails" if gap.lo > gap_bound.hi else "undecided"
+
+
+def lambda_verdict(gap: Estimate, lambda_star: Estimate) -> str:
+    """Does lambda* alone cover the gap: "covers", "short" or "undecided" (module docstring)."""
+    if gap.hi <= lambda_star.lo:
+        return "covers"
+    return "short" if lambda_star.hi < gap.lo else "undecided"
+
+
 @dataclass(frozen=True)
 class BoundCheck:
     """The bound for one head class H (``"linear"`` or ``"mlp"``).
 
     ``bound = err_nat + divergence / 2 + lambda_star``; ``bound_lo`` / ``bound_hi`` sum the
-    terms' interval ends (joint coverage >= 1 - 3 * alpha by Bonferroni).
+    terms' interval ends (joint coverage >= 1 - 3 * alpha by Bonferroni). ``gap_bound`` is
+    ``divergence / 2 + lambda_star``; ``verdict`` and ``lambda_alone`` as the module says.
     """
 
     head: str
@@ -285,6 +337,10 @@ class BoundCheck:
     err_adv: float
     holds: bool
     slack: float
+    gap_bound: Estimate
+    verdict: str
+    lambda_alone: str
+    lambda_by_n: dict[int, Estimate] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -304,6 +360,7 @@ class BoundReport:
     representation_dim: int
     err_nat: Estimate
     err_adv: Estimate
+    gap: Estimate
     checks: dict[str, BoundCheck]
     trades: TradesDecomposition
 
@@ -318,36 +375,44 @@ class BoundReport:
     def to_record(self, head: str = "mlp") -> dict:
         """One flat row for tables and :func:`drrdn_lib.plots.plot_bound_terms`.
 
-        Keys: err_nat, err_adv, divergence, lambda_star, bound (each with _lo / _hi where it
-        has an interval), holds, slack, r_nat, r_bdy, r_rob, n, head.
+        Keys: err_nat, err_adv, gap, divergence, lambda_star, gap_bound, bound (each with
+        _lo / _hi where it has an interval), holds, verdict, lambda_alone, slack, r_nat,
+        r_bdy, r_rob, n, n_train, head.
         """
         if head not in self.checks:
             raise ValueError(f"head {head!r} was not measured; use one of {sorted(self.checks)}.")
         check = self.checks[head]
-        row = {"head": head, "n": self.n, "bound": check.bound, "bound_lo": check.bound_lo,
-               "bound_hi": check.bound_hi, "holds": check.holds, "slack": check.slack}
-        for name, est in (("err_nat", self.err_nat), ("err_adv", self.err_adv),
+        row = {"head": head, "n": self.n, "n_train": self.n_train, "bound": check.bound,
+               "bound_lo": check.bound_lo, "bound_hi": check.bound_hi, "holds": check.holds,
+               "verdict": check.verdict, "lambda_alone": check.lambda_alone, "slack": check.slack}
+        for name, est in (("err_nat", self.err_nat), ("err_adv", self.err_adv), ("gap", self.gap),
                           ("divergence", check.divergence), ("lambda_star", check.lambda_star),
+                          ("gap_bound", check.gap_bound),
                           ("r_nat", self.trades.r_nat), ("r_bdy", self.trades.r_bdy),
                           ("r_rob", self.trades.r_rob)):
             row.update({name: est.value, f"{name}_lo": est.lo, f"{name}_hi": est.hi})
         return row
 
 
-def _bound_check(head, err_nat: Estimate, err_adv: Estimate, divergence: Estimate,
-                 e_dom: Estimate, lam: Estimate) -> BoundCheck:
+def _bound_check(head, err_nat: Estimate, err_adv: Estimate, gap: Estimate,
+                 divergence: Estimate, e_dom: Estimate, lam: Estimate,
+                 lambda_by_n: dict[int, Estimate]) -> BoundCheck:
     bound = err_nat.value + divergence.value / 2 + lam.value
+    gap_bound = Estimate(divergence.value / 2 + lam.value, divergence.lo / 2 + lam.lo,
+                         divergence.hi / 2 + lam.hi, lam.n)
     return BoundCheck(head=head, divergence=divergence, domain_error=e_dom, lambda_star=lam,
-                      bound=bound, bound_lo=err_nat.lo + divergence.lo / 2 + lam.lo,
-                      bound_hi=err_nat.hi + divergence.hi / 2 + lam.hi, err_adv=err_adv.value,
-                      holds=err_adv.value <= bound, slack=bound - err_adv.value)
+                      bound=bound, bound_lo=err_nat.lo + gap_bound.lo,
+                      bound_hi=err_nat.hi + gap_bound.hi, err_adv=err_adv.value,
+                      holds=err_adv.value <= bound, slack=bound - err_adv.value,
+                      gap_bound=gap_bound, verdict=bound_verdict(bound, gap, gap_bound),
+                      lambda_alone=lambda_verdict(gap, lam), lambda_by_n=lambda_by_n)
 
 
 def estimate_bound_from_representations(
         z_nat, z_adv, labels, pred_nat, pred_adv, *, worst_case_correct=None,
         heads: tuple[str, ...] = HEADS, heldout_fraction: float = 0.5, seed: int = 0,
         steps: int | None = None, hidden: int = 64, confidence: float = 0.95,
-        ci_method: str = "wilson") -> BoundReport:
+        ci_method: str = "wilson", lambda_sizes: tuple[int, ...] = ()) -> BoundReport:
     """All terms of the bound from representations and the model's predictions.
 
     Args:
@@ -361,6 +426,8 @@ def estimate_bound_from_representations(
         seed: seeds the split and the heads' initialisation.
         steps, hidden: optimiser steps (None: linear 100 L-BFGS, mlp 300 Adam) and MLP width.
         confidence, ci_method: interval level and ``"wilson"`` / ``"clopper-pearson"``.
+        lambda_sizes: train-side pair counts k for ``BoundCheck.lambda_by_n`` (each at most
+            the train side); empty: none.
     """
     _check_ci(confidence, ci_method)
     if isinstance(heads, str) or not heads:
@@ -379,22 +446,24 @@ def estimate_bound_from_representations(
         correct_adv = check_bool_vector(worst_case_correct, "worst_case_correct", n)
     train, held = split_indices(n, heldout_fraction, seed)
     ci = {"confidence": confidence, "method": ci_method}
-    err_nat = proportion(int((~correct_nat).sum()), n, **ci)
-    err_adv = proportion(int((pred_adv != labels).sum()), n, **ci)
+    n_nat_wrong, n_adv_wrong = int((~correct_nat).sum()), int((pred_adv != labels).sum())
+    err_nat, err_adv = proportion(n_nat_wrong, n, **ci), proportion(n_adv_wrong, n, **ci)
+    gap = _difference_of_proportions(n_adv_wrong, n_nat_wrong, n, **ci)
     checks = {}
     for head in heads:
         kw = {"head": head, "seed": seed, "steps": steps or DEFAULT_STEPS[head],
               "hidden": hidden, "confidence": confidence, "ci_method": ci_method}
         divergence, e_dom = _domain_divergence(z_nat, z_adv, train, held, **kw)
         lam = _joint_error(z_nat, z_adv, labels, train, held, **kw)
-        checks[head] = _bound_check(head, err_nat, err_adv, divergence, e_dom, lam)
+        by_n = _joint_error_by_size(z_nat, z_adv, labels, train, held, lambda_sizes, **kw)
+        checks[head] = _bound_check(head, err_nat, err_adv, gap, divergence, e_dom, lam, by_n)
     trades = trades_decomposition(correct_nat.cpu(), correct_adv.cpu(), confidence=confidence,
                                   ci_method=ci_method)
     return BoundReport(n=n, n_train=len(train), n_heldout=len(held),
                        heldout_fraction=float(heldout_fraction), seed=int(seed),
                        confidence=float(confidence), ci_method=ci_method,
                        representation_dim=int(z_nat.shape[1]), err_nat=err_nat,
-                       err_adv=err_adv, checks=checks, trades=trades)
+                       err_adv=err_adv, gap=gap, checks=checks, trades=trades)
 
 
 # ----------------------------------------------------------------------------- from a model
@@ -469,7 +538,7 @@ def estimate_bound(model: nn.Module, x_nat: torch.Tensor, labels: torch.Tensor,
             attacks, for the TRADES split (default: correctness on x_adv).
         batch_size: examples per forward pass.
         **kwargs: passed to :func:`estimate_bound_from_representations` (heads,
-            heldout_fraction, seed, steps, hidden, confidence, ci_method).
+            heldout_fraction, seed, steps, hidden, confidence, ci_method, lambda_sizes).
     Raises: ``ValueError`` for bad inputs (module docstring), before anything is measured.
     """
     if (x_adv is None) == (attack is None):

@@ -339,35 +339,107 @@ def ablation(m: dict) -> list[str]:
     return out
 
 
+_BOUND_WORDS = {"holds": "holds", "undecided": "is undecided (the intervals overlap)",
+                "fails": "FAILS", "vacuous": "is vacuous (above 1, it says nothing)"}
+_LAMBDA_WORDS = {"covers": "lambda* alone covers the gap (the divergence term plays no part)",
+                 "short": "lambda* alone falls short of the gap (the divergence term is needed)",
+                 "undecided": "whether lambda* alone covers the gap is undecided"}
+#: the rule of notebook 04, in words (drrdn_lib.bounds.bound_verdict)
+BOUND_RULE = ("Rule: the bound holds when the gap's upper 95% end is at most the lower end of "
+              "divergence/2 + lambda*, fails when the gap's lower end is above its upper end, and "
+              "is undecided otherwise; a bound on err_A above 1 is vacuous (it says nothing).")
+
+
+def _est(c: dict) -> str:
+    """``0.700 [0.633, 0.759]`` or ``0.700 ± 0.021 (sd, n=3 seeds)`` (fractions)."""
+    if c.get("kind") == "sd":
+        return f"{c['value']:.3f} ± {c['sd']:.3f} (sd, n={c['n']} seeds)"
+    return f"{c['value']:.3f} [{c['lo']:.3f}, {c['hi']:.3f}]"
+
+
+def _listed(keys, names: dict) -> str:
+    return ", ".join(names[k] for k in keys) or "none"
+
+
 def bound_check(m: dict) -> list[str]:
-    terms = m["by_method"]
-    rows = {k: {**terms[k], "holds": m["holds"][k]} for k in terms}
-    smallest_gap = min(terms, key=lambda k: terms[k]["gap"])
-    smallest_div = min(terms, key=lambda k: terms[k]["divergence"])
-    out = [_holding_sentence(rows, "methods"),
-           f"Smallest robustness gap err_A - err_N: {smallest_gap} ({terms[smallest_gap]['gap']:.3f}); "
-           f"smallest divergence of natural and adversarial representations: {smallest_div} "
-           f"({terms[smallest_div]['divergence']:.3f}).",
-           ("The method with the smallest gap also has the most aligned representation, as the bound suggests."
-            if smallest_gap == smallest_div else
-            "The method with the smallest gap is not the one with the most aligned representation.")]
-    # R_rob = R_nat + R_bdy holds for any two boolean vectors: a unit test
-    # (tests/test_bounds.py), not a finding
+    names, terms, verdicts, trained = m["model_labels"], m["bound_terms"], m["verdicts"], m["trained"]
+    order = [k for k in m["parameters"]["methods"] if k in terms]
+    ok = [k for k in order if trained[k]]
+    out = [_scale_words(m, "the bound"),
+           "The bound is our formalisation of the paper's informal argument (Ben-David et al. "
+           "2010, Thm 2), not one the paper states; the divergence is estimated from below and "
+           "lambda* from above by fitted heads (MLP).", BOUND_RULE]
+    lost = [k for k in order if not trained[k]]
+    out.append(("Not trained at this scale (" + not_trained_rule_text() + "): " + "; ".join(
+        f"{names[k]} (err_N {_est(terms[k]['err_nat'])})" for k in lost) + ". Left out of every "
+        "comparison below.") if lost else
+        f"Every model learned by this run's rule (none has {not_trained_rule_text()}).")
+    for k in ok:
+        t, v = terms[k], verdicts[k]
+        out.append(f"Bound on {names[k]}: err_N {_est(t['err_nat'])}, err_A {_est(t['err_adv'])}, "
+                   f"gap {_est(t['gap'])}; divergence/2 + lambda* {_est(t['gap_bound'])} (lambda* "
+                   f"{_est(t['lambda_star'])}); the bound {_est(t['bound'])} "
+                   f"{_BOUND_WORDS.get(v['bound'], v['bound'])}; "
+                   f"{_LAMBDA_WORDS.get(v['lambda_alone'], v['lambda_alone'])}.")
+    if ok:
+        by = {w: [k for k in ok if verdicts[k]["bound"] == w] for w in _BOUND_WORDS}
+        out.append(f"The estimated bound over the {len(ok)} trained models: holds for "
+                   f"{len(by['holds'])} ({_listed(by['holds'], names)}), undecided for "
+                   f"{len(by['undecided'])}, vacuous for {len(by['vacuous'])}, fails for "
+                   f"{len(by['fails'])}" + (f" ({_listed(by['fails'], names)})." if by["fails"] else "."))
+        covers = [k for k in ok if verdicts[k]["lambda_alone"] == "covers"]
+        out.append(f"lambda* alone covers the gap beyond noise for {len(covers)} of {len(ok)} "
+                   f"trained models ({_listed(covers, names)})" + (
+                       ": for those the divergence, the term DRRDN acts on, is not needed to "
+                       "explain the gap." if covers else "."))
+        out += _lambda_settling(m["lambda_by_n"], ok, names, m["parameters"]["seeds"][0])
+        out += _smallest(terms, ok, names, "gap", "Smallest robustness gap err_A - err_N")
+        out += _smallest(terms, ok, names, "divergence", "Smallest divergence of natural and "
+                         "adversarial representations")
     unkept = m.get("runs_without_kept_weights", [])
     if unkept:
         out.append(f"Left out of the terms over training: {', '.join(unkept)} (cached runs that kept "
                    "no per-epoch weights; delete them from results/runs to retrain).")
-    return out + _over_training(m.get("over_epochs", []), m.get("gap_divergence_spearman"))
+    return out + _over_training(m.get("over_epochs", []), m.get("gap_divergence_spearman"), names)
 
 
-def _over_training(rows: list[dict], spearman: float | None) -> list[str]:
+def _lambda_settling(rows: list[dict], ok: list[str], names: dict, seed: int) -> list[str]:
+    """lambda* at the smallest and the two largest head sizes, and whether the last step
+    moved it beyond noise (one seed)."""
+    mine = [r for r in rows if r["seed"] == seed and r["method"] in ok]
+    sizes = sorted({r["pairs"] for r in mine})
+    if len(sizes) < 2:
+        return []
+    at = {(r["method"], r["pairs"]): r for r in mine}
+    moving = [k for k in ok if not _overlap(at[(k, sizes[-2])], at[(k, sizes[-1])])]
+    return [f"lambda* against the pairs its head is fitted on (seed {seed}, {sizes[0]} -> "
+            f"{sizes[-2]} -> {sizes[-1]} pairs): " + "; ".join(
+                f"{names[k]} {at[(k, sizes[0])]['value']:.3f} -> {at[(k, sizes[-2])]['value']:.3f} -> "
+                f"{at[(k, sizes[-1])]['value']:.3f}" for k in ok)
+            + (f". Still moving beyond noise at the last step for {_listed(moving, names)}: "
+               "lambda* is overstated at this n." if moving else
+               ". Within noise between the last two sizes for every trained model.")]
+
+
+def _smallest(terms: dict, ok: list[str], names: dict, key: str, what: str) -> list[str]:
+    """The trained model with the smallest ``key`` and those within noise of it."""
+    top = min(ok, key=lambda k: terms[k][key]["value"])
+    tied = [k for k in ok if k != top and _overlap(terms[k][key], terms[top][key])]
+    return [f"{what} among the trained models: {names[top]} ({_est(terms[top][key])})"
+            + (f"; within noise of it: {_listed(tied, names)}." if tied else
+               "; every other trained model is above it beyond noise.")]
+
+
+def _over_training(rows: list[dict], spearman: float | None, names: dict | None = None) -> list[str]:
     """How the bound's terms moved between the first and the last kept epoch (seed means)."""
     if not rows:
         return ["No run kept per-epoch weights (keep_every), so the terms over training are not shown."]
-    holds = sum(r["holds"] and not _vacuous(r) for r in rows)
-    vacuous = sum(_vacuous(r) for r in rows)
-    out = [f"Over training, the estimated bound holds and is below 1 at {holds} of {len(rows)} "
-           f"(method, seed, epoch) estimates; it is vacuous (above 1) at {vacuous}."]
+    names = names or {}
+    distinct = list({(r["checkpoint"], r["seed"]): r for r in rows}.values())
+    count = {w: sum(r["verdict"] == w for r in distinct) for w in _BOUND_WORDS}
+    out = [f"Over training (MLP heads, {len(distinct)} distinct checkpoints): the estimated bound "
+           f"holds at {count['holds']}, is undecided at {count['undecided']}, vacuous at "
+           f"{count['vacuous']} and fails at {count['fails']}."]
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
         first, last = min(r["epoch"] for r in mine), max(r["epoch"] for r in mine)
@@ -375,15 +447,16 @@ def _over_training(rows: list[dict], spearman: float | None) -> list[str]:
         def mean(key, epoch):
             values = [r[key] for r in mine if r["epoch"] == epoch]
             return sum(values) / len(values)
-        out.append(f"{method}, epoch {first} -> {last}: err_N {mean('err_nat', first):.3f} -> "
-                   f"{mean('err_nat', last):.3f}, gap {mean('gap', first):.3f} -> {mean('gap', last):.3f}, "
-                   f"divergence {mean('divergence', first):.3f} -> {mean('divergence', last):.3f}.")
+        out.append(f"{names.get(method, method)}, epoch {first} -> {last}: err_N "
+                   f"{mean('err_nat', first):.3f} -> {mean('err_nat', last):.3f}, gap "
+                   f"{mean('gap', first):.3f} -> {mean('gap', last):.3f}, divergence "
+                   f"{mean('divergence', first):.3f} -> {mean('divergence', last):.3f}.")
     if spearman is not None:
         link = ("a larger divergence goes with a larger gap, as the bound suggests" if spearman > 0.3 else
                 "a larger divergence goes with a smaller gap: the bound caps the gap by divergence/2 + "
                 "lambda*, it does not make the gap follow the divergence" if spearman < -0.3 else
                 "the two are not clearly related")
-        out.append(f"Across all methods and epochs, the rank correlation of the gap with the "
+        out.append(f"Across the learned checkpoints, the rank correlation of the gap with the "
                    f"divergence is {spearman:+.2f}: {link}.")
     return out
 
@@ -585,20 +658,62 @@ def _over_training_sentences(m: dict) -> list[str]:
 
 
 def sensitivity(m: dict) -> list[str]:
-    by_method: dict[str, list] = {}
-    for row in m["eps_curve"]:
-        by_method.setdefault(row["method"], []).append((row["eps"], row["accuracy"]))
-    monotone = [k for k, pts in by_method.items()
-                if all(b[1] <= a[1] + 0.02 for a, b in zip(sorted(pts), sorted(pts)[1:]))]
-    out = [f"Accuracy falls (within 2 points) as eps grows for {len(monotone)} of {len(by_method)} methods"
-           + (f"; not for {', '.join(k for k in by_method if k not in monotone)}." if len(monotone) < len(by_method) else ".")]
-    largest = max(r["eps"] for r in m["eps_curve"])
-    at_largest = {r["method"]: r["accuracy"] for r in m["eps_curve"] if r["eps"] == largest}
-    out.append(f"At eps {largest:g}: " + ", ".join(f"{k} {_pct(v)}" for k, v in at_largest.items()) + ".")
-    for family in sorted({r["family"] for r in m["frontier"]}):
-        pts = sorted((r for r in m["frontier"] if r["family"] == family), key=lambda r: r["value"])
-        out.append(f"{family}: " + "; ".join(f"{r['value']:g} -> clean {_pct(r['clean'])}, robust {_pct(r['robust'])}"
-                                                for r in pts) + ".")
+    names, trained, acc = m["model_labels"], m["trained"], m["accuracy"]
+    order = [k for k in m["parameters"]["methods"] if k in acc]
+    ok = [k for k in order if trained[k]]
+    lost = [k for k in order if not trained[k]]
+    out = [_scale_words(m, "the paper's claim"),
+           ("Not trained at this scale (" + not_trained_rule_text() + "): "
+            + ", ".join(names[k] for k in lost) + "; drawn hollow and dashed, never compared.")
+           if lost else f"Every model learned by this run's rule (none has {not_trained_rule_text()})."]
+    curves = {k: sorted((float(c.removeprefix("pgd eps ")), cell) for c, cell in acc[k].items()) for k in ok}
+    rising = [k for k in ok if any(b["lo"] > a["hi"] for (_, a), (_, b) in zip(curves[k], curves[k][1:]))]
+    out.append("PGD accuracy against eps: " + (
+        f"rises beyond noise between neighbouring eps for {_listed(rising, names)}, a hint of "
+        "gradient masking." if rising else
+        "no trained model's accuracy rises beyond noise as eps grows."))
+    if ok:
+        largest = max(e for e, _ in curves[ok[0]])
+        chance = m.get("chance", 0.1)
+        at = {k: dict(curves[k])[largest] for k in ok}
+        above = [k for k in ok if at[k]["lo"] > chance]
+        out.append(f"At eps {largest:g} ({largest / m['train_eps']:g}x the training eps), PGD accuracy: "
+                   + "; ".join(f"{names[k]} {_acc(at[k])}" for k in ok) + ". " + (
+                       f"Above chance ({_pct(chance)}) beyond noise for {_listed(above, names)}: a "
+                       "strong attack at this radius should do better, a hint of gradient masking."
+                       if above else f"None is above chance ({_pct(chance)}) beyond noise."))
+    points = m["frontier_points"]
+    for family in dict.fromkeys(p["family"] for p in points):
+        mine = [p for p in points if p["family"] == family]
+        out.append(f"{family}: " + "; ".join(
+            (f"{p['value']:g}: " if p["value"] is not None else "")
+            + f"natural {_acc(p['clean'])}, worst case {_acc(p['worst_case'])}"
+            + ("" if p["trained"] else " (not trained)") for p in mine) + ".")
+    return out + _frontier_comparison(points)
+
+
+def _frontier_comparison(points: list[dict]) -> list[str]:
+    """DRRDN's sweep against TRADES's: their most robust trained points, and how often one
+    family's trained point is above and right of the other's beyond noise."""
+    sweeps = {f: [p for p in points if p["family"] == f and p["value"] is not None and p["trained"]]
+              for f in dict.fromkeys(p["family"] for p in points if p["value"] is not None)}
+    if len(sweeps) != 2:
+        return []
+    (a, pa), (b, pb) = sweeps.items()
+    if not pa or not pb:
+        return [f"Most robust trained point of each sweep: none trained in "
+                f"{a if not pa else b}, so the frontiers are not compared."]
+    top = {f: max(ps, key=lambda p: p["worst_case"]["value"]) for f, ps in sweeps.items()}
+    out = [f"Most robust trained point of each sweep (worst case): {top[a]['label']} "
+           f"{_acc(top[a]['worst_case'])} vs {top[b]['label']} {_acc(top[b]['worst_case'])}: "
+           f"{_versus(top[a]['worst_case'], top[b]['worst_case'])}."]
+
+    def beats(p, q):
+        return all(_versus(p[k], q[k]) == "higher" for k in ("clean", "worst_case"))
+    pairs = [(p, q) for p in pa for q in pb]
+    out.append(f"Pairs of trained points where one sweep's point is higher in both natural and "
+               f"worst-case accuracy beyond noise: {a} over {b} {sum(beats(p, q) for p, q in pairs)}, "
+               f"{b} over {a} {sum(beats(q, p) for p, q in pairs)}, of {len(pairs)} pairs.")
     return out
 
 

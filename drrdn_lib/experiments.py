@@ -28,7 +28,7 @@ from .protocol import BUDGETS, PAPER
 from .torch_utils import model_device, predict_labels
 from .transfer import AccuracyCell, TransferResult, transfer_matrix
 from .results import REPO_ROOT
-from .train import TrainConfig, TrainResult, train
+from .train import TrainConfig, TrainResult, epoch_checkpoints, train
 from .train_config import OUTSIDE_RUN_IDENTITY
 
 __all__ = ["PROTOCOLS", "DEFAULT_HYPER", "METHOD_ORDER", "protocol", "training_kw", "make_config", "resized",
@@ -36,7 +36,8 @@ __all__ = ["PROTOCOLS", "DEFAULT_HYPER", "METHOD_ORDER", "protocol", "training_k
            "train_grid", "evaluate_runs", "mean_sd_table", "FULL_DRRDN", "ABLATIONS",
            "MODEL_LABELS", "REDUCED_AUTOATTACK_LABEL", "train_grid_from_standard", "paper_attacks",
            "black_box_budget", "attack_label", "paper_column", "MainTable", "evaluate_main_table",
-           "summarise_seeds", "summarise_accuracies", "format_accuracy", "compare_with_paper",
+           "summarise_seeds", "summarise_accuracies", "summarise_estimates", "format_accuracy",
+           "format_estimate", "compare_with_paper", "training_path", "pgd_accuracy_curve", "cell",
            "kept_weights_along"]
 
 def _settings(family: str, model: str) -> dict:
@@ -217,6 +218,50 @@ def bound_report(model: nn.Module, dataset: str, record: EvaluationRecord | None
     attack = PGD(budget.eps, budget.step_size, budget.steps, seed=seed)
     return estimate_bound(model, x.to(device), y.to(device), attack=attack,
                           worst_case_correct=worst, seed=seed, **kw)
+
+
+def training_path(run: TrainResult) -> list[dict]:
+    """The weights a run kept along its training, in order, numbered by epochs trained in
+    all: for a run started from another's best weights (``init_from``), that run's kept
+    epochs up to its best (stage "pre-training"), then the run's own (stage "own"), numbered
+    on from there. Rows: ``{"epoch", "stage", "run_dir", "run_epoch"}`` (load the weights
+    with ``train.load_model(run_dir, run_epoch)``)."""
+    path, offset = [], 0
+    if run.config.init_from:
+        source = Path(run.config.init_from)
+        offset = json.loads((source / "metrics.json").read_text())["best"]["epoch"]
+        path = [{"epoch": e, "stage": "pre-training", "run_dir": source, "run_epoch": e}
+                for e in epoch_checkpoints(source) if e <= offset]
+    return path + [{"epoch": offset + e, "stage": "own", "run_dir": Path(run.out_dir),
+                    "run_epoch": e} for e in epoch_checkpoints(run.out_dir)]
+
+
+def cell(k: int, n: int, kind: str = "wilson") -> dict:
+    """An accuracy cell ``{"value", "lo", "hi", "n", "kind"}`` from ``k`` of ``n`` examples
+    (Wilson 95%), the layout of the notebooks' metrics."""
+    from .bounds import binomial_ci
+    lo, hi = binomial_ci(int(k), int(n))
+    return {"value": k / n, "lo": lo, "hi": hi, "n": int(n), "kind": kind}
+
+
+def pgd_accuracy_curve(model: nn.Module, dataset: str, eps_grid, *, limit: int | None = None,
+                       pgd_steps: int | None = None, seed: int = 0, data_dir=None) -> dict:
+    """PGD accuracy at each eps of ``eps_grid`` (eps 0: clean accuracy) on a stratified
+    ``limit`` test subset, the evaluation PGD resized to that eps (step 2.5 eps / steps):
+    ``{eps: cell}`` (:func:`cell`, Wilson 95%)."""
+    x, y = load_dataset(dataset, "test", data_dir=data_dir, limit=limit, seed=seed)
+    device = model_device(model)
+    x, y = x.to(device), y.to(device)
+    curve = {}
+    for e in eps_grid:
+        if e == 0:
+            curve[e] = cell(int((predict_labels(model, x) == y).sum()), len(y))
+            continue
+        budget = eval_budget(dataset, pgd_steps, e)
+        attack = PGD(budget.eps, budget.step_size, budget.steps, seed=seed)
+        result = evaluate(model, x, y, {"pgd": attack}, checks="none", progress=False).attacks["pgd"]
+        curve[e] = cell(result.n_correct, result.n)
+    return curve
 
 
 def train_grid(methods, dataset: str, seeds, *, hyper_by_method: dict | None = None,
@@ -524,16 +569,16 @@ def with_autoattack_subset(full: MainTable, subset: MainTable) -> pd.DataFrame:
     return pd.concat([whole, part[part.column.isin(["autoattack", "worst_case"])]], ignore_index=True)
 
 
-def summarise_seeds(frame: pd.DataFrame) -> pd.DataFrame:
+def summarise_seeds(frame: pd.DataFrame, kind: str = "wilson") -> pd.DataFrame:
     """Per (model, column) of a :meth:`MainTable.to_frame` with a ``seed`` column: one seed
-    gives the accuracy and its Wilson interval (``kind`` "wilson", ``n`` examples); several
-    give the mean and mean -/+ sd over seeds (``kind`` "sd", ``n`` seeds, ``sd``)."""
+    gives the accuracy and its interval (``kind``, Wilson by default; ``n`` examples);
+    several give the mean and mean -/+ sd over seeds (``kind`` "sd", ``n`` seeds, ``sd``)."""
     rows = []
     for (model, column), group in frame.groupby(["model", "column"], sort=False):
         if len(group) == 1:
             r = group.iloc[0]
             rows.append({"model": model, "column": column, "value": r.accuracy, "lo": r.lo,
-                         "hi": r.hi, "kind": "wilson", "n": int(r.n), "sd": None})
+                         "hi": r.hi, "kind": kind, "n": int(r.n), "sd": None})
         else:
             mean, sd = group.accuracy.mean(), group.accuracy.std(ddof=1)
             rows.append({"model": model, "column": column, "value": mean, "lo": mean - sd,
@@ -553,11 +598,32 @@ def summarise_accuracies(frame: pd.DataFrame, by: str, columns, n: int) -> pd.Da
     return summarise_seeds(long)
 
 
+def summarise_estimates(rows, by: str, columns) -> pd.DataFrame:
+    """:func:`summarise_seeds` for flat rows (one per (``by``, seed)) holding each of
+    ``columns`` with its interval as ``column``, ``column_lo``, ``column_hi`` and the
+    examples ``n`` (e.g. ``BoundReport.to_record()``): one seed keeps the estimate's own
+    interval (``kind`` "interval"), several give mean -/+ sd over seeds."""
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    long = pd.concat([pd.DataFrame({"model": frame[by], "seed": frame["seed"], "column": c,
+                                    "accuracy": frame[c], "lo": frame[f"{c}_lo"],
+                                    "hi": frame[f"{c}_hi"], "n": frame["n"]}) for c in columns],
+                     ignore_index=True)
+    return summarise_seeds(long, kind="interval")
+
+
 def format_accuracy(value: float, lo: float, hi: float, kind: str, n: int) -> str:
     """``"70.0 [63.3, 75.9]"`` (Wilson 95%) or ``"70.0 ± 2.1 (n=3)"`` (sd over n seeds), percent."""
     if kind == "sd":
         return f"{100 * value:.1f} ± {100 * (hi - value):.1f} (n={n})"
     return f"{100 * value:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def format_estimate(value: float, lo: float, hi: float, kind: str, n: int) -> str:
+    """:func:`format_accuracy` for fractions that may exceed 1 (bound terms), three decimals:
+    ``"0.700 [0.633, 0.759]"`` or ``"0.700 ± 0.021 (n=3)"``."""
+    if kind == "sd":
+        return f"{value:.3f} ± {hi - value:.3f} (n={n})"
+    return f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
 def compare_with_paper(summary: pd.DataFrame, dataset: str, steps=None) -> pd.DataFrame:

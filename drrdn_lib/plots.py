@@ -9,72 +9,177 @@ import seaborn as sns
 
 BOUND_TERMS = {"err_nat": "err_N", "err_adv": "err_A (observed)", "divergence": "divergence / 2",
                "lambda_star": "lambda*", "bound": "bound"}
+#: what the bound figures say they show: our formalisation, not the paper's
+BOUND_TITLE = "err_A <= err_N + divergence/2 + lambda* (our formalisation, Ben-David et al. 2010)"
+VACUOUS_LABEL = "1: a bound above it is vacuous"
+_MARKERS = "osD^vP*X"
 
 
-def _bound_frame(records, x: str) -> pd.DataFrame:
-    """Long table (x, term, value) from rows holding x and the :data:`BOUND_TERMS` keys."""
+def _term_summary(frame: pd.DataFrame, x: str) -> pd.DataFrame:
+    """Per x and term: value, lo, hi. One row per x keeps the row's ``<term>_lo`` / ``_hi``
+    (none: no interval); several rows (seeds) give mean -/+ sd; ``divergence`` is halved."""
+    rows = []
+    for key, label in BOUND_TERMS.items():
+        scale = 0.5 if key == "divergence" else 1.0
+        for value, group in frame.groupby(x, sort=False):
+            mean = group[key].mean() * scale
+            if len(group) > 1:
+                sd = group[key].std(ddof=1) * scale
+                lo, hi = mean - sd, mean + sd
+            elif f"{key}_lo" in group:
+                lo, hi = group[f"{key}_lo"].iloc[0] * scale, group[f"{key}_hi"].iloc[0] * scale
+            else:
+                lo = hi = mean
+            learned = bool(group["learned"].all()) if "learned" in group else True
+            rows.append({x: value, "term": label, "value": mean, "lo": lo, "hi": hi,
+                         "learned": learned})
+    return pd.DataFrame(rows)
+
+
+def _check_bound_records(records, x: str) -> pd.DataFrame:
     frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))
     missing = [c for c in (x, *BOUND_TERMS) if c not in frame.columns]
     if frame.empty or missing:
         raise ValueError(f"records lack columns {missing} (have {sorted(frame.columns)}); pass "
                          f"BoundReport.to_record() rows with an added {x!r} entry.")
-    frame = frame.assign(divergence=frame["divergence"] / 2)
-    long = frame.melt(id_vars=[x], value_vars=list(BOUND_TERMS), var_name="term",
-                      value_name="value")
-    return long.assign(term=long["term"].map(BOUND_TERMS))
+    return frame
 
 
-def plot_bound_terms(records, x: str = "method", ax=None):
-    """err_N, err_A, divergence / 2, lambda* and the bound per method or per epoch.
+def _errorbar(ax, xs, rows: pd.DataFrame, marker: str, color, label, line: bool) -> None:
+    """Points with their intervals; rows not learned drawn hollow (labelled once)."""
+    for learned in (True, False):
+        part = rows["learned"] == learned
+        if not part.any():
+            continue
+        ax.errorbar([x for x, keep in zip(xs, part) if keep], rows["value"][part],
+                    yerr=[rows["value"][part] - rows["lo"][part], rows["hi"][part] - rows["value"][part]],
+                    fmt=marker, capsize=2, ms=5, color=color, label=label,
+                    mfc=color if learned else "white", ls="none")
+        label = None
+    if line:
+        ax.plot(xs, rows["value"], color=color, lw=1, alpha=0.7)
+
+
+def plot_bound_terms(records, x: str = "method", ax=None, labels: dict | None = None,
+                     title: str | None = None):
+    """err_N, err_A, divergence / 2, lambda* and the bound per method or per epoch, each
+    with its interval as an error bar.
 
     Args:
         records: a pandas DataFrame or a list of dicts, one row per measurement, e.g.
             ``{**report.to_record("mlp"), "method": "drrdn", "seed": 0}``; needs the columns
             x, err_nat, err_adv, divergence (the full proxy A-distance, halved here),
-            lambda_star, bound. Several rows per x (seeds) are averaged, error bars 1 sd.
-        x: the column on the horizontal axis: ``"method"`` (bars) or a numeric one such as
-            ``"epoch"`` (lines).
-        ax: an existing matplotlib Axes, or None for a new figure.
-
+            lambda_star, bound; with ``<term>_lo`` / ``<term>_hi`` the bars are those
+            intervals (one row per x), several rows per x (seeds) are averaged, bars 1 sd.
+            An optional boolean ``learned`` column draws rows that have not learned hollow.
+        x: the column on the horizontal axis: ``"method"`` (categories) or a numeric one
+            such as ``"epoch"`` (lines).
+        labels: x value -> what the reader sees (e.g. ``experiments.MODEL_LABELS``).
+        title: the axes' title (say the scale); default :data:`BOUND_TITLE`.
     Returns:
         the matplotlib Figure. Values are fractions (errors in [0, 1], lambda* and the bound
-        up to 2).
+        up to 2); a line marks 1.
     """
-    long = _bound_frame(records, x)
+    frame = _check_bound_records(records, x)
+    summary = _term_summary(frame, x)
     if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4))
-    if pd.api.types.is_numeric_dtype(long[x]):
-        sns.lineplot(data=long, x=x, y="value", hue="term", style="term", markers=True,
-                     errorbar="sd", ax=ax)
-    else:
-        sns.barplot(data=long, x=x, y="value", hue="term", errorbar="sd", ax=ax)
-    ax.axhline(1.0, color="black", lw=0.8, label="1: a bound above it is vacuous")
+        _, ax = plt.subplots(figsize=(8, 4))
+    order = list(dict.fromkeys(frame[x]))
+    numeric = pd.api.types.is_numeric_dtype(frame[x])
+    terms = list(BOUND_TERMS.values())
+    width = 0.8 / len(terms)
+    palette = sns.color_palette(n_colors=len(terms))
+    for i, term in enumerate(terms):
+        rows = summary[summary["term"] == term].set_index(x).reindex(order).reset_index()
+        xs = (list(rows[x]) if numeric else
+              [j - 0.4 + width * (i + 0.5) for j in range(len(order))])
+        _errorbar(ax, xs, rows, _MARKERS[i % len(_MARKERS)], palette[i], term, line=numeric)
+    if not numeric:
+        labels = labels or {}
+        ax.set_xticks(range(len(order)))
+        ax.set_xticklabels([textwrap.fill(str(labels.get(v, v)), 14) for v in order])
+    ax.set_xlabel("" if not numeric else x)
+    if not summary["learned"].all():
+        ax.plot([], [], "o", mfc="white", color="grey", label="hollow: not trained (yet)")
+    ax.axhline(1.0, color="black", lw=0.8, label=VACUOUS_LABEL)
     ax.set_ylabel("fraction (bound terms)")
-    ax.set_title("err_A <= err_N + divergence / 2 + lambda*")
+    ax.set_title(title or BOUND_TITLE, fontsize="medium")
     ax.legend(title=None, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0),
               frameon=False)
+    ax.figure.tight_layout()
     return ax.figure
 
 
-def plot_bound_over_training(records, panel: str = "method", x: str = "epoch"):
+def plot_bound_over_training(records, panel: str = "method", x: str = "epoch",
+                             labels: dict | None = None, title: str | None = None,
+                             shared_until: float | None = None, columns: int = 3):
     """:func:`plot_bound_terms` against ``x`` (epochs), one panel per value of ``panel``
-    (methods), sharing the y axis. ``records``: rows as for plot_bound_terms plus the
-    ``panel`` and ``x`` columns. Returns the matplotlib Figure."""
+    (methods, titled by ``labels``) on a grid of ``columns``, sharing the y axis; the legend
+    takes a free cell of the grid (else sits outside). ``records``: rows as for
+    plot_bound_terms plus the ``panel`` and ``x`` columns. ``shared_until``: shade the epochs
+    up to it (a pre-training every panel shares). Returns the matplotlib Figure."""
     frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))
     if frame.empty or panel not in frame.columns:
         raise ValueError(f"records need a {panel!r} column and at least one row.")
     names = list(dict.fromkeys(frame[panel]))
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names) + 1, 3.6), sharey=True,
-                             squeeze=False)
-    for ax, name in zip(axes[0], names):
+    labels = labels or {}
+    ncols = min(columns, len(names))
+    nrows = -(-len(names) // ncols)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(3.6 * ncols + (2.4 if nrows * ncols == len(names) else 0),
+                                                   3.2 * nrows + 0.8), sharey=True, squeeze=False)
+    axes = list(grid.flat)
+    for ax, name in zip(axes, names):
         plot_bound_terms(frame[frame[panel] == name], x=x, ax=ax)
-        ax.set_title(str(name))
-        if ax is not axes[0][-1]:
-            ax.get_legend().remove()
-    axes[0][-1].legend(title=None, fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left")
-    fig.suptitle("err_A <= err_N + divergence / 2 + lambda*, over training")
+        if shared_until is not None:
+            ax.axvspan(ax.get_xlim()[0], shared_until + 0.5, color="grey", alpha=0.12,
+                       label="shared Standard pre-training")
+        ax.set_title(str(labels.get(name, name)))
+        ax.set_ylabel("fraction (bound terms)" if ax in grid[:, 0] else "")
+        ax.get_legend().remove()
+    handles, texts = axes[len(names) - 1].get_legend_handles_labels()
+    spare = axes[len(names):]
+    for ax in spare:
+        ax.axis("off")
+    if spare:
+        spare[0].legend(handles, texts, loc="center", fontsize="small", frameon=False)
+    else:
+        axes[-1].legend(handles, texts, fontsize="small", bbox_to_anchor=(1.02, 1),
+                        loc="upper left", frameon=False)
+    fig.suptitle(title or f"{BOUND_TITLE}, over training", fontsize="medium")
     fig.tight_layout()
     return fig
+
+
+def plot_lambda_by_n(rows, labels: dict | None = None, title: str = "", ax=None):
+    """lambda* against the number of pairs its head was fitted on, one line per method
+    with intervals; rows: ``{"method", "pairs", "value", "lo", "hi"}`` (optional
+    ``learned``: hollow when False). Returns the matplotlib Figure (a line marks 1)."""
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    if frame.empty:
+        raise ValueError("no lambda* rows to plot.")
+    if "learned" not in frame:
+        frame = frame.assign(learned=True)
+    labels = labels or {}
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    count = frame["method"].nunique()
+    palette = sns.color_palette(n_colors=count)
+    for i, (method, group) in enumerate(frame.groupby("method", sort=False)):
+        group = group.sort_values("pairs").reset_index(drop=True)
+        name = labels.get(method, method) + ("" if group["learned"].all() else " (not trained)")
+        dodge = 1 + 0.04 * (i - (count - 1) / 2)   # side by side on the log axis
+        _errorbar(ax, [k * dodge for k in group["pairs"]], group, _MARKERS[i % len(_MARKERS)],
+                  palette[i], name, line=True)
+    ax.axhline(1.0, color="black", lw=0.8, label="1")
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_locator(plt.NullLocator())
+    ax.set_xticks(sorted(frame["pairs"].unique()))
+    ax.set_xticklabels([str(v) for v in sorted(frame["pairs"].unique())])
+    ax.set(xlabel="natural-adversarial pairs the head is fitted on (log scale)",
+           ylabel="lambda* = err_N(h') + err_A(h') (in [0, 2])", title=title)
+    _legend_outside(ax)
+    ax.figure.tight_layout()
+    return ax.figure
 
 
 def _legend_outside(ax, title=None):
@@ -203,6 +308,92 @@ def plot_difference_from_paper(comparison, columns, column_labels: dict, model_l
     ax.set_xticklabels([textwrap.fill(column_labels.get(c, c), 18) for c in columns], fontsize="small")
     ax.set_ylabel("ours - paper (percentage points)")
     ax.set_title(title)
+    _legend_outside(ax)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_eps_curves(curves, labels: dict, trained: dict, train_eps: float, title: str,
+                    chance: float | None = 0.1, ax=None):
+    """PGD accuracy against eps per model with Wilson intervals; models that have not
+    learned are drawn dashed, hollow and named so.
+
+    Args:
+        curves: ``{model: {eps: cell}}`` (``value``, ``lo``, ``hi``: fractions), e.g. from
+            ``experiments.pgd_accuracy_curve``.
+        labels: model -> what the reader sees; trained: model -> learned (claims rule).
+        train_eps: marked by a dotted line; chance: a dashed line (None: none).
+    Returns: the matplotlib Figure (a line marks accuracy 1, the legend sits outside)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 4.2))
+    palette = sns.color_palette(n_colors=len(curves))
+    for i, (model, curve) in enumerate(curves.items()):
+        eps = sorted(curve)
+        value = [curve[e]["value"] for e in eps]
+        err = [[v - curve[e]["lo"] for e, v in zip(eps, value)],
+               [curve[e]["hi"] - v for e, v in zip(eps, value)]]
+        ok = trained.get(model, True)
+        ax.errorbar(eps, value, yerr=err, fmt=_MARKERS[i % len(_MARKERS)] + ("-" if ok else "--"),
+                    capsize=3, color=palette[i], mfc=palette[i] if ok else "white",
+                    label=labels.get(model, model) + ("" if ok else " (not trained)"))
+    ax.axvline(train_eps, color="grey", ls=":", lw=1, label=f"training eps {train_eps:g}")
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls="--", lw=0.8, label=f"chance ({chance:.0%})")
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.set(xlabel="L-inf eps of the PGD attack", ylabel="test accuracy (fraction)",
+           ylim=(-0.02, 1.05), title=title)
+    _legend_outside(ax)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_frontier(points, title: str, ax=None):
+    """Natural against robust accuracy with Wilson intervals on both axes: each family
+    (a swept hyperparameter) a line through its trained points, each point annotated
+    with its value; single reference models as markers; points that have not learned
+    hollow, off the lines, and named so in the legend.
+
+    Args:
+        points: rows ``{"family", "value" (None for a reference model), "label",
+            "trained", "clean": cell, "worst_case": cell}``.
+    Returns: the matplotlib Figure (lines mark accuracy 1 on both axes)."""
+    frame = pd.DataFrame(list(points))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 5))
+    families = list(dict.fromkeys(frame["family"]))
+    palette = sns.color_palette(n_colors=len(families))
+    hollow_named = False
+    for i, family in enumerate(families):
+        group = frame[frame["family"] == family]
+        color, marker = palette[i], _MARKERS[i % len(_MARKERS)]
+        for j, r in enumerate(group.itertuples()):
+            c, w = r.clean, r.worst_case
+            swept = r.value is not None and not pd.isna(r.value)
+            ax.errorbar(c["value"], w["value"], xerr=[[c["value"] - c["lo"]], [c["hi"] - c["value"]]],
+                        yerr=[[w["value"] - w["lo"]], [w["hi"] - w["value"]]], fmt=marker,
+                        color=color, mfc=color if r.trained else "white", capsize=2, ms=6,
+                        zorder=3 if swept else 2, alpha=1.0 if swept else 0.6)
+            if swept:
+                spread = 13 * (j - (len(group) - 1) / 2)   # near-equal points keep apart labels
+                ax.annotate(f"{r.value:g}", (c["value"], w["value"]), fontsize=9, color=color,
+                            xytext=(-34 if i % 2 == 0 else 34, spread - 18 if i % 2 == 0 else spread + 18),
+                            textcoords="offset points", ha="center", va="center",
+                            arrowprops={"arrowstyle": "-", "color": color, "lw": 0.6})
+            if not r.trained and not hollow_named:
+                ax.plot([], [], marker, mfc="white", color="grey", label="hollow: not trained")
+                hollow_named = True
+        learned = group[group["trained"]].sort_values("value", na_position="last")
+        if learned["value"].notna().any():
+            ax.plot([r["value"] for r in learned["clean"]], [r["value"] for r in learned["worst_case"]],
+                    color=color, lw=1)
+        ax.plot([], [], marker + ("-" if group["value"].notna().any() else ""), color=color,
+                label=family)
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.axvline(1.0, color="black", lw=0.8)
+    low = min(min(r["lo"] for r in frame["clean"]), min(r["lo"] for r in frame["worst_case"]))
+    start = max(-0.02, low - 0.08)
+    ax.set(xlabel="natural accuracy (fraction)", ylabel="robust accuracy, worst case (fraction)",
+           xlim=(start, 1.03), ylim=(start, 1.03), title=title)
     _legend_outside(ax)
     ax.figure.tight_layout()
     return ax.figure

@@ -61,9 +61,10 @@ def execute(path: Path) -> None:
     sys.path.insert(0, str(ROOT))
     from drrdn_lib.run_notebook import strip_machine_metadata
 
+    metrics = ROOT / "results" / path.stem / "metrics.json"
+    metrics.unlink(missing_ok=True)  # save_metrics merges: no key of an older layout may survive
     papermill.execute_notebook(str(path), str(path), cwd=str(ROOT), kernel_name="python3")
     strip_machine_metadata(path)
-    metrics = ROOT / "results" / path.stem / "metrics.json"
     if metrics.exists():
         (HERE / "metrics").mkdir(exist_ok=True)
         shutil.copy(metrics, HERE / "metrics" / f"{path.stem}.json")

@@ -359,3 +359,54 @@ def test_estimate_bound_takes_the_ball_from_an_attack_object(image_case):
     assert report.n == 60
     with pytest.raises(ValueError, match=r"pass eps="):
         bounds.estimate_bound(model, x, y, attack=lambda m, a, b: a, heads=("linear",))
+
+
+# ----------------------------------------------------------- verdicts by interval ends
+def est(value, half=0.05):
+    return bounds.Estimate(value, value - half, value + half, 100)
+
+
+@pytest.mark.parametrize("bound, gap, gap_bound, verdict", [
+    (0.90, 0.20, 0.40, "holds"),        # gap's upper end 0.25 <= gap_bound's lower end 0.35
+    (0.90, 0.30, 0.35, "undecided"),    # the intervals overlap
+    (0.50, 0.60, 0.40, "fails"),        # gap's lower end 0.55 above gap_bound's upper end 0.45
+    (1.20, 0.20, 0.40, "vacuous"),      # above 1 says nothing, whatever the gap
+])
+def test_bound_verdict_uses_the_interval_ends(bound, gap, gap_bound, verdict):
+    assert bounds.bound_verdict(bound, est(gap), est(gap_bound)) == verdict
+
+
+def test_lambda_verdict_asks_whether_lambda_alone_covers_the_gap():
+    assert bounds.lambda_verdict(est(0.2), est(0.5)) == "covers"
+    assert bounds.lambda_verdict(est(0.5), est(0.2)) == "short"
+    assert bounds.lambda_verdict(est(0.3), est(0.35)) == "undecided"
+
+
+def test_report_gap_interval_verdict_and_lambda_by_n():
+    z_nat, z_adv, y, pred_nat, pred_adv = toy_case(600, "robust", (1.0, 0.0), 0.5)
+    report = bounds.estimate_bound_from_representations(
+        z_nat, z_adv, y, pred_nat, pred_adv, heads=("linear",), lambda_sizes=(20, 100))
+    gap = report.gap
+    assert gap.value == pytest.approx(report.err_adv.value - report.err_nat.value)
+    assert gap.lo < gap.value < gap.hi and gap.lo <= report.err_adv.lo - report.err_nat.lo
+    check = report.checks["linear"]
+    assert check.gap_bound.value == pytest.approx(check.divergence.value / 2 + check.lambda_star.value)
+    assert check.verdict == bounds.bound_verdict(check.bound, gap, check.gap_bound)
+    assert set(check.lambda_by_n) == {20, 100}
+    assert all(e.n == report.n_heldout for e in check.lambda_by_n.values())
+    row = report.to_record("linear")
+    assert {"gap", "gap_lo", "gap_bound_hi", "verdict", "lambda_alone", "n_train"} <= set(row)
+    json.dumps(report.to_dict())
+    with pytest.raises(ValueError, match=r"lambda_sizes \[400\] are not pair counts in \[1, 300\]"):
+        bounds.estimate_bound_from_representations(z_nat, z_adv, y, pred_nat, pred_adv,
+                                                   heads=("linear",), lambda_sizes=(400,))
+
+
+def test_plot_lambda_by_n_draws_one_line_per_method_and_a_line_at_one():
+    from drrdn_lib.plots import plot_lambda_by_n
+    rows = [{"method": m, "pairs": k, "value": 1 / k ** 0.3, "lo": 0.5 / k ** 0.3, "hi": 1.5 / k ** 0.3,
+             "learned": m != "mart"} for m in ("trades", "mart") for k in (25, 50, 100)]
+    figure = plot_lambda_by_n(rows, {"trades": "TRADES", "mart": "MART"}, "title")
+    texts = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert "TRADES" in texts and "MART (not trained)" in texts
+    assert any(list(line.get_ydata()) == [1.0, 1.0] for line in figure.axes[0].get_lines())

@@ -5,18 +5,21 @@ while the committed notebook still shows the old ones.
 How it runs. ``make test`` runs the unit tests, then nbval executes every notebook at its
 CI defaults; each writes ``results/<name>/metrics.json``. A second step then runs this
 file with ``DRRDN_CI_METRICS=1``, which compares that fresh file with
-``notebooks/metrics/<name>.json`` (the Makefile removes the old file before nbval, so a
-stale one cannot pass). ``DRRDN_CI_METRICS=execute`` instead executes the notebook itself
-with papermill into a temporary folder (minutes; training runs are cached in
-``results/runs``). Without the variable only the comparison's own tests run.
+``notebooks/metrics/<name>.json`` for every notebook in :data:`CHECKED` (the Makefile's
+``CI_CHECKED`` lists the same names and removes their old files before nbval, so a stale
+one cannot pass). ``DRRDN_CI_METRICS=execute`` instead executes the notebook itself with
+papermill into a temporary folder (minutes; training runs are cached in ``results/runs``).
+Without the variable only the comparison's own tests run.
 
-Tolerances (:func:`compare_metrics`):
-- the same parameters, labels, models and accuracy columns (same keys);
-- every accuracy (fraction) within max(0.05, 2 x the committed value's interval
-  half-width): with 100 test images a Wilson half-width is about 0.1, so 0.2;
-- the same claims with every number masked, except the sentences in :data:`MAY_FLIP`,
-  whose verdicts (within noise or not, a check passed or failed) rest on intervals that a
-  change within the tolerance can move: for those the sentence must still be there.
+Tolerances (:func:`compare_metrics`, the sections and claims of :data:`SPECS`):
+- the same parameters and labels (same keys and values);
+- the same rows and columns in every section of interval cells (``{row: {column: cell}}``,
+  a cell ``{"value", "lo", "hi", ...}``), and every value within max(0.05, 2 x the committed
+  cell's interval half-width): with 100 test images a Wilson half-width is about 0.1, so 0.2;
+- the same claims with every number masked, except the sentences whose prefix the
+  notebook's spec lists as may-flip, whose verdicts (within noise or not, a check passed or
+  failed, a bound holding or undecided) rest on intervals that a change within the tolerance
+  can move: for those the sentence must still be there.
 """
 from __future__ import annotations
 
@@ -31,12 +34,25 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 #: notebooks whose CI run is checked against their committed metrics
-CHECKED = ("02_main_results", "05_representations")
+CHECKED = ("02_main_results", "04_bound_check", "05_representations", "06_sensitivity")
 ABS_TOL = 0.05
 HALF_WIDTHS = 2.0
-#: claim prefixes whose verdict may flip within the tolerance (only their presence is checked)
+#: claim prefixes of notebook 02 whose verdict may flip within the tolerance (only their
+#: presence is checked)
 MAY_FLIP = ("Most robust of the trained models", "The paper's claim", "Black box (worst surrogate)",
             "Gradient-masking checks", "reduced AutoAttack", "AutoAttack (standard)")
+#: per checked notebook: the metrics sections of interval cells, and the may-flip prefixes
+SPECS = {
+    "02_main_results": {"cells": ("accuracy",), "may_flip": MAY_FLIP},
+    "04_bound_check": {"cells": ("accuracy", "bound_terms"),
+                       "may_flip": ("Bound on ", "The estimated bound over", "lambda* alone covers",
+                                    "lambda* against the pairs", "Smallest robustness gap",
+                                    "Smallest divergence", "Over training (MLP heads",
+                                    "Across the learned checkpoints")},
+    "06_sensitivity": {"cells": ("accuracy", "frontier"),
+                       "may_flip": ("PGD accuracy against eps", "At eps ", "Most robust trained point",
+                                    "Pairs of trained points")},
+}
 NUMBER = re.compile(r"[-+]?\d+(?:,\d{3})*(?:\.\d+)?")
 
 
@@ -49,37 +65,58 @@ def _tolerance(cell: dict) -> float:
     return max(ABS_TOL, HALF_WIDTHS * (cell["hi"] - cell["lo"]) / 2)
 
 
-def compare_metrics(committed: dict, fresh: dict) -> list[str]:
+def _compare_cells(section: str, committed: dict, fresh: dict) -> list[str]:
+    """Rows, columns and values of one section ``{row: {column: cell}}``; problems are
+    named ``row/column`` (``section: row/column`` outside ``accuracy``)."""
+    where = "" if section == "accuracy" else f"{section}: "
+    problems = []
+    if set(committed) != set(fresh):
+        problems.append(f"{where}models differ: {sorted(committed)} vs {sorted(fresh)}")
+    for row in sorted(set(committed) & set(fresh)):
+        if set(committed[row]) != set(fresh[row]):
+            problems.append(f"{where}{row}: columns differ: {sorted(committed[row])} vs {sorted(fresh[row])}")
+        for column in sorted(set(committed[row]) & set(fresh[row])):
+            c, f = committed[row][column], fresh[row][column]
+            tol = _tolerance(c)
+            if abs(f["value"] - c["value"]) > tol:
+                problems.append(f"{where}{row}/{column}: {f['value']:.3f} vs committed {c['value']:.3f} "
+                                f"(tolerance {tol:.3f})")
+    return problems
+
+
+def _compare_claims(committed: list[str], fresh: list[str], may_flip: tuple) -> list[str]:
+    firm_c = {mask_numbers(s) for s in committed if not s.startswith(may_flip)}
+    firm_f = {mask_numbers(s) for s in fresh if not s.startswith(may_flip)}
+    problems = [f"claim no longer made: {s}" for s in sorted(firm_c - firm_f)]
+    problems += [f"new claim: {s}" for s in sorted(firm_f - firm_c)]
+    for prefix in may_flip:
+        had = any(s.startswith(prefix) for s in committed)
+        has = any(s.startswith(prefix) for s in fresh)
+        if had != has:
+            problems.append(f"the claim starting {prefix!r} is {'gone' if had else 'new'}")
+    return problems
+
+
+def compare_metrics(committed: dict, fresh: dict, cells=("accuracy",), may_flip=MAY_FLIP) -> list[str]:
     """Every way ``fresh`` departs from ``committed`` beyond the module's tolerances, as
-    readable lines (empty: they agree)."""
+    readable lines (empty: they agree). ``cells``: the sections of interval cells;
+    ``may_flip``: the claim prefixes whose verdicts may change (:data:`SPECS`)."""
     problems = []
     for key in ("parameters", "labels"):
         if committed.get(key) != fresh.get(key):
             problems.append(f"{key} differ: committed {committed.get(key)} vs fresh {fresh.get(key)}")
-    acc_c, acc_f = committed.get("accuracy", {}), fresh.get("accuracy", {})
-    if set(acc_c) != set(acc_f):
-        problems.append(f"models differ: {sorted(acc_c)} vs {sorted(acc_f)}")
-    for model in sorted(set(acc_c) & set(acc_f)):
-        if set(acc_c[model]) != set(acc_f[model]):
-            problems.append(f"{model}: columns differ: {sorted(acc_c[model])} vs {sorted(acc_f[model])}")
-        for column in sorted(set(acc_c[model]) & set(acc_f[model])):
-            c, f = acc_c[model][column], acc_f[model][column]
-            tol = _tolerance(c)
-            if abs(f["value"] - c["value"]) > tol:
-                problems.append(f"{model}/{column}: {f['value']:.3f} vs committed {c['value']:.3f} "
-                                f"(tolerance {tol:.3f})")
-    firm_c = {mask_numbers(s) for s in committed.get("claims", []) if not s.startswith(MAY_FLIP)}
-    firm_f = {mask_numbers(s) for s in fresh.get("claims", []) if not s.startswith(MAY_FLIP)}
-    for s in sorted(firm_c - firm_f):
-        problems.append(f"claim no longer made: {s}")
-    for s in sorted(firm_f - firm_c):
-        problems.append(f"new claim: {s}")
-    for prefix in MAY_FLIP:
-        had = any(s.startswith(prefix) for s in committed.get("claims", []))
-        has = any(s.startswith(prefix) for s in fresh.get("claims", []))
-        if had != has:
-            problems.append(f"the claim starting {prefix!r} is {'gone' if had else 'new'}")
-    return problems
+    for section in cells:
+        if section not in committed:
+            problems.append(f"the committed metrics have no section {section!r}")
+            continue
+        problems += _compare_cells(section, committed[section], fresh.get(section, {}))
+    return problems + _compare_claims(committed.get("claims", []), fresh.get("claims", []), tuple(may_flip))
+
+
+def compare_notebook(name: str, committed: dict, fresh: dict) -> list[str]:
+    """:func:`compare_metrics` with notebook ``name``'s :data:`SPECS`."""
+    spec = SPECS[name]
+    return compare_metrics(committed, fresh, cells=spec["cells"], may_flip=spec["may_flip"])
 
 
 def _committed(name: str) -> dict:
@@ -88,8 +125,43 @@ def _committed(name: str) -> dict:
 
 # ----------------------------------------------------------------- the comparison itself
 def test_committed_metrics_agree_with_themselves():
+    assert set(SPECS) == set(CHECKED)
     for name in CHECKED:
-        assert compare_metrics(_committed(name), _committed(name)) == []
+        committed = _committed(name)
+        assert all(committed[section] for section in SPECS[name]["cells"]), name
+        assert compare_notebook(name, committed, committed) == []
+
+
+def test_the_makefile_removes_the_metrics_of_every_checked_notebook():
+    """make test must delete each checked notebook's old results before nbval writes fresh ones."""
+    makefile = (ROOT / "Makefile").read_text()
+    listed = re.search(r"^CI_CHECKED\s*:=\s*(.*)$", makefile, re.M)
+    assert listed and tuple(listed.group(1).split()) == CHECKED
+    assert "rm -f $(foreach name,$(CI_CHECKED),results/$(name)/metrics.json)" in makefile
+
+
+@pytest.mark.parametrize("name", ["04_bound_check", "06_sensitivity"])
+def test_drift_in_any_section_is_caught_and_noise_is_not(name):
+    committed = _committed(name)
+    section = SPECS[name]["cells"][-1]
+    row = next(iter(committed[section]))
+    column = next(iter(committed[section][row]))
+    cell = committed[section][row][column]
+    tol = _tolerance(cell)
+    near = copy.deepcopy(committed)
+    near[section][row][column]["value"] = cell["value"] + 0.9 * tol
+    near["claims"] = [NUMBER.sub("7", s) for s in committed["claims"]]
+    assert compare_notebook(name, committed, near) == []
+    far = copy.deepcopy(committed)
+    far[section][row][column]["value"] = cell["value"] + 1.1 * tol
+    assert [p for p in compare_notebook(name, committed, far) if p.startswith(f"{section}: {row}/{column}")]
+    flipped = copy.deepcopy(committed)
+    may_flip = next(i for i, s in enumerate(committed["claims"]) if s.startswith(SPECS[name]["may_flip"]))
+    flipped["claims"][may_flip] += " Within noise."   # a verdict may change
+    assert compare_notebook(name, committed, flipped) == []
+    firm = next(i for i, s in enumerate(committed["claims"]) if not s.startswith(SPECS[name]["may_flip"]))
+    flipped["claims"][firm] += " Changed."
+    assert any(p.startswith("claim no longer made") for p in compare_notebook(name, committed, flipped))
 
 
 def test_drift_beyond_tolerance_is_caught_and_noise_is_not():
@@ -136,7 +208,7 @@ def test_ci_run_reproduces_the_committed_metrics(name, tmp_path):
         fresh_file = ROOT / "results" / name / "metrics.json"
     assert fresh_file.exists(), (f"{fresh_file} is missing: run nbval over notebooks/{name}.ipynb "
                                  "first (make test does), or set DRRDN_CI_METRICS=execute.")
-    problems = compare_metrics(_committed(name), json.loads(fresh_file.read_text()))
+    problems = compare_notebook(name, _committed(name), json.loads(fresh_file.read_text()))
     assert not problems, (f"the CI run of {name} departs from notebooks/metrics/{name}.json "
                           "(rebuild it with `python notebooks/build.py " + name + "` if the change "
                           "is intended):\n" + "\n".join(problems))
@@ -148,7 +220,7 @@ def test_ci_run_reproduces_the_committed_metrics(name, tmp_path):
 MAY_FLIP_REPRESENTATIONS = ("A fresh domain classifier", "A linear probe", "Estimator controls",
                             "Where the known shift", "JS of ", "Proposition 1's reading",
                             "DRRDN's domain classifier c_i", "JS over training")
-MAY_FLIP += MAY_FLIP_REPRESENTATIONS
+SPECS["05_representations"] = {"cells": ("accuracy",), "may_flip": MAY_FLIP_REPRESENTATIONS}
 
 
 def _js_cells(metrics: dict) -> dict:

@@ -208,3 +208,35 @@ def test_kept_weights_along_a_fine_tuned_run(tmp_path):
         ("pre-training", 1, 1), ("pre-training", 2, 2), ("own", 1, 3), ("own", 2, 4)]
     scratch = SimpleNamespace(config=SimpleNamespace(init_from=None), out_dir=own)
     assert [r["from_start"] for r in experiments.kept_weights_along(scratch)] == [1, 2]
+
+
+# ------------------------------------------------------------------ notebooks 04 and 06
+def _fake_run(folder, epochs, best=None, init_from=None):
+    import json
+    from types import SimpleNamespace
+    folder.mkdir(parents=True)
+    for e in epochs:
+        (folder / f"checkpoint_epoch_{e:03d}.pt").write_bytes(b"")
+    (folder / "metrics.json").write_text(json.dumps({"best": {"epoch": best or max(epochs)}}))
+    return SimpleNamespace(out_dir=folder, config=SimpleNamespace(init_from=init_from and str(init_from)))
+
+
+def test_training_path_puts_the_pre_training_before_a_fine_tuned_runs_epochs(tmp_path):
+    pre = _fake_run(tmp_path / "standard", [1, 2, 3, 4], best=3)
+    tuned = _fake_run(tmp_path / "pgd_at", [1, 2], init_from=pre.out_dir)
+    path = experiments.training_path(tuned)
+    assert [(s["epoch"], s["stage"], s["run_epoch"]) for s in path] == [
+        (1, "pre-training", 1), (2, "pre-training", 2), (3, "pre-training", 3), (4, "own", 1), (5, "own", 2)]
+    assert path[0]["run_dir"] == pre.out_dir and path[-1]["run_dir"] == tuned.out_dir
+    assert [s["epoch"] for s in experiments.training_path(pre)] == [1, 2, 3, 4]
+
+
+def test_summarise_estimates_keeps_one_seeds_interval_and_gives_sd_for_several():
+    rows = [{"method": "drrdn", "seed": 0, "n": 1000, "gap": 0.3, "gap_lo": 0.2, "gap_hi": 0.4}]
+    one = experiments.summarise_estimates(rows, "method", ["gap"]).iloc[0]
+    assert (one.model, one.column, one.kind, one.lo, one.hi) == ("drrdn", "gap", "interval", 0.2, 0.4)
+    two = experiments.summarise_estimates(rows + [{**rows[0], "seed": 1, "gap": 0.5}], "method", ["gap"]).iloc[0]
+    assert (two.kind, two.n) == ("sd", 2) and two.value == pytest.approx(0.4)
+    assert experiments.format_estimate(1.2, 1.0, 1.4, "interval", 500) == "1.200 [1.000, 1.400]"
+    cell = experiments.cell(80, 100)
+    assert (cell["value"], cell["n"], cell["kind"]) == (0.8, 100, "wilson") and cell["lo"] < 0.8 < cell["hi"]

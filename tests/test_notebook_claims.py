@@ -37,14 +37,87 @@ def test_every_notebook_has_a_describer():
     assert stems <= set(DESCRIBERS), f"notebooks without claims: {sorted(stems - set(DESCRIBERS))}"
 
 
+# ------------------------------------------------------------------ 04: the bound
 def test_bound_check_says_which_runs_are_missing_from_the_terms_over_training():
     committed = json.loads((NOTEBOOKS / "metrics" / "04_bound_check.json").read_text())
-    without = {**committed, "over_epochs": [], "runs_without_kept_weights": ["drrdn/seed 0"],
+    without = {**committed, "over_epochs": [], "runs_without_kept_weights": ["DRRDN/seed 0"],
                "gap_divergence_spearman": None}
     sentences = describe("04_bound_check", without)
-    assert any(s.startswith("Left out of the terms over training: drrdn/seed 0 (") for s in sentences)
+    assert any(s.startswith("Left out of the terms over training: DRRDN/seed 0 (") for s in sentences)
     assert sentences[-1].startswith("No run kept per-epoch weights")
     assert not any("rank correlation" in s for s in sentences)
+
+
+def test_bound_check_names_its_formalisation_rule_and_scale():
+    sentences = describe("04_bound_check", _committed("04_bound_check"))
+    assert sentences[0].startswith("CI scale (") and "not findings" in sentences[0]
+    assert any("our formalisation" in s and "Ben-David et al. 2010" in s for s in sentences)
+    assert any(s.startswith("Rule: the bound holds when the gap's upper 95% end") for s in sentences)
+
+
+def test_bound_check_leaves_an_untrained_model_out_of_every_comparison():
+    m = _committed("04_bound_check")
+    m["trained"]["mart"] = False
+    for key in ("gap", "divergence"):   # would be the smallest of all
+        m["bound_terms"]["mart"][key].update(value=0.0, lo=0.0, hi=0.01)
+    sentences = describe("04_bound_check", m)
+    lost = next(s for s in sentences if s.startswith("Not trained at this scale"))
+    assert "MART (err_N" in lost and "Left out of every comparison" in lost
+    assert not any(s.startswith("Bound on MART") for s in sentences)
+    for s in sentences:
+        if s.startswith(("Smallest", "The estimated bound over", "lambda* alone", "lambda* against")):
+            assert "MART" not in s, s
+
+
+@pytest.mark.parametrize("verdict, words", [("holds", "holds;"), ("undecided", "is undecided"),
+                                            ("fails", "FAILS"), ("vacuous", "is vacuous (above 1")])
+def test_bound_check_says_each_verdict(verdict, words):
+    m = _committed("04_bound_check")
+    m["verdicts"]["drrdn"] = {"bound": verdict, "lambda_alone": "covers"}
+    sentences = describe("04_bound_check", m)
+    line = next(s for s in sentences if s.startswith("Bound on DRRDN"))
+    assert words in line and "lambda* alone covers the gap (the divergence term plays no part)" in line
+    count = next(s for s in sentences if s.startswith("The estimated bound over"))
+    others = sum(v["bound"] == verdict for k, v in m["verdicts"].items() if k != "drrdn")
+    assert f"{verdict} for {others + 1}" in count
+
+
+# ------------------------------------------------------------------ 06: sensitivity
+def _frontier_point(m, label):
+    return next(p for p in m["frontier_points"] if p["label"] == label)
+
+
+def test_sensitivity_leaves_an_untrained_model_out_of_every_comparison():
+    m = _committed("06_sensitivity")
+    m["trained"]["pgd_at"] = False
+    sentences = describe("06_sensitivity", m)
+    assert any(s.startswith("Not trained at this scale") and "Madry (PGD-AT)" in s for s in sentences)
+    at_eps = next(s for s in sentences if s.startswith("At eps "))
+    assert "Madry" not in at_eps
+    assert sentences[0].startswith("CI scale (") and "not findings" in sentences[0]
+
+
+def test_sensitivity_flags_a_rise_with_eps_and_accuracy_above_chance():
+    m = _committed("06_sensitivity")
+    curve = m["accuracy"]["drrdn"]
+    largest = max(curve, key=lambda c: float(c.removeprefix("pgd eps ")))
+    curve[largest] = {"value": 0.9, "lo": 0.85, "hi": 0.95, "n": 200, "kind": "wilson"}
+    sentences = describe("06_sensitivity", m)
+    assert any(s.startswith("PGD accuracy against eps: rises beyond noise") and "DRRDN" in s for s in sentences)
+    at_eps = next(s for s in sentences if s.startswith("At eps "))
+    assert "Above chance (10.0%) beyond noise for DRRDN" in at_eps
+
+
+def test_sensitivity_compares_frontiers_on_trained_points_only():
+    m = _committed("06_sensitivity")
+    for p in m["frontier_points"]:
+        if p["family"].startswith("DRRDN"):
+            p["trained"] = False
+    sentences = describe("06_sensitivity", m)
+    assert any(s.startswith("Most robust trained point of each sweep: none trained in DRRDN")
+               for s in sentences)
+    assert not any(s.startswith("Pairs of trained points") for s in sentences)
+    assert any("(not trained)" in s for s in sentences if s.startswith("DRRDN lambda_adv sweep"))
 
 
 # ------------------------------------------------------------------ 02: Tables 1 and 2
