@@ -37,8 +37,7 @@ __all__ = ["PROTOCOLS", "DEFAULT_HYPER", "METHOD_ORDER", "protocol", "training_k
            "MODEL_LABELS", "REDUCED_AUTOATTACK_LABEL", "train_grid_from_standard", "paper_attacks",
            "black_box_budget", "attack_label", "paper_column", "MainTable", "evaluate_main_table",
            "summarise_seeds", "summarise_accuracies", "summarise_estimates", "format_accuracy",
-           "format_estimate", "compare_with_paper", "training_path", "pgd_accuracy_curve", "cell",
-           "kept_weights_along"]
+           "format_estimate", "compare_with_paper", "training_path", "pgd_accuracy_curve", "cell"]
 
 def _settings(family: str, model: str) -> dict:
     recipe = PAPER[family]
@@ -351,23 +350,6 @@ def train_grid_from_standard(methods, dataset: str, seeds, *, pretrain_kw: dict,
                                               init_from=str(pre.out_dir),
                                               hyper=hyper_by_method.get(method), **finetune_kw)
     return grid
-
-
-def kept_weights_along(run: TrainResult) -> list[dict]:
-    """The weights a run kept after its epochs, counted from the random start: first those
-    of the run it started from (``config.init_from``) up to the epoch it was taken from
-    (that run's best), then its own (:func:`drrdn_lib.train.epoch_checkpoints`). One dict per
-    kept epoch: ``run_dir``, ``epoch`` (that run's own number, for ``train.load_model``),
-    ``from_start`` (epochs since the random start), ``stage`` ("pre-training" or "own")."""
-    from .train import epoch_checkpoints
-    rows, offset = [], 0
-    if run.config.init_from:
-        source = Path(run.config.init_from)
-        offset = json.loads((source / "metrics.json").read_text())["best"]["epoch"]
-        rows += [{"run_dir": str(source), "epoch": e, "from_start": e, "stage": "pre-training"}
-                 for e in epoch_checkpoints(source) if e <= offset]
-    return rows + [{"run_dir": str(run.out_dir), "epoch": e, "from_start": offset + e, "stage": "own"}
-                   for e in epoch_checkpoints(run.out_dir)]
 
 
 def _scaled_step(dataset: str, eps: float | None, steps: int, paper_steps: int,

@@ -191,25 +191,6 @@ def test_compare_with_paper_pairs_our_columns_with_the_papers():
     assert list(comparison.paper_inside) == [False, True]
 
 
-def test_kept_weights_along_a_fine_tuned_run(tmp_path):
-    """The source's kept epochs up to its best (where the fine-tuning started), then the
-    run's own, counted from the random start."""
-    import json
-    from types import SimpleNamespace
-    source, own = tmp_path / "standard-0", tmp_path / "pgd_at-0"
-    for folder, epochs in ((source, (1, 2, 3)), (own, (1, 2))):
-        folder.mkdir()
-        for e in epochs:
-            (folder / f"checkpoint_epoch_{e:03d}.pt").touch()
-    (source / "metrics.json").write_text(json.dumps({"best": {"epoch": 2}}))
-    run = SimpleNamespace(config=SimpleNamespace(init_from=str(source)), out_dir=own)
-    rows = experiments.kept_weights_along(run)
-    assert [(r["stage"], r["epoch"], r["from_start"]) for r in rows] == [
-        ("pre-training", 1, 1), ("pre-training", 2, 2), ("own", 1, 3), ("own", 2, 4)]
-    scratch = SimpleNamespace(config=SimpleNamespace(init_from=None), out_dir=own)
-    assert [r["from_start"] for r in experiments.kept_weights_along(scratch)] == [1, 2]
-
-
 # ------------------------------------------------------------------ notebooks 04 and 06
 def _fake_run(folder, epochs, best=None, init_from=None):
     import json

@@ -254,7 +254,7 @@ results.save_figure(fig, out, "js_by_method")
 
 # %% [markdown]
 # ## 5. Over training, and what DRRDN's domain classifier saw
-# The same bound at every epoch whose weights the runs kept (`experiments.kept_weights_along`:
+# The same bound at every epoch whose weights the runs kept (`experiments.training_path`:
 # with `init_from_standard` the first epochs are the shared Standard pre-training, its
 # penultimate features, then each method's own epochs). Beside it, DRRDN's `c_i`: its
 # accuracy on `z_s` and on `z_i` as training logged it (the mean over the epoch's batches,
@@ -270,7 +270,9 @@ if over_epochs:
     for m in methods:
         run = runs[(m, seed)]
         history = {h["epoch"]: h for h in run.history}
-        for kept in experiments.kept_weights_along(run):
+        for step in experiments.training_path(run):
+            kept = {"run_dir": str(step["run_dir"]), "epoch": step["run_epoch"],
+                    "from_start": step["epoch"], "stage": step["stage"]}
             mm = measure(kept["run_dir"], kept["epoch"])
             r = next(iter(mm["nat"]))
             for kind, row in js_table(mm, r).iterrows():
