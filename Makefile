@@ -24,7 +24,7 @@ run: $(STAMP)
 	$(PY) -m drrdn_lib.run_notebook notebooks/00_quickstart.ipynb $(RESULTS)
 
 # notebooks whose CI run must reproduce their committed metrics (tests/test_ci_metrics.py CHECKED)
-CI_CHECKED := 02_main_results 04_bound_check 05_representations 06_sensitivity
+CI_CHECKED := 02_main_results 03_ablation 04_bound_check 05_representations 06_sensitivity 07_table3_hybrids 08_figure2_tsne
 
 test: $(STAMP)
 	rm -f $(foreach name,$(CI_CHECKED),results/$(name)/metrics.json)

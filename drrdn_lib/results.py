@@ -25,10 +25,15 @@ def run_dir(name: str, out_dir: str | os.PathLike | None = None) -> Path:
 
 
 def save_metrics(out_dir: str | os.PathLike, metrics: dict, name: str = "metrics.json") -> Path:
-    """Merge ``metrics`` into ``out_dir/metrics.json`` (created if absent) and return its path."""
+    """Merge ``metrics`` into ``out_dir/metrics.json`` (created if absent) and return its path.
+    A ``provenance`` entry (``drrdn_lib.provenance``: commit, torch, device, threads; the
+    evaluation precision, float32) is added unless ``metrics`` has one; the device is
+    ``metrics["parameters"]["device"]`` when given, else the CPU."""
+    from .provenance import provenance
     path = Path(out_dir) / name
     current = json.loads(path.read_text()) if path.exists() else {}
-    current.update(to_jsonable(metrics))
+    device = str((metrics.get("parameters") or {}).get("device") or "cpu")
+    current.update(to_jsonable({"provenance": provenance(device, "float32"), **metrics}))
     return write_json_atomic(path, current)
 
 

@@ -168,3 +168,13 @@ def test_the_lock_is_not_reentrant_within_one_process(tmp_path):
             assert (tmp_path / ".train.lock").exists()
     with folder_lock(tmp_path, wait=0):  # released on exit
         pass
+
+
+def test_saved_metrics_carry_provenance(tmp_path):
+    import torch
+    from drrdn_lib.results import save_metrics
+    path = save_metrics(tmp_path, {"parameters": {"device": "cpu"}, "accuracy": {"a": 0.5}})
+    saved = json.loads(path.read_text())
+    assert saved["accuracy"] == {"a": 0.5} and saved["provenance"]["torch"] == str(torch.__version__)
+    assert saved["provenance"]["device"] == "cpu" and saved["provenance"]["precision"] == "float32"
+    assert saved["provenance"]["commit"]
