@@ -37,7 +37,7 @@ __all__ = ["PROTOCOLS", "DEFAULT_HYPER", "METHOD_ORDER", "protocol", "training_k
            "MODEL_LABELS", "REDUCED_AUTOATTACK_LABEL", "train_grid_from_standard", "paper_attacks",
            "black_box_budget", "attack_label", "paper_column", "MainTable", "evaluate_main_table",
            "summarise_seeds", "summarise_accuracies", "summarise_estimates", "format_accuracy",
-           "format_estimate", "compare_with_paper", "training_path", "pgd_accuracy_curve", "cell"]
+           "format_estimate", "format_cell", "compare_with_paper", "training_path", "pgd_accuracy_curve", "cell"]
 
 def _settings(family: str, model: str) -> dict:
     recipe = PAPER[family]
@@ -598,6 +598,11 @@ def format_accuracy(value: float, lo: float, hi: float, kind: str, n: int) -> st
     if kind == "sd":
         return f"{100 * value:.1f} ± {100 * (hi - value):.1f} (n={n})"
     return f"{100 * value:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def format_cell(cell: dict) -> str:
+    """:func:`format_accuracy` of a :func:`cell` (``value``, ``lo``, ``hi``, ``kind``, ``n``)."""
+    return format_accuracy(cell["value"], cell["lo"], cell["hi"], cell["kind"], cell["n"])
 
 
 def format_estimate(value: float, lo: float, hi: float, kind: str, n: int) -> str:

@@ -187,6 +187,26 @@ def _legend_outside(ax, title=None):
               borderaxespad=0)
 
 
+def _dodged_errorbars(frame: pd.DataFrame, columns, model_labels: dict, value: str,
+                      shift: str | None = None, ax=None):
+    """One marker per (model, column) of ``frame`` with its [``lo``, ``hi``] error bar,
+    the models side by side within each column's slot; the plotted value is ``value``
+    minus ``shift`` (a column of ``frame``) when given. Returns the axes."""
+    frame = frame[frame["column"].isin(columns)]
+    models = list(dict.fromkeys(frame["model"]))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.1 * len(columns) + 3, 4.2))
+    width = 0.8 / max(len(models), 1)
+    markers = "osD^vP*X"
+    for i, model in enumerate(models):
+        rows = frame[frame["model"] == model].set_index("column").reindex(columns)
+        x = [j - 0.4 + width * (i + 0.5) for j in range(len(columns))]
+        y = rows[value] - (rows[shift] if shift else 0)
+        ax.errorbar(x, y, yerr=[rows[value] - rows["lo"], rows["hi"] - rows[value]],
+                    fmt=markers[i % len(markers)], capsize=3, label=model_labels.get(model, model))
+    return ax
+
+
 def plot_accuracy_intervals(summary, columns, column_labels: dict, model_labels: dict,
                             title: str, ax=None):
     """Accuracy (fraction) per attack column and model, with the rows' intervals as error
@@ -200,17 +220,7 @@ def plot_accuracy_intervals(summary, columns, column_labels: dict, model_labels:
         title: the figure's title (say the scale in it).
     Returns: the matplotlib Figure (a line marks accuracy 1, the legend sits outside).
     """
-    frame = summary[summary["column"].isin(columns)]
-    models = list(dict.fromkeys(frame["model"]))
-    if ax is None:
-        _, ax = plt.subplots(figsize=(1.1 * len(columns) + 3, 4.2))
-    width = 0.8 / max(len(models), 1)
-    markers = "osD^vP*X"
-    for i, model in enumerate(models):
-        rows = frame[frame["model"] == model].set_index("column").reindex(columns)
-        x = [j - 0.4 + width * (i + 0.5) for j in range(len(columns))]
-        ax.errorbar(x, rows["value"], yerr=[rows["value"] - rows["lo"], rows["hi"] - rows["value"]],
-                    fmt=markers[i % len(markers)], capsize=3, label=model_labels.get(model, model))
+    ax = _dodged_errorbars(summary, columns, model_labels, "value", ax=ax)
     ax.axhline(1.0, color="black", lw=0.8)
     ax.set_xticks(range(len(columns)))
     ax.set_xticklabels([textwrap.fill(column_labels.get(c, c), 18) for c in columns], fontsize="small")
@@ -291,18 +301,7 @@ def plot_difference_from_paper(comparison, columns, column_labels: dict, model_l
             key -> what the reader sees.
     Returns: the matplotlib Figure."""
     frame = comparison if isinstance(comparison, pd.DataFrame) else pd.DataFrame(comparison)
-    frame = frame[frame["column"].isin(columns)]
-    models = list(dict.fromkeys(frame["model"]))
-    if ax is None:
-        _, ax = plt.subplots(figsize=(1.1 * len(columns) + 3, 4.2))
-    width = 0.8 / max(len(models), 1)
-    markers = "osD^vP*X"
-    for i, model in enumerate(models):
-        rows = frame[frame["model"] == model].set_index("column").reindex(columns)
-        x = [j - 0.4 + width * (i + 0.5) for j in range(len(columns))]
-        diff = rows["ours"] - rows["paper"]
-        ax.errorbar(x, diff, yerr=[rows["ours"] - rows["lo"], rows["hi"] - rows["ours"]],
-                    fmt=markers[i % len(markers)], capsize=3, label=model_labels.get(model, model))
+    ax = _dodged_errorbars(frame, columns, model_labels, "ours", shift="paper", ax=ax)
     ax.axhline(0.0, color="black", lw=0.8)
     ax.set_xticks(range(len(columns)))
     ax.set_xticklabels([textwrap.fill(column_labels.get(c, c), 18) for c in columns], fontsize="small")

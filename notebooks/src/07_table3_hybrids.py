@@ -75,7 +75,6 @@ from drrdn_lib.data import load_dataset
 from drrdn_lib.hybrids import HYBRIDS, hybrid_table
 from drrdn_lib.paper_numbers import TABLE_CAPTIONS, TABLES
 from drrdn_lib.torch_utils import predict_labels
-from drrdn_lib.transfer import AccuracyCell
 
 NAME = "07_table3_hybrids"
 out = results.run_dir(NAME, out_dir)
@@ -87,14 +86,6 @@ scale = (f"{dataset}, the protocol's eps {budget.eps:g} and PGD-{budget.steps}, 
          f"CI scale: {dataset}, {train_limit or 'all'} training images, eps {budget.eps:g}, "
          f"PGD-{budget.steps}, {eval_limit or 'all'} test images")
 
-
-def as_cell(c: AccuracyCell) -> dict:
-    """An accuracy with its 95% Wilson interval, as claims reads it."""
-    return {"value": c.accuracy, "lo": c.lo, "hi": c.hi, "n": c.n, "kind": "wilson"}
-
-
-def shown(cell: dict) -> str:
-    return experiments.format_accuracy(cell["value"], cell["lo"], cell["hi"], "wilson", cell["n"])
 
 # %% [markdown]
 # ## 1. The models: notebook 02's Standard and DRRDN runs
@@ -121,8 +112,7 @@ adv_test = attack(drrdn, x_test, y_test)
 
 
 def accuracy(net, images, labels) -> dict:
-    correct = int((predict_labels(net, images) == labels).sum())
-    return as_cell(AccuracyCell.from_counts(correct, len(labels)))
+    return experiments.cell(int((predict_labels(net, images) == labels).sum()), len(labels))
 
 
 models = {"standard": {"clean": accuracy(standard, x_test, y_test)},
@@ -131,8 +121,8 @@ models = {"standard": {"clean": accuracy(standard, x_test, y_test)},
 trained = claims.trained_models({m: v["clean"]["value"] for m, v in models.items()})
 pd.DataFrame({
     "model": ["Standard", "DRRDN"],
-    "natural % [95% Wilson]": [shown(models["standard"]["clean"]), shown(models["drrdn"]["clean"])],
-    f"on x' (PGD-{budget.steps} vs DRRDN) %": ["-", shown(models["drrdn"]["pgd"])],
+    "natural % [95% Wilson]": [experiments.format_cell(models["standard"]["clean"]), experiments.format_cell(models["drrdn"]["clean"])],
+    f"on x' (PGD-{budget.steps} vs DRRDN) %": ["-", experiments.format_cell(models["drrdn"]["pgd"])],
     "learned (rule)": ["yes" if trained[m] else "NOT TRAINED at this scale" for m in ("standard", "drrdn")],
 }).set_index("model")
 
@@ -151,17 +141,17 @@ result = hybrid_table(drrdn, standard, (x_train, adv_train, y_train), (x_test, a
 paper = TABLES["table3"]["DRRDN"]
 hybrids = {}
 for name in HYBRIDS:
-    after, before = as_cell(result.after[name]), as_cell(result.before[name])
+    after, before = (experiments.cell(c.n_correct, c.n) for c in (result.after[name], result.before[name]))
     hybrids[name] = {"after": after, "before": before, "paper": paper[name],
                      "difference": 100 * after["value"] - paper[name],
                      "paper_inside": bool(100 * after["lo"] <= paper[name] <= 100 * after["hi"])}
 table = pd.DataFrame({
     "hybrid": list(hybrids),
     "paper %": [h["paper"] for h in hybrids.values()],
-    "ours % [95% Wilson]": [shown(h["after"]) for h in hybrids.values()],
+    "ours % [95% Wilson]": [experiments.format_cell(h["after"]) for h in hybrids.values()],
     "ours - paper (points)": [round(h["difference"], 1) for h in hybrids.values()],
     "paper's number in our interval": ["yes" if h["paper_inside"] else "no" for h in hybrids.values()],
-    "before fine-tuning % [95% Wilson]": [shown(h["before"]) for h in hybrids.values()],
+    "before fine-tuning % [95% Wilson]": [experiments.format_cell(h["before"]) for h in hybrids.values()],
 }).set_index("hybrid")
 display(Markdown(f"**{TABLE_CAPTIONS['table3']} (paper) against ours ({scale}"
                  + ("" if protocol_scale else "; not the paper's protocol: the difference measures the scale")

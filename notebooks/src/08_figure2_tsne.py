@@ -77,7 +77,6 @@ from drrdn_lib.data import load_dataset
 from drrdn_lib.embedding import PANELS, figure2_embeddings, representation_rows
 from drrdn_lib.probes import split_indices
 from drrdn_lib.torch_utils import predict_labels
-from drrdn_lib.transfer import AccuracyCell
 
 NAME = "08_figure2_tsne"
 out = results.run_dir(NAME, out_dir)
@@ -89,14 +88,6 @@ scale = (f"{dataset}, the protocol's eps {budget.eps:g} and PGD-{budget.steps}, 
          f"CI scale: {dataset}, {train_limit or 'all'} training images, eps {budget.eps:g}, "
          f"PGD-{budget.steps}, {eval_limit or 'all'} test images")
 
-
-def as_cell(c: AccuracyCell) -> dict:
-    """An accuracy with its 95% Wilson interval, as claims reads it."""
-    return {"value": c.accuracy, "lo": c.lo, "hi": c.hi, "n": c.n, "kind": "wilson"}
-
-
-def shown(cell: dict) -> str:
-    return experiments.format_accuracy(cell["value"], cell["lo"], cell["hi"], "wilson", cell["n"])
 
 # %% [markdown]
 # ## 1. The models and their adversarial examples
@@ -119,15 +110,15 @@ x_adv = {m: attack(net, x, y) for m, net in nets.items()}   # each model's own w
 
 
 def accuracy(net, images) -> dict:
-    return as_cell(AccuracyCell.from_counts(int((predict_labels(net, images) == y).sum()), len(y)))
+    return experiments.cell(int((predict_labels(net, images) == y).sum()), len(y))
 
 
 models = {m: {"clean": accuracy(net, x), "pgd": accuracy(net, x_adv[m])} for m, net in nets.items()}
 trained = claims.trained_models({m: v["clean"]["value"] for m, v in models.items()})
 pd.DataFrame({
     "model": ["Standard", "DRRDN"],
-    "natural % [95% Wilson]": [shown(models[m]["clean"]) for m in nets],
-    f"on its own x' (PGD-{budget.steps}) %": [shown(models[m]["pgd"]) for m in nets],
+    "natural % [95% Wilson]": [experiments.format_cell(models[m]["clean"]) for m in nets],
+    f"on its own x' (PGD-{budget.steps}) %": [experiments.format_cell(models[m]["pgd"]) for m in nets],
     "learned (rule)": ["yes" if trained[m] else "NOT TRAINED at this scale" for m in nets],
 }).set_index("model")
 
@@ -187,7 +178,7 @@ for name, rep in rows.items():
     cells = {}
     for key, idx in (("knn_natural", held_idx), ("knn_adversarial", held_idx + n)):
         correct = int((knn.predict(z[idx.numpy()]) == classes[idx.numpy()]).sum())
-        cells[key] = as_cell(AccuracyCell.from_counts(correct, len(idx)))
+        cells[key] = experiments.cell(correct, len(idx))
     _, e_dom = domain_divergence(rep.features[:n], rep.features[n:], head=domain_head, seed=seed)
     cells["domain"] = {"value": 1 - e_dom.value, "lo": 1 - e_dom.hi, "hi": 1 - e_dom.lo,
                        "n": e_dom.n, "kind": "wilson"}
@@ -195,9 +186,9 @@ for name, rep in rows.items():
 pd.DataFrame({
     "representation": list(numbers),
     "width": [v["width"] for v in numbers.values()],
-    "k-NN class acc., natural rows %": [shown(v["knn_natural"]) for v in numbers.values()],
-    "k-NN class acc., adversarial rows %": [shown(v["knn_adversarial"]) for v in numbers.values()],
-    "natural vs adversarial probe acc. %": [shown(v["domain"]) for v in numbers.values()],
+    "k-NN class acc., natural rows %": [experiments.format_cell(v["knn_natural"]) for v in numbers.values()],
+    "k-NN class acc., adversarial rows %": [experiments.format_cell(v["knn_adversarial"]) for v in numbers.values()],
+    "natural vs adversarial probe acc. %": [experiments.format_cell(v["domain"]) for v in numbers.values()],
 }).set_index("representation")
 
 # %%
