@@ -45,13 +45,22 @@ def main(argv=None) -> None:
     args = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     args.add_argument("params", help="a notebooks/params/02_main_results/*.yaml file")
     args.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args.add_argument("--methods", default=None,
+                      help="comma-separated subset of the file's methods (e.g. to train two "
+                           "methods in two 1-thread processes at once)")
     args = args.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     params = parameters(args.params)
     started = time.perf_counter()
     kw = {k: params[k] for k in TRAINING if k not in ("methods", "seeds")}
-    for method in params["methods"]:  # one at a time, so each finished run is reported
+    methods = params["methods"]
+    if args.methods:
+        methods = args.methods.split(",")
+        unknown = sorted(set(methods) - set(params["methods"]))
+        if unknown:
+            raise SystemExit(f"--methods {unknown} not in {args.params}'s methods {params['methods']}")
+    for method in methods:  # one at a time, so each finished run is reported
         for seed in params["seeds"]:
             run = experiments.train_for_notebook([method], params["dataset"], [seed], **kw)
             result = run[(method, seed)]
