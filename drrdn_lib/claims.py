@@ -218,6 +218,16 @@ def _scale_sentence(m: dict) -> str:
     if m.get("paper_scale"):
         return (f"Paper scale ({p['dataset']}, the protocol's eps and attacks, {len(p['seeds'])} "
                 f"seed(s)): the comparison with the paper's table is meaningful.")
+    if m.get("paper_budget"):
+        ramp = p.get("eps_ramp_epochs")
+        aa = m.get("n_autoattack", m["n_test"])
+        return (f"The paper's budget on a shorter schedule ({p['dataset']}, the protocol's eps and "
+                f"attacks on {m['n_test']:,} test images, standard AutoAttack on {aa:,}, "
+                f"{p['epochs']} epochs against the paper's {m.get('paper_epochs', 100)}"
+                + (f", the training eps ramped up over the first {ramp:g} epoch(s)" if ramp else "")
+                + f", {len(p['seeds'])} seed(s)): the comparison with the paper's table is indicative; "
+                "a longer schedule could raise every model's accuracy, and one seed gives no "
+                "spread over training runs.")
     parts = [p["dataset"], f"{p['train_limit']:,} training images" if p.get("train_limit")
              else "the full training split", f"eps {p['eps']}" if p.get("eps") is not None
              else "the protocol's eps"]
@@ -306,6 +316,7 @@ def main_results(m: dict) -> list[str]:
                    f"{inside} of {len(comparison)} cells of the trained models; median difference "
                    f"ours - paper {median:+.1f} points"
                    + ("." if m.get("paper_scale") else
+                      " (a shorter schedule than the paper's: indicative)." if m.get("paper_budget") else
                       " (a different scale: only the cpu/paper parameter files make this a comparison)."))
     return out
 

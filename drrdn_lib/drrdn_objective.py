@@ -48,7 +48,7 @@ from .objective_base import (MakeOptimizer, as_floats, check_finite, keyword_def
 from .torch_utils import train_mode
 
 __all__ = ["LOSS_PARAMETERS", "ALGORITHM_1", "ENTROPY_FORMS", "drrdn", "Algorithm1Update",
-           "classification_loss", "domain_loss", "alignment_loss", "entropy_loss",
+           "REC_FORMS", "classification_loss", "domain_loss", "alignment_loss", "entropy_loss",
            "mine_lower_bound", "reconstruction_loss", "frozen", "drrdn_losses"]
 
 #: loss -> the parameter groups (``DRRDN.groups()``) it updates, the paper's superscripts
@@ -63,6 +63,12 @@ ALGORITHM_1 = (("classify", ("ce", "bc")), ("disentangle", ("adv", "ent")),
 #: ``stated``: Eq. 8 as its sentence says (negative entropy on z_i and on z'_i);
 #: ``printed``: as typeset (c_s*(z_i) paired with log c_s*(z'_i), a cross term)
 ENTROPY_FORMS = ("stated", "printed")
+#: ``relative`` (ours, the default): Eq. 10 divided by the batch's mean ||z||^2 (held
+#: fixed), so its gradients do not grow with the scale of z; ``sum``: Eq. 10 as printed.
+#: With ``sum`` at the protocol's scale (official MNIST, eps 0.3, lr 0.01) the
+#: reconstruct step's SGD became unstable once ||z|| reached ~50 and the run diverged in
+#: its first epoch (docs/method.md).
+REC_FORMS = ("relative", "sum")
 _WEIGHT = {"ce": None, "bc": "lambda_bc", "adv": "lambda_adv", "ent": "lambda_ent",
            "mi_statistic": "lambda_mi", "mi": "lambda_mi", "rec": "lambda_rec"}
 
@@ -131,12 +137,20 @@ def mine_lower_bound(statistic, z_s: torch.Tensor, z_i: torch.Tensor) -> torch.T
     return joint.mean() - (torch.logsumexp(marginal, dim=0) - math.log(marginal.shape[0]))
 
 
-def reconstruction_loss(r, z_s: torch.Tensor, z_i: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+def reconstruction_loss(r, z_s: torch.Tensor, z_i: torch.Tensor, z: torch.Tensor,
+                        form: str = "relative") -> torch.Tensor:
     """Eq. 10: E ||r([z_s, z_i]) - z||^2 on x plus the same on x' (squared L2 norm over
-    the D features, mean over each half); rows natural first, z (2B, D) the target."""
+    the D features, mean over each half); rows natural first, z (2B, D) the target.
+    ``form`` "relative" divides by the mean of ||z||^2 over the rows (no gradient through
+    it): 2 when r outputs zeros, whatever the scale of z; "sum" is Eq. 10 as printed."""
     error = (r(torch.cat([z_s, z_i], dim=1)) - z).pow(2).sum(dim=1)
     nat, adv = _halves(error)
-    return nat.mean() + adv.mean()
+    loss = nat.mean() + adv.mean()
+    if form == "sum":
+        return loss
+    if form == "relative":
+        return loss / z.detach().pow(2).sum(dim=1).mean().clamp_min(1e-12)
+    raise ValueError(f"rec_form={form!r}; use one of {REC_FORMS}.")
 
 
 # ----------------------------------------------------------------------------- hyper
@@ -153,6 +167,9 @@ def _weights(hyper: dict) -> dict:
         if name == "entropy_form":
             if value not in ENTROPY_FORMS:
                 raise ValueError(f"entropy_form={value!r}; use one of {ENTROPY_FORMS}.")
+        elif name == "rec_form":
+            if value not in REC_FORMS:
+                raise ValueError(f"rec_form={value!r}; use one of {REC_FORMS}.")
         elif isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or not math.isfinite(value) or value < 0:
             raise ValueError(f"drrdn weight {name}={value!r} must be a finite number >= 0 "
@@ -187,14 +204,14 @@ def drrdn_losses(model: DRRDN, images: torch.Tensor, adv: torch.Tensor, labels: 
                 model.mine, *(p.detach() for p in parts))
             losses["mi"] = mine_lower_bound(frozen(model.mine), *parts)
         if hyper["lambda_rec"]:
-            losses["rec"] = reconstruction_loss(model.r, *parts, fixed)
+            losses["rec"] = reconstruction_loss(model.r, *parts, fixed, hyper["rec_form"])
     return losses
 
 
 def drrdn(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, budget: AttackBudget,
           *, lambda_bc: float = 1.0, lambda_adv: float = 1.0, lambda_ent: float = 1.0,
           lambda_mi: float = 0.1, lambda_rec: float = 0.01, entropy_form: str = "stated",
-          ) -> tuple[torch.Tensor, dict[str, float]]:
+          rec_form: str = "relative") -> tuple[torch.Tensor, dict[str, float]]:
     """DRRDN (Yang, Guo, Wang, Xu, AAAI 2021) in the one signature: x' by PGD-CE on
     c_s(d_s(g(.))), then Eq. 11's losses at the current parameters, each weighted and
     routed to the parameters it updates (module docstring). ``loss.backward()`` gives
@@ -206,7 +223,8 @@ def drrdn(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, budget: 
     """
     model = _require_drrdn(model)
     hyper = _weights(dict(lambda_bc=lambda_bc, lambda_adv=lambda_adv, lambda_ent=lambda_ent,
-                          lambda_mi=lambda_mi, lambda_rec=lambda_rec, entropy_form=entropy_form))
+                          lambda_mi=lambda_mi, lambda_rec=lambda_rec, entropy_form=entropy_form,
+                          rec_form=rec_form))
     adv = pgd_examples(model, images, labels, budget)
     with train_mode(model):
         losses = drrdn_losses(model, images, adv, labels, hyper)
@@ -304,6 +322,6 @@ class Algorithm1Update:
             terms["mi"] = mi.detach()
             self._step("minimise_mi", {"mi": mi}, terms)
         if self.hyper["lambda_rec"]:
-            rec = reconstruction_loss(model.r, model.d_s(z), model.d_i(z), z)
+            rec = reconstruction_loss(model.r, model.d_s(z), model.d_i(z), z, self.hyper["rec_form"])
             terms["rec"] = rec.detach()
             self._step("reconstruct", {"rec": rec}, terms)

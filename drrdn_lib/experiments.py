@@ -37,7 +37,8 @@ __all__ = ["PROTOCOLS", "DEFAULT_HYPER", "METHOD_ORDER", "protocol", "training_k
            "MODEL_LABELS", "REDUCED_AUTOATTACK_LABEL", "train_grid_from_standard", "paper_attacks",
            "black_box_budget", "attack_label", "paper_column", "MainTable", "evaluate_main_table",
            "summarise_seeds", "summarise_accuracies", "summarise_estimates", "format_accuracy",
-           "format_estimate", "format_cell", "compare_with_paper", "training_path", "pgd_accuracy_curve", "cell"]
+           "format_estimate", "format_cell", "compare_with_paper", "training_path", "pgd_accuracy_curve", "cell",
+           "RunNotFinished", "evaluate_for_notebook", "learning_curves"]
 
 def _settings(family: str, model: str) -> dict:
     recipe = PAPER[family]
@@ -156,11 +157,23 @@ def run_folder(config: TrainConfig, root=None) -> Path:
     return root / config.dataset / f"{config.method}-{digest}"
 
 
-def shared_run(method: str, dataset: str, *, root=None, **kw) -> TrainResult:
+class RunNotFinished(RuntimeError):
+    """A run asked for with ``load_only`` has not finished training (or was never started)."""
+
+
+def shared_run(method: str, dataset: str, *, root=None, load_only: bool = False, **kw) -> TrainResult:
     """:func:`make_config` + :func:`train_or_resume` in the :func:`run_folder` of that
-    configuration: a configuration trained before (by any notebook) is loaded, not retrained."""
+    configuration: a configuration trained before (by any notebook) is loaded, not retrained.
+    ``load_only``: raise :class:`RunNotFinished` instead of training an unfinished run (so
+    that an evaluation never trains a run that a background job is training)."""
     config = make_config(method, dataset, **kw)
     config.out_dir = str(run_folder(config, root))
+    if load_only:
+        metrics = Path(config.out_dir) / "metrics.json"
+        status = json.loads(metrics.read_text()).get("status") if metrics.is_file() else "not started"
+        if status != "finished":
+            raise RunNotFinished(f"{method} (seed {config.seed}) in {config.out_dir}: {status}, "
+                                 "not finished; train it first (scripts/train_main_runs.py).")
     return train_or_resume(config)
 
 
@@ -264,10 +277,11 @@ def pgd_accuracy_curve(model: nn.Module, dataset: str, eps_grid, *, limit: int |
 
 
 def train_grid(methods, dataset: str, seeds, *, hyper_by_method: dict | None = None,
-               **train_kw) -> dict[tuple[str, int], TrainResult]:
+               load_only: bool = False, **train_kw) -> dict[tuple[str, int], TrainResult]:
     """:func:`shared_run` for every (method, seed); ``train_kw`` go to :func:`make_config`."""
     hyper_by_method = hyper_by_method or {}
-    return {(m, s): shared_run(m, dataset, seed=s, hyper=hyper_by_method.get(m), **train_kw)
+    return {(m, s): shared_run(m, dataset, seed=s, hyper=hyper_by_method.get(m),
+                               load_only=load_only, **train_kw)
             for m in methods for s in seeds}
 
 
@@ -310,18 +324,24 @@ def train_for_notebook(methods, dataset: str, seeds, *, epochs: int, train_limit
                        device: str = "cpu", data_dir=None, init_from_standard: bool = False,
                        finetune_epochs: int = 1, finetune_lr=None, hyper_by_method=None,
                        bf16: bool = False, channels_last: bool = False,
-                       eps_ramp_epochs: float = 0) -> dict[tuple[str, int], TrainResult]:
+                       eps_ramp_epochs: float = 0,
+                       load_only: bool = False) -> dict[tuple[str, int], TrainResult]:
     """The training of the main-results notebook from its parameters, one home for the
     notebook and for ``scripts/train_main_runs.py`` (which trains the same runs in the
     background, so that the notebook then loads them): every method from scratch
     (:func:`train_grid`), or, with ``init_from_standard`` (CI), fine-tuned from one Standard
-    run (:func:`train_grid_from_standard`). Returns ``{(method, seed): TrainResult}``."""
+    run (:func:`train_grid_from_standard`). ``load_only`` (from-scratch runs only): load
+    finished runs, raise :class:`RunNotFinished` for any other. Returns
+    ``{(method, seed): TrainResult}``."""
     speed = dict(bf16=bf16, channels_last=channels_last, eps_ramp_epochs=eps_ramp_epochs)
     common = training_kw(epochs=epochs, train_limit=train_limit, batch_size=batch_size, eps=eps,
                          train_steps=train_steps, lr=lr, model=model, device=device,
                          data_dir=data_dir, **speed)
     if not init_from_standard:
-        return train_grid(methods, dataset, seeds, hyper_by_method=hyper_by_method, **common)
+        return train_grid(methods, dataset, seeds, hyper_by_method=hyper_by_method,
+                          load_only=load_only, **common)
+    if load_only:
+        raise ValueError("load_only is for from-scratch runs (init_from_standard=False).")
     finetune = training_kw(epochs=finetune_epochs, train_limit=train_limit, batch_size=batch_size,
                            eps=eps, train_steps=train_steps, lr=finetune_lr, model=model,
                            device=device, data_dir=data_dir, **speed)
@@ -458,6 +478,11 @@ class MainTable:
     records: dict
     transfer: TransferResult
 
+    @property
+    def n(self) -> int:
+        """The number of test images evaluated."""
+        return len(self.per_example[self.models[0]]["clean"])
+
     def cell(self, model: str, column: str) -> AccuracyCell | None:
         """Accuracy with its Wilson interval, or None for a model's own black-box column."""
         flags = self.per_example[model].get(column)
@@ -549,6 +574,65 @@ def with_autoattack_subset(full: MainTable, subset: MainTable) -> pd.DataFrame:
     whole["column"] = whole["column"].replace({"worst_case": "worst_case_paper"})
     part = subset.to_frame()
     return pd.concat([whole, part[part.column.isin(["autoattack", "worst_case"])]], ignore_index=True)
+
+
+def evaluate_for_notebook(models_by_seed: dict, dataset: str, *, data_dir=None,
+                          eval_limit: int | None = None, autoattack: str | None = "standard",
+                          autoattack_limit: int | None = None, cache_dir=None,
+                          **table_kw) -> tuple[dict, dict, pd.DataFrame]:
+    """The evaluation of the main-results notebook, one home for the notebook and for
+    ``scripts/evaluate_main_runs.py`` (which fills the same ``cache_dir`` in the background,
+    one model at a time, so that the notebook then loads the results).
+
+    Per seed, :func:`evaluate_main_table` of ``models_by_seed[seed]`` (name -> model) on the
+    stratified ``eval_limit`` test images; when ``autoattack_limit`` is smaller, the paper's
+    attacks and the transfer matrix run there without AutoAttack, and AutoAttack, the checks
+    and the worst case on the ``autoattack_limit`` subset (:func:`with_autoattack_subset`).
+    ``table_kw``: eps, attack_steps, black_box_steps, checks, check_samples, square_queries.
+    Returns (tables, subset_tables, frame): ``{seed: MainTable}`` on all images and on the
+    AutoAttack subset (the same table when there is no subset), and the rows of every seed
+    (:meth:`MainTable.to_frame` with a ``seed`` column)."""
+    x, y = load_dataset(dataset, "test", data_dir=data_dir, limit=eval_limit, seed=0)
+    split = autoattack not in (None, "none") and autoattack_limit is not None and autoattack_limit < len(y)
+    if split:
+        x_aa, y_aa = load_dataset(dataset, "test", data_dir=data_dir, limit=autoattack_limit, seed=0)
+    checks = table_kw.pop("checks", "all")
+    tables, subset_tables, frames = {}, {}, []
+    for seed, models in models_by_seed.items():
+        def table(xs, ys, aa, chk):
+            return evaluate_main_table(models, xs, ys, dataset, autoattack=aa, checks=chk, seed=seed,
+                                       cache_dir=cache_dir, **table_kw)
+        if split:
+            tables[seed] = table(x, y, None, "none")
+            subset_tables[seed] = table(x_aa, y_aa, autoattack, checks)
+            frame = with_autoattack_subset(tables[seed], subset_tables[seed])
+        else:
+            tables[seed] = subset_tables[seed] = table(x, y, autoattack, checks)
+            frame = tables[seed].to_frame()
+        frames.append(frame.assign(seed=seed))
+    return tables, subset_tables, pd.concat(frames, ignore_index=True)
+
+
+def learning_curves(runs: dict) -> pd.DataFrame:
+    """Each run's validation accuracy after every epoch, with Wilson 95% intervals.
+
+    Args: runs: ``{(method, seed): TrainResult}``.
+    Returns: one row per (method, seed, epoch, split) with ``split`` "natural" or "PGD"
+    (the run's validation attack), ``value``, ``lo``, ``hi`` (fractions), ``n`` (validation
+    examples), ``lr``, ``train_loss`` and ``eps`` (the training eps at the epoch's end)."""
+    from .data import VAL_SIZE
+    rows = []
+    for (method, seed), run in runs.items():
+        config, ramp = run.config, run.config.eps_ramp_epochs
+        n = config.val_limit or VAL_SIZE[config.dataset]
+        for entry in run.history:
+            eps = config.train_eps * min(1.0, entry["epoch"] / ramp) if ramp else config.train_eps
+            for split, key in (("natural", "val_clean_acc"), ("PGD", "val_robust_acc")):
+                k = round(entry[key] * n)
+                rows.append({"method": method, "seed": seed, "epoch": entry["epoch"], "split": split,
+                             **{f: v for f, v in cell(k, n).items() if f != "kind"},
+                             "lr": entry["lr"], "train_loss": entry["train_loss"], "eps": eps})
+    return pd.DataFrame(rows)
 
 
 def summarise_seeds(frame: pd.DataFrame, kind: str = "wilson") -> pd.DataFrame:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attacks import AttackBudget, frozen_parameters
-from .drrdn_objective import ENTROPY_FORMS, Algorithm1Update, drrdn
+from .drrdn_objective import ENTROPY_FORMS, REC_FORMS, Algorithm1Update, drrdn
 from .objective_base import SingleLossUpdate, as_floats, keyword_defaults, pgd_examples
 from .torch_utils import eval_mode, train_mode
 
@@ -139,7 +139,7 @@ METHODS = {"standard": standard, "pgd_at": pgd_at, "trades": trades, "mart": mar
 #: methods whose update is not one backward and one step (the others: SingleLossUpdate)
 UPDATES = {"drrdn": Algorithm1Update}
 #: string-valued hyperparameters and their allowed values
-CHOICES = {"entropy_form": ENTROPY_FORMS}
+CHOICES = {"entropy_form": ENTROPY_FORMS, "rec_form": REC_FORMS}
 
 
 def get_method(name: str):

@@ -125,3 +125,13 @@ def check_parameters(notebook: str | os.PathLike, values: dict, where: str = "")
             problems.append(str(_type_error(declared[name], value, where)))
     if problems:
         raise ParameterError("\n".join(problems))
+
+
+def parameters_from_file(notebook: str | os.PathLike, path: str | os.PathLike) -> dict:
+    """``notebook``'s declared defaults overridden by the YAML parameter file at ``path``,
+    checked as papermill would run them (:func:`check_parameters`)."""
+    import yaml
+
+    values = yaml.safe_load(Path(path).read_text()) or {}
+    check_parameters(notebook, values, where=str(path))
+    return {**{k: d.default for k, d in declared_parameters(notebook).items()}, **values}

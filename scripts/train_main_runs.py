@@ -20,12 +20,11 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drrdn_lib import experiments  # noqa: E402
-from drrdn_lib.notebook_params import check_parameters, declared_parameters  # noqa: E402
+from drrdn_lib.notebook_params import parameters_from_file  # noqa: E402
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "02_main_results.ipynb"
 TRAINING = ("methods", "seeds", "epochs", "train_limit", "batch_size", "eps", "train_steps",
@@ -35,10 +34,7 @@ TRAINING = ("methods", "seeds", "epochs", "train_limit", "batch_size", "eps", "t
 
 def parameters(path: str) -> dict:
     """The notebook's defaults overridden by the YAML file (checked as papermill would)."""
-    values = yaml.safe_load(Path(path).read_text()) or {}
-    check_parameters(NOTEBOOK, values, where=str(path))
-    declared = {k: d.default for k, d in declared_parameters(NOTEBOOK).items()}
-    return {**declared, **values}
+    return parameters_from_file(NOTEBOOK, path)
 
 
 def main(argv=None) -> None:

@@ -21,7 +21,7 @@ from drrdn_lib.train import TrainConfig
 
 BUDGET = AttackBudget(0.3, 0.1, 2)
 ALL_ON = {"lambda_bc": 1.0, "lambda_adv": 1.0, "lambda_ent": 1.0, "lambda_mi": 1.0,
-          "lambda_rec": 1.0, "entropy_form": "stated"}
+          "lambda_rec": 1.0, "entropy_form": "stated", "rec_form": "relative"}
 
 
 @pytest.fixture(scope="module")

@@ -221,3 +221,72 @@ def test_summarise_estimates_keeps_one_seeds_interval_and_gives_sd_for_several()
     assert experiments.format_estimate(1.2, 1.0, 1.4, "interval", 500) == "1.200 [1.000, 1.400]"
     cell = experiments.cell(80, 100)
     assert (cell["value"], cell["n"], cell["kind"]) == (0.8, 100, "wilson") and cell["lo"] < 0.8 < cell["hi"]
+
+
+def test_evaluating_one_model_at_a_time_fills_the_cache_of_the_joint_evaluation(tmp_path, monkeypatch):
+    """What scripts/evaluate_main_runs.py relies on: each model evaluated alone (white box
+    and its transfer examples) leaves nothing to compute for the notebook's joint call."""
+    from torch import nn
+    from drrdn_lib import transfer
+    from tiny import N_CLASSES, SIDE, train_tiny
+    a, x, y = train_tiny(lambda: nn.Sequential(nn.Flatten(), nn.Linear(SIDE * SIDE, N_CLASSES)), 30)
+    b = copy.deepcopy(a)
+    with torch.no_grad():
+        b[1].bias.add_(0.1)
+    models = {"standard": a, "trades": b}
+    monkeypatch.setattr(experiments, "load_dataset", lambda *args, limit=None, **kw: (x[:limit], y[:limit]))
+    kw = dict(eps=0.05, attack_steps=(2, 3), black_box_steps=2, checks="none", autoattack=None,
+              cache_dir=tmp_path)
+    for name, model in models.items():
+        experiments.evaluate_for_notebook({0: {name: model}}, "mnist5k", **kw)
+    monkeypatch.setattr(experiments, "evaluate", lambda *args, **kwargs: 1 / 0)
+    monkeypatch.setattr(transfer, "craft_transfer_examples", lambda *args, **kwargs: 1 / 0)
+    tables, subsets, frame = experiments.evaluate_for_notebook({0: models}, "mnist5k", **kw)
+    assert subsets[0] is tables[0] and tables[0].n == 30
+    assert set(frame.column) >= {"clean", "pgd3", "bb_trades", "black_box", "worst_case"}
+    assert set(frame.seed) == {0}
+
+
+def test_evaluate_for_notebook_puts_autoattack_on_the_stratified_subset(tmp_path, monkeypatch):
+    from torch import nn
+    from tiny import N_CLASSES, SIDE, train_tiny
+    a, x, y = train_tiny(lambda: nn.Sequential(nn.Flatten(), nn.Linear(SIDE * SIDE, N_CLASSES)), 30)
+    monkeypatch.setattr(experiments, "load_dataset", lambda *args, limit=None, **kw: (x[:limit], y[:limit]))
+    monkeypatch.setattr(experiments, "FAST_AUTOATTACK", {"attacks": ["apgd-ce"], "n_iter": 2, "n_target_classes": 1})
+    tables, subsets, frame = experiments.evaluate_for_notebook(
+        {0: {"standard": a}}, "mnist5k", eval_limit=30, autoattack="fast", autoattack_limit=12,
+        eps=0.05, attack_steps=(2, 3), black_box_steps=2, checks="none", cache_dir=tmp_path)
+    assert (tables[0].n, subsets[0].n) == (30, 12)
+    n = frame.set_index("column")["n"]
+    assert n["clean"] == 30 and n["worst_case_paper"] == 30 and n["autoattack"] == 12 and n["worst_case"] == 12
+
+
+def test_load_only_refuses_a_run_that_has_not_finished(tmp_path):
+    import json
+    kw = dict(epochs=1, train_limit=100, eps=0.2, train_steps=2, root=tmp_path)
+    with pytest.raises(experiments.RunNotFinished, match="not started"):
+        experiments.shared_run("pgd_at", "mnist5k", load_only=True, **kw)
+    config = experiments.make_config("pgd_at", "mnist5k", **{k: v for k, v in kw.items() if k != "root"})
+    folder = experiments.run_folder(config, tmp_path)
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"status": "running"}))
+    with pytest.raises(experiments.RunNotFinished, match="running, not finished"):
+        experiments.shared_run("pgd_at", "mnist5k", load_only=True, **kw)
+    with pytest.raises(ValueError, match="from-scratch"):
+        experiments.train_for_notebook(["pgd_at"], "mnist5k", [0], epochs=1, init_from_standard=True,
+                                       load_only=True)
+
+
+def test_learning_curves_give_each_epochs_validation_cells_and_the_ramped_eps():
+    from types import SimpleNamespace
+    config = SimpleNamespace(val_limit=None, dataset="mnist", eps_ramp_epochs=2, train_eps=0.3)
+    history = [{"epoch": e, "lr": 0.01, "train_loss": 1.0 / e, "val_clean_acc": c, "val_robust_acc": r}
+               for e, c, r in ((1, 0.9, 0.5), (2, 0.95, 0.8), (3, 0.97, 0.9))]
+    curves = experiments.learning_curves({("pgd_at", 0): SimpleNamespace(config=config, history=history)})
+    assert len(curves) == 6 and set(curves.n) == {1000}  # mnist's validation split
+    pgd = curves[curves.split == "PGD"].set_index("epoch")
+    assert pgd.loc[2, "value"] == 0.8 and pgd.loc[2, "lo"] < 0.8 < pgd.loc[2, "hi"]
+    assert list(pgd.eps.round(3)) == [0.15, 0.3, 0.3]
+    from drrdn_lib import plots
+    fig = plots.plot_learning_curves(curves, {"pgd_at": "PGD-AT"}, "test")
+    assert len(fig.axes) == 2 and fig.axes[0].get_lines()

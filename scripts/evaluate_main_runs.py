@@ -1,0 +1,77 @@
+"""Evaluate the finished runs of the main-results notebook (02) for a parameter file, one
+model at a time, in the background, into the notebook's evaluation cache; the notebook
+then loads every result instead of computing it.
+
+    nohup python scripts/evaluate_main_runs.py notebooks/params/02_main_results/cpu.yaml \\
+        --methods standard --threads 1 > results/evaluate_standard.log 2>&1 &
+
+Each model's white-box evaluation and its transfer examples (as a surrogate) are what the
+notebook computes, with the same arguments (``experiments.evaluate_for_notebook``), so
+they land under the same cache keys in ``results/02_main_results/cache`` (or
+``--out-dir``/cache). A run that has not finished training is refused, never trained
+(``experiments.RunNotFinished``): train it with ``scripts/train_main_runs.py`` first. Killed
+and started again, the command skips every part already in the cache (white box on all
+test images, then AutoAttack, the checks and the worst case on the AutoAttack subset).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from drrdn_lib import experiments  # noqa: E402
+from drrdn_lib.notebook_params import parameters_from_file  # noqa: E402
+
+NOTEBOOK = ROOT / "notebooks" / "02_main_results.ipynb"
+TRAINING = ("epochs", "train_limit", "batch_size", "eps", "train_steps", "lr", "model", "device",
+            "data_dir", "init_from_standard", "finetune_epochs", "finetune_lr", "hyper_by_method",
+            "bf16", "channels_last", "eps_ramp_epochs")
+EVALUATION = ("eval_limit", "autoattack", "autoattack_limit", "eps", "attack_steps",
+              "black_box_steps", "checks", "check_samples", "square_queries", "data_dir")
+
+
+def main(argv=None) -> None:
+    args = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    args.add_argument("params", help="a notebooks/params/02_main_results/*.yaml file")
+    args.add_argument("--methods", default=None, help="comma-separated subset of the file's methods")
+    args.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args.add_argument("--out-dir", default=str(ROOT / "results" / "02_main_results"),
+                      help="the notebook's output folder (its cache/ is filled)")
+    args = args.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    params = parameters_from_file(NOTEBOOK, args.params)
+    methods = args.methods.split(",") if args.methods else params["methods"]
+    unknown = sorted(set(methods) - set(params["methods"]))
+    if unknown:
+        raise SystemExit(f"--methods {unknown} not in {args.params}'s methods {params['methods']}")
+    if params["init_from_standard"]:
+        raise SystemExit("this script evaluates from-scratch runs (init_from_standard: false); "
+                         "the CI scale is fast enough to run in the notebook.")
+    started = time.perf_counter()
+    training = {k: params[k] for k in TRAINING}
+    evaluation = {k: params[k] for k in EVALUATION}
+    for method in methods:
+        try:
+            runs = experiments.train_for_notebook([method], params["dataset"], params["seeds"],
+                                                  load_only=True, **training)
+        except experiments.RunNotFinished as error:
+            raise SystemExit(str(error)) from None
+        for seed in params["seeds"]:
+            _, _, frame = experiments.evaluate_for_notebook(
+                {seed: {method: runs[(method, seed)].best_model}}, params["dataset"],
+                cache_dir=Path(args.out_dir) / "cache", **evaluation)
+            shown = ", ".join(f"{r.column} {100 * r.accuracy:.1f}% (n {r.n})" for r in frame.itertuples()
+                              if not r.column.startswith("bb_"))
+            print(f"{method} seed {seed}: {shown} ({time.perf_counter() - started:.0f} s so far)",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
