@@ -23,6 +23,9 @@ lr = 0.05
 batch_size = 32
 eval_limit = 200
 autoattack = "fast"
+eps_ramp_epochs = 0     # training eps grows from 0 over this many epochs (cpu scale: 1)
+bf16 = False            # train under bfloat16 autocast (evaluation attacks stay float32)
+channels_last = False   # NHWC memory format (faster convolutions on CPU)
 device = "cpu"
 data_dir = None
 out_dir = None
@@ -39,7 +42,8 @@ from drrdn_lib.data import load_dataset
 NAME = "03_ablation"
 out = results.run_dir(NAME, out_dir)
 train_kw = experiments.training_kw(epochs=epochs, train_limit=train_limit, batch_size=batch_size,
-                                  eps=eps, train_steps=train_steps, lr=lr, device=device, data_dir=data_dir)
+                                  eps=eps, train_steps=train_steps, lr=lr, device=device, data_dir=data_dir,
+                                  bf16=bf16, channels_last=channels_last, eps_ramp_epochs=eps_ramp_epochs)
 eval_kw = dict(limit=eval_limit, pgd_steps=eval_steps, eps=eps, autoattack=autoattack,
                data_dir=data_dir, checks="cheap")
 variants = experiments.ABLATIONS  # the paper's Table 4, each loss off, and the control
@@ -105,7 +109,8 @@ ax.axvline(1.0, color="grey", lw=0.8)
 ax.legend(loc="lower left", bbox_to_anchor=(1.01, 0.0), frameon=False)
 ax.set(xlabel="accuracy (95% Wilson interval)" if len(seeds) == 1 else "accuracy (mean ± sd)",
        ylabel="", xlim=(0, 1.02),
-       title=f"DRRDN ablation, CI scale: {dataset}, {train_limit} images, eps {eps}, {n_test} test images")
+       title=(f"DRRDN ablation, CI scale: {dataset}, {train_limit} images, eps {eps}, {n_test} test images"
+              if train_limit else f"DRRDN ablation, cpu scale: {dataset}, {epochs} epochs, {n_test} test images"))
 results.save_figure(fig, out, "ablation");
 
 # %% [markdown]
@@ -115,7 +120,8 @@ results.save_figure(fig, out, "ablation");
 means = frame.groupby("variant", sort=False)[["clean", "worst_case"]].mean()
 metrics = {"parameters": dict(dataset=dataset, seeds=seeds, epochs=epochs, train_limit=train_limit,
                               eps=eps, train_steps=train_steps, eval_steps=eval_steps,
-                              eval_limit=eval_limit, autoattack=autoattack, variants=variants),
+                              eval_limit=eval_limit, autoattack=autoattack, variants=variants,
+                              eps_ramp_epochs=eps_ramp_epochs, bf16=bf16, channels_last=channels_last),
            "rows": rows, "accuracy": means.to_dict("index"),
            "summary": summary.to_dict("records"), "n_test": n_test,
            "cells": {v: {r.column: {"value": r.value, "lo": r.lo, "hi": r.hi, "n": r.n, "kind": r.kind}
