@@ -614,24 +614,36 @@ def evaluate_for_notebook(models_by_seed: dict, dataset: str, *, data_dir=None,
 
 
 def learning_curves(runs: dict) -> pd.DataFrame:
-    """Each run's validation accuracy after every epoch, with Wilson 95% intervals.
+    """Each run's validation accuracy after every epoch, with Wilson 95% intervals; a run
+    started from another's best weights (``init_from``) is preceded by that run's epochs up
+    to its best (stage "pre-training"; as :func:`training_path`), numbered on from there.
 
     Args: runs: ``{(method, seed): TrainResult}``.
     Returns: one row per (method, seed, epoch, split) with ``split`` "natural" or "PGD"
-    (the run's validation attack), ``value``, ``lo``, ``hi`` (fractions), ``n`` (validation
-    examples), ``lr``, ``train_loss`` and ``eps`` (the training eps at the epoch's end)."""
+    (the run's validation attack), ``stage`` ("pre-training" or "own"), ``value``, ``lo``,
+    ``hi`` (fractions), ``n`` (validation examples), ``lr``, ``train_loss`` and ``eps`` (the
+    training eps at the epoch's end)."""
     from .data import VAL_SIZE
     rows = []
     for (method, seed), run in runs.items():
-        config, ramp = run.config, run.config.eps_ramp_epochs
-        n = config.val_limit or VAL_SIZE[config.dataset]
-        for entry in run.history:
-            eps = config.train_eps * min(1.0, entry["epoch"] / ramp) if ramp else config.train_eps
-            for split, key in (("natural", "val_clean_acc"), ("PGD", "val_robust_acc")):
-                k = round(entry[key] * n)
-                rows.append({"method": method, "seed": seed, "epoch": entry["epoch"], "split": split,
-                             **{f: v for f, v in cell(k, n).items() if f != "kind"},
-                             "lr": entry["lr"], "train_loss": entry["train_loss"], "eps": eps})
+        config, path = run.config, [("own", 0, run.config.to_dict(), run.history)]
+        if config.init_from:
+            source = json.loads((Path(config.init_from) / "metrics.json").read_text())
+            best = source["best"]["epoch"]
+            source_config = json.loads((Path(config.init_from) / "config.json").read_text())
+            path = [("pre-training", 0, source_config, [h for h in source["history"] if h["epoch"] <= best]),
+                    ("own", best, config.to_dict(), run.history)]
+        for stage, offset, settings, history in path:
+            n = settings.get("val_limit") or VAL_SIZE[settings["dataset"]]
+            ramp = settings.get("eps_ramp_epochs") or 0
+            for entry in history:
+                eps = settings["train_eps"] * (min(1.0, entry["epoch"] / ramp) if ramp else 1.0)
+                for split, key in (("natural", "val_clean_acc"), ("PGD", "val_robust_acc")):
+                    k = round(entry[key] * n)
+                    rows.append({"method": method, "seed": seed, "epoch": offset + entry["epoch"],
+                                 "split": split, "stage": stage,
+                                 **{f: v for f, v in cell(k, n).items() if f != "kind"},
+                                 "lr": entry["lr"], "train_loss": entry["train_loss"], "eps": eps})
     return pd.DataFrame(rows)
 
 

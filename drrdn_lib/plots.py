@@ -400,28 +400,33 @@ def plot_frontier(points, title: str, ax=None):
 
 def plot_learning_curves(curves, model_labels: dict, title: str):
     """Validation accuracy after every epoch, natural and under the run's validation PGD,
-    one line per model (seed 0 when there are several) with its Wilson 95% band.
+    one line per model (the first seed when there are several) with Wilson 95% error bars;
+    epochs of a shared pre-training (``stage`` "pre-training") left of a dotted line.
 
     Args:
-        curves: ``experiments.learning_curves(runs)`` (method, seed, epoch, split, value,
-            lo, hi as fractions).
+        curves: ``experiments.learning_curves(runs)`` (method, seed, epoch, split, stage,
+            value, lo, hi as fractions).
         title: the figure's title (say the scale and the validation attack in it).
     Returns: the matplotlib Figure (two panels sharing the y axis)."""
     frame = curves if isinstance(curves, pd.DataFrame) else pd.DataFrame(curves)
     frame = frame[frame["seed"] == frame["seed"].min()]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    pre = frame[frame["stage"] == "pre-training"]["epoch"] if "stage" in frame else pd.Series(dtype=float)
     for ax, split in zip(axes, ("natural", "PGD")):
         for i, (method, rows) in enumerate(frame[frame["split"] == split].groupby("method", sort=False)):
             rows = rows.sort_values("epoch")
-            line, = ax.plot(rows["epoch"], rows["value"], marker=_MARKERS[i % len(_MARKERS)],
-                            label=model_labels.get(method, method))
-            ax.fill_between(rows["epoch"], rows["lo"], rows["hi"], color=line.get_color(), alpha=0.2)
+            ax.errorbar(rows["epoch"] + 0.04 * (i - 2), rows["value"],
+                        yerr=[rows["value"] - rows["lo"], rows["hi"] - rows["value"]],
+                        marker=_MARKERS[i % len(_MARKERS)], ms=4, capsize=2, lw=1,
+                        label=model_labels.get(method, method))
+        if len(pre):
+            ax.axvline(pre.max() + 0.5, color="grey", ls=":", lw=1)
         ax.set_title(f"validation accuracy, {split}", fontsize="medium")
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epoch" + (" (left of the dotted line: the shared pre-training)" if len(pre) else ""))
         ax.set_xticks(sorted(frame["epoch"].unique()))
         ax.set_ylim(-0.02, 1.02)
     axes[0].set_ylabel("accuracy (fraction)")
     _legend_outside(axes[1])
-    fig.suptitle(title, fontsize="medium")
+    fig.suptitle(textwrap.fill(title, 110), fontsize="medium")
     fig.tight_layout()
     return fig

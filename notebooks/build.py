@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sys
@@ -61,6 +62,9 @@ def execute(path: Path) -> None:
     sys.path.insert(0, str(ROOT))
     from drrdn_lib.run_notebook import strip_machine_metadata
 
+    # one torch thread, as `make test` runs nbval: summation order depends on the thread
+    # count, and a short from-scratch run (notebook 03's DRRDN variants) can end far apart
+    os.environ["OMP_NUM_THREADS"] = "1"
     metrics = ROOT / "results" / path.stem / "metrics.json"
     metrics.unlink(missing_ok=True)  # save_metrics merges: no key of an older layout may survive
     papermill.execute_notebook(str(path), str(path), cwd=str(ROOT), kernel_name="python3")

@@ -152,6 +152,13 @@ def test_the_makefile_removes_the_metrics_of_every_checked_notebook():
     assert "rm -f $(foreach name,$(CI_CHECKED),results/$(name)/metrics.json)" in makefile
 
 
+def test_ci_and_the_committed_notebooks_run_on_the_same_thread_count():
+    """Summation order depends on torch's thread count; nbval and build.py both pin one."""
+    makefile = (ROOT / "Makefile").read_text()
+    assert "OMP_NUM_THREADS=1 $(PY) -m pytest tests --nbval-lax" in makefile
+    assert 'os.environ["OMP_NUM_THREADS"] = "1"' in (NOTEBOOKS / "build.py").read_text()
+
+
 @pytest.mark.parametrize("name", ["04_bound_check", "06_sensitivity"])
 def test_drift_in_any_section_is_caught_and_noise_is_not(name):
     committed = _committed(name)

@@ -277,16 +277,35 @@ def test_load_only_refuses_a_run_that_has_not_finished(tmp_path):
                                        load_only=True)
 
 
-def test_learning_curves_give_each_epochs_validation_cells_and_the_ramped_eps():
+def test_learning_curves_give_each_epochs_validation_cells_and_the_ramped_eps(tmp_path):
+    import json
     from types import SimpleNamespace
-    config = SimpleNamespace(val_limit=None, dataset="mnist", eps_ramp_epochs=2, train_eps=0.3)
+    settings = {"val_limit": None, "dataset": "mnist", "eps_ramp_epochs": 2, "train_eps": 0.3}
     history = [{"epoch": e, "lr": 0.01, "train_loss": 1.0 / e, "val_clean_acc": c, "val_robust_acc": r}
                for e, c, r in ((1, 0.9, 0.5), (2, 0.95, 0.8), (3, 0.97, 0.9))]
-    curves = experiments.learning_curves({("pgd_at", 0): SimpleNamespace(config=config, history=history)})
-    assert len(curves) == 6 and set(curves.n) == {1000}  # mnist's validation split
+    def run(init_from=None):
+        config = SimpleNamespace(init_from=init_from, to_dict=lambda: settings)
+        return SimpleNamespace(config=config, history=history)
+    curves = experiments.learning_curves({("pgd_at", 0): run()})
+    assert len(curves) == 6 and set(curves.n) == {1000} and set(curves.stage) == {"own"}
     pgd = curves[curves.split == "PGD"].set_index("epoch")
     assert pgd.loc[2, "value"] == 0.8 and pgd.loc[2, "lo"] < 0.8 < pgd.loc[2, "hi"]
     assert list(pgd.eps.round(3)) == [0.15, 0.3, 0.3]
+    # fine-tuned from another run: that run's epochs up to its best come first
+    source = tmp_path / "standard"
+    source.mkdir()
+    (source / "metrics.json").write_text(json.dumps({"best": {"epoch": 2}, "history": history}))
+    (source / "config.json").write_text(json.dumps({**settings, "eps_ramp_epochs": 0}))
+    tuned = experiments.learning_curves({("trades", 0): run(str(source))})
+    natural = tuned[tuned.split == "natural"]
+    assert list(natural.epoch) == [1, 2, 3, 4, 5]
+    assert list(natural.stage) == ["pre-training"] * 2 + ["own"] * 3
     from drrdn_lib import plots
-    fig = plots.plot_learning_curves(curves, {"pgd_at": "PGD-AT"}, "test")
-    assert len(fig.axes) == 2 and fig.axes[0].get_lines()
+    fig = plots.plot_learning_curves(pd_concat([curves, tuned]), {"pgd_at": "PGD-AT"}, "test")
+    assert len(fig.axes) == 2 and len(fig.axes[0].containers) == 2  # one error-bar line per model
+    assert fig.axes[0].get_legend() is None and fig.axes[1].get_legend() is not None
+
+
+def pd_concat(frames):
+    import pandas as pd
+    return pd.concat(frames, ignore_index=True)
