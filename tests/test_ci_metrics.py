@@ -42,6 +42,11 @@ HALF_WIDTHS = 2.0
 #: presence is checked)
 MAY_FLIP = ("Most robust of the trained models", "The paper's claim", "Black box (worst surrogate)",
             "Gradient-masking checks", "reduced AutoAttack", "AutoAttack (standard)")
+#: 05's claim prefixes whose verdicts rest on intervals (only their presence is checked by
+#: compare_metrics; the numbers behind them by compare_representations)
+MAY_FLIP_REPRESENTATIONS = ("A fresh domain classifier", "A linear probe", "Estimator controls",
+                            "JS of ", "Proposition 1's reading",
+                            "DRRDN's domain classifier c_i", "JS over training")
 #: per checked notebook: the metrics sections of interval cells, and the may-flip prefixes
 SPECS = {
     "02_main_results": {"cells": ("accuracy",), "may_flip": MAY_FLIP},
@@ -53,6 +58,20 @@ SPECS = {
     "06_sensitivity": {"cells": ("accuracy", "frontier"),
                        "may_flip": ("PGD accuracy against eps", "At eps ", "Most robust trained point",
                                     "Pairs of trained points")},
+    # 05: the numbers behind its may-flip verdicts are compared by compare_representations
+    "05_representations": {"cells": ("accuracy",), "may_flip": MAY_FLIP_REPRESENTATIONS,
+                           # said only when a noise control goes undetected (5 of 6 vs 6 of 6)
+                           "may_appear": ("Where the known shift",)},
+    # 03, 07, 08: their interval cells (non-cell entries such as the paper's numbers are skipped)
+    "03_ablation": {"cells": ("cells",), "may_flip": ("without ", "no disentanglement",
+                                                      "The paper's Table 4")},
+    "07_table3_hybrids": {"cells": ("models", "hybrids"),
+                          "may_flip": ("r(z", "The adversarial z_s alone", "In this run",
+                                       "A model has not learned", "DRRDN: natural", "Standard: natural")},
+    "08_figure2_tsne": {"cells": ("models", "representations"),
+                        "may_flip": ("Standard: features", "DRRDN: z_s", "DRRDN: z_i",
+                                     "Figure 2's reading", "DRRDN has not learned",
+                                     "DRRDN: natural", "Standard: natural")},
 }
 NUMBER = re.compile(r"[-+]?\d+(?:,\d{3})*(?:\.\d+)?")
 
@@ -234,25 +253,6 @@ def test_ci_run_reproduces_the_committed_metrics(name, tmp_path):
 
 
 # ------------------------------------------------ 05_representations: its JS bounds
-#: 05's claim prefixes whose verdicts rest on intervals (only their presence is checked by
-#: compare_metrics; the numbers behind them by compare_representations)
-MAY_FLIP_REPRESENTATIONS = ("A fresh domain classifier", "A linear probe", "Estimator controls",
-                            "JS of ", "Proposition 1's reading",
-                            "DRRDN's domain classifier c_i", "JS over training")
-SPECS["05_representations"] = {"cells": ("accuracy",), "may_flip": MAY_FLIP_REPRESENTATIONS,
-                               # said only when a noise control goes undetected (5 of 6 vs 6 of 6)
-                               "may_appear": ("Where the known shift",)}
-# 03, 07, 08: their interval cells (non-cell entries such as the paper's numbers are skipped)
-SPECS["03_ablation"] = {"cells": ("cells",), "may_flip": ("without ", "no disentanglement",
-                                                         "The paper's Table 4")}
-SPECS["07_table3_hybrids"] = {"cells": ("models", "hybrids"),
-                              "may_flip": ("r(z", "The adversarial z_s alone", "In this run",
-                                           "A model has not learned", "DRRDN: natural", "Standard: natural")}
-SPECS["08_figure2_tsne"] = {"cells": ("models", "representations"),
-                            "may_flip": ("Standard: features", "DRRDN: z_s", "DRRDN: z_i",
-                                         "Figure 2's reading", "DRRDN has not learned",
-                                         "DRRDN: natural", "Standard: natural")}
-
 
 def _js_cells(metrics: dict) -> dict:
     """(table, method, representation, alignment or control, epoch) -> JS row of 05's metrics."""
