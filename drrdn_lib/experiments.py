@@ -38,7 +38,7 @@ __all__ = ["PROTOCOLS", "DEFAULT_HYPER", "METHOD_ORDER", "protocol", "training_k
            "black_box_budget", "attack_label", "paper_column", "MainTable", "evaluate_main_table",
            "summarise_seeds", "summarise_accuracies", "summarise_estimates", "format_accuracy",
            "format_estimate", "format_cell", "compare_with_paper", "training_path", "pgd_accuracy_curve", "cell",
-           "RunNotFinished", "evaluate_for_notebook", "learning_curves"]
+           "RunNotFinished", "evaluate_for_notebook", "learning_curves", "notebook_training_kw"]
 
 def _settings(family: str, model: str) -> dict:
     recipe = PAPER[family]
@@ -347,6 +347,16 @@ def train_for_notebook(methods, dataset: str, seeds, *, epochs: int, train_limit
                            device=device, data_dir=data_dir, **speed)
     return train_grid_from_standard(methods, dataset, seeds, pretrain_kw=common,
                                     finetune_kw=finetune, hyper_by_method=hyper_by_method)
+
+
+def notebook_training_kw(params: dict) -> dict:
+    """The keyword arguments of :func:`train_for_notebook` taken from a notebook's
+    parameters (``params``: name -> value, e.g. a parameter file over the notebook's
+    defaults), so that a script trains or loads exactly the notebook's runs."""
+    import inspect
+    names = [n for n, p in inspect.signature(train_for_notebook).parameters.items()
+             if p.kind is p.KEYWORD_ONLY and n != "load_only"]
+    return {n: params[n] for n in names if n in params}
 
 
 def train_grid_from_standard(methods, dataset: str, seeds, *, pretrain_kw: dict,

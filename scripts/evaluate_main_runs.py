@@ -29,9 +29,6 @@ from drrdn_lib import experiments  # noqa: E402
 from drrdn_lib.notebook_params import parameters_from_file  # noqa: E402
 
 NOTEBOOK = ROOT / "notebooks" / "02_main_results.ipynb"
-TRAINING = ("epochs", "train_limit", "batch_size", "eps", "train_steps", "lr", "model", "device",
-            "data_dir", "init_from_standard", "finetune_epochs", "finetune_lr", "hyper_by_method",
-            "bf16", "channels_last", "eps_ramp_epochs")
 EVALUATION = ("eval_limit", "autoattack", "autoattack_limit", "eps", "attack_steps",
               "black_box_steps", "checks", "check_samples", "square_queries", "data_dir")
 
@@ -55,7 +52,7 @@ def main(argv=None) -> None:
         raise SystemExit("this script evaluates from-scratch runs (init_from_standard: false); "
                          "the CI scale is fast enough to run in the notebook.")
     started = time.perf_counter()
-    training = {k: params[k] for k in TRAINING}
+    training = experiments.notebook_training_kw(params)
     evaluation = {k: params[k] for k in EVALUATION}
     for method in methods:
         try:

@@ -27,9 +27,6 @@ from drrdn_lib import experiments  # noqa: E402
 from drrdn_lib.notebook_params import parameters_from_file  # noqa: E402
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "02_main_results.ipynb"
-TRAINING = ("methods", "seeds", "epochs", "train_limit", "batch_size", "eps", "train_steps",
-            "lr", "model", "device", "data_dir", "init_from_standard", "finetune_epochs",
-            "finetune_lr", "hyper_by_method", "bf16", "channels_last", "eps_ramp_epochs")
 
 
 def parameters(path: str) -> dict:
@@ -49,7 +46,7 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     params = parameters(args.params)
     started = time.perf_counter()
-    kw = {k: params[k] for k in TRAINING if k not in ("methods", "seeds")}
+    kw = experiments.notebook_training_kw(params)
     methods = params["methods"]
     if args.methods:
         methods = args.methods.split(",")

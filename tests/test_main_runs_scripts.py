@@ -42,3 +42,9 @@ def test_evaluation_refuses_a_run_that_has_not_finished(tmp_path, monkeypatch):
 def test_evaluation_leaves_the_ci_recipe_to_the_notebook(tmp_path):
     with pytest.raises(SystemExit, match="from-scratch runs"):
         _script("evaluate_main_runs").main([_params(tmp_path, init_from_standard=True)])
+
+
+def test_notebook_training_kw_takes_every_training_parameter_and_nothing_else():
+    from drrdn_lib import experiments
+    params = {"epochs": 6, "eps_ramp_epochs": 1, "bf16": True, "eval_limit": 100, "methods": ["trades"]}
+    assert experiments.notebook_training_kw(params) == {"epochs": 6, "eps_ramp_epochs": 1, "bf16": True}
