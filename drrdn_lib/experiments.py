@@ -32,7 +32,7 @@ from .train import TrainConfig, TrainResult, epoch_checkpoints, train
 from .train_config import OUTSIDE_RUN_IDENTITY
 
 __all__ = ["PROTOCOLS", "DEFAULT_HYPER", "METHOD_ORDER", "protocol", "training_kw", "make_config", "resized",
-           "train_or_resume", "run_folder", "shared_run", "eval_budget", "evaluate_model", "bound_report",
+           "train_or_resume", "run_folder", "shared_run", "zoo_run", "eval_budget", "evaluate_model", "bound_report",
            "train_grid", "evaluate_runs", "mean_sd_table", "FULL_DRRDN", "ABLATIONS",
            "MODEL_LABELS", "REDUCED_AUTOATTACK_LABEL", "train_grid_from_standard", "paper_attacks",
            "black_box_budget", "attack_label", "paper_column", "MainTable", "evaluate_main_table",
@@ -177,6 +177,27 @@ def shared_run(method: str, dataset: str, *, root=None, load_only: bool = False,
     return train_or_resume(config)
 
 
+def zoo_run(method: str, dataset: str, *, zoo_dir=None, **kw) -> TrainResult:
+    """The zoo's model that :func:`shared_run` ``(method, dataset, **kw)`` would train, found
+    by run identity (its card's configuration has the same :func:`run_folder` hash), as a
+    finished :class:`TrainResult` (:func:`drrdn_lib.zoo.training_run`): an evaluation of the
+    shipped checkpoints without their training folders. ``zoo.ZooError`` when no zoo model
+    was trained with that configuration."""
+    from . import zoo
+    from .train_config import config_from_dict
+
+    config = make_config(method, dataset, **kw)
+    wanted = run_folder(config).name
+    trained = {}
+    for name in zoo.available(zoo_dir):
+        trained[name] = run_folder(config_from_dict(zoo.card(name, zoo_dir)["training"]["config"])).name
+        if trained[name] == wanted:
+            return zoo.training_run(name, config.device, zoo_dir)
+    raise zoo.ZooError(f"no zoo model was trained as {method} (seed {config.seed}) with these "
+                       f"parameters (run {wanted}); the zoo has {trained or 'no models'}. Train it "
+                       "(scripts/train_main_runs.py) or choose the parameters a zoo card records.")
+
+
 def train_or_resume(config: TrainConfig) -> TrainResult:
     """Train ``config``; if its ``out_dir`` already holds a run, continue it (a finished
     run is loaded back without training)."""
@@ -277,9 +298,14 @@ def pgd_accuracy_curve(model: nn.Module, dataset: str, eps_grid, *, limit: int |
 
 
 def train_grid(methods, dataset: str, seeds, *, hyper_by_method: dict | None = None,
-               load_only: bool = False, **train_kw) -> dict[tuple[str, int], TrainResult]:
-    """:func:`shared_run` for every (method, seed); ``train_kw`` go to :func:`make_config`."""
+               load_only: bool = False, from_zoo: bool = False,
+               **train_kw) -> dict[tuple[str, int], TrainResult]:
+    """:func:`shared_run` for every (method, seed) (``from_zoo``: :func:`zoo_run`, the
+    shipped checkpoints); ``train_kw`` go to :func:`make_config`."""
     hyper_by_method = hyper_by_method or {}
+    if from_zoo:
+        return {(m, s): zoo_run(m, dataset, seed=s, hyper=hyper_by_method.get(m), **train_kw)
+                for m in methods for s in seeds}
     return {(m, s): shared_run(m, dataset, seed=s, hyper=hyper_by_method.get(m),
                                load_only=load_only, **train_kw)
             for m in methods for s in seeds}
@@ -324,24 +350,25 @@ def train_for_notebook(methods, dataset: str, seeds, *, epochs: int, train_limit
                        device: str = "cpu", data_dir=None, init_from_standard: bool = False,
                        finetune_epochs: int = 1, finetune_lr=None, hyper_by_method=None,
                        bf16: bool = False, channels_last: bool = False,
-                       eps_ramp_epochs: float = 0,
+                       eps_ramp_epochs: float = 0, from_zoo: bool = False,
                        load_only: bool = False) -> dict[tuple[str, int], TrainResult]:
     """The training of the main-results notebook from its parameters, one home for the
     notebook and for ``scripts/train_main_runs.py`` (which trains the same runs in the
     background, so that the notebook then loads them): every method from scratch
     (:func:`train_grid`), or, with ``init_from_standard`` (CI), fine-tuned from one Standard
     run (:func:`train_grid_from_standard`). ``load_only`` (from-scratch runs only): load
-    finished runs, raise :class:`RunNotFinished` for any other. Returns
-    ``{(method, seed): TrainResult}``."""
+    finished runs, raise :class:`RunNotFinished` for any other. ``from_zoo`` (from-scratch
+    runs only): the zoo's models trained with exactly these parameters (:func:`zoo_run`),
+    without their run folders. Returns ``{(method, seed): TrainResult}``."""
     speed = dict(bf16=bf16, channels_last=channels_last, eps_ramp_epochs=eps_ramp_epochs)
     common = training_kw(epochs=epochs, train_limit=train_limit, batch_size=batch_size, eps=eps,
                          train_steps=train_steps, lr=lr, model=model, device=device,
                          data_dir=data_dir, **speed)
     if not init_from_standard:
         return train_grid(methods, dataset, seeds, hyper_by_method=hyper_by_method,
-                          load_only=load_only, **common)
-    if load_only:
-        raise ValueError("load_only is for from-scratch runs (init_from_standard=False).")
+                          load_only=load_only, from_zoo=from_zoo, **common)
+    if load_only or from_zoo:
+        raise ValueError("load_only and from_zoo are for from-scratch runs (init_from_standard=False).")
     finetune = training_kw(epochs=finetune_epochs, train_limit=train_limit, batch_size=batch_size,
                            eps=eps, train_steps=train_steps, lr=finetune_lr, model=model,
                            device=device, data_dir=data_dir, **speed)
@@ -589,7 +616,7 @@ def with_autoattack_subset(full: MainTable, subset: MainTable) -> pd.DataFrame:
 def evaluate_for_notebook(models_by_seed: dict, dataset: str, *, data_dir=None,
                           eval_limit: int | None = None, autoattack: str | None = "standard",
                           autoattack_limit: int | None = None, cache_dir=None,
-                          **table_kw) -> tuple[dict, dict, pd.DataFrame]:
+                          subset_stage: bool = True, **table_kw) -> tuple[dict, dict, pd.DataFrame]:
     """The evaluation of the main-results notebook, one home for the notebook and for
     ``scripts/evaluate_main_runs.py`` (which fills the same ``cache_dir`` in the background,
     one model at a time, so that the notebook then loads the results).
@@ -598,6 +625,8 @@ def evaluate_for_notebook(models_by_seed: dict, dataset: str, *, data_dir=None,
     stratified ``eval_limit`` test images; when ``autoattack_limit`` is smaller, the paper's
     attacks and the transfer matrix run there without AutoAttack, and AutoAttack, the checks
     and the worst case on the ``autoattack_limit`` subset (:func:`with_autoattack_subset`).
+    ``subset_stage`` False (a long evaluation in parts): only the stage on all images when
+    there is a subset (its tables stand in for the subset's, its frame has no AutoAttack).
     ``table_kw``: eps, attack_steps, black_box_steps, checks, check_samples, square_queries.
     Returns (tables, subset_tables, frame): ``{seed: MainTable}`` on all images and on the
     AutoAttack subset (the same table when there is no subset), and the rows of every seed
@@ -612,7 +641,10 @@ def evaluate_for_notebook(models_by_seed: dict, dataset: str, *, data_dir=None,
         def table(xs, ys, aa, chk):
             return evaluate_main_table(models, xs, ys, dataset, autoattack=aa, checks=chk, seed=seed,
                                        cache_dir=cache_dir, **table_kw)
-        if split:
+        if split and not subset_stage:
+            tables[seed] = subset_tables[seed] = table(x, y, None, "none")
+            frame = tables[seed].to_frame()
+        elif split:
             tables[seed] = table(x, y, None, "none")
             subset_tables[seed] = table(x_aa, y_aa, autoattack, checks)
             frame = with_autoattack_subset(tables[seed], subset_tables[seed])

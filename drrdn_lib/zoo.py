@@ -8,6 +8,7 @@ scored on the official MNIST test set (the idea of RobustBench's zoo, at this pr
     zoo.add_to_zoo("results/runs/mnist/drrdn-0123456789", "drrdn",
                    command="python scripts/train_main_runs.py ...", eval_limit=1000)
     zoo.verify_card("drrdn", limit=200)    # does a re-evaluation agree with the card?
+    run = zoo.training_run("drrdn")        # the same model as a finished TrainResult
 
 The folder: the ``zoo_dir`` argument, else ``$DRRDN_ZOO``, else ``zoo/`` in the repository.
 Each model is two files there:
@@ -41,8 +42,8 @@ from torch import nn
 from .files import save_torch_atomic, write_json_atomic
 from .results import REPO_ROOT
 
-__all__ = ["ZooError", "zoo_folder", "available", "card", "load_pretrained", "add_to_zoo",
-           "verify_card", "MAX_WEIGHTS_BYTES"]
+__all__ = ["ZooError", "zoo_folder", "available", "card", "load_pretrained", "training_run",
+           "add_to_zoo", "verify_card", "MAX_WEIGHTS_BYTES"]
 
 WEIGHTS_FORMAT = 1
 CARD_FORMAT = 1
@@ -112,6 +113,29 @@ def load_pretrained(name: str, device: str | torch.device = "cpu",
         raise ZooError(f"the weights of {name!r} ({path}) cannot be loaded ({type(error).__name__}: "
                        f"{error}); add the model again with this code version.") from None
     return model.float().to(device).eval()
+
+
+def training_run(name: str, device: str | torch.device = "cpu",
+                 zoo_dir: str | os.PathLike | None = None):
+    """Model ``name`` of the zoo as the finished run that trained it
+    (:class:`drrdn_lib.train.TrainResult`), so that code written for training runs (the
+    notebooks' tables, :func:`drrdn_lib.experiments.learning_curves`) reads zoo models.
+
+    Only the best epoch's weights travel with the zoo: ``model`` and ``best_model`` are the
+    same module. ``config`` is the run's TrainConfig (its ``out_dir`` names the folder it was
+    trained in, on the machine that trained it; ``out_dir`` of the result is None);
+    ``history`` the card's learning curve (per epoch: ``epoch``, ``lr``, ``train_loss``,
+    ``val_clean_acc``, ``val_robust_acc``, ``seconds``)."""
+    from .train import TrainResult
+    from .train_config import config_from_dict
+
+    info = card(name, zoo_dir)
+    model = load_pretrained(name, device, zoo_dir)
+    curve = info["training"]["learning_curve"]
+    history = curve["per_epoch"]
+    best = next(h for h in history if h["epoch"] == curve["best_epoch"])
+    return TrainResult(config=config_from_dict(info["training"]["config"]), model=model,
+                       best_model=model, history=history, best=best, last=history[-1], out_dir=None)
 
 
 # ----------------------------------------------------------------------------- adding

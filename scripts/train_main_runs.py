@@ -47,6 +47,9 @@ def main(argv=None) -> None:
     params = parameters(args.params)
     started = time.perf_counter()
     kw = experiments.notebook_training_kw(params)
+    if kw.get("from_zoo"):
+        raise SystemExit(f"{args.params} sets from_zoo: true, so the notebook takes the zoo's "
+                         "models and there is nothing to train; remove it to train the runs.")
     methods = params["methods"]
     if args.methods:
         methods = args.methods.split(",")

@@ -261,6 +261,26 @@ def test_evaluate_for_notebook_puts_autoattack_on_the_stratified_subset(tmp_path
     assert n["clean"] == 30 and n["worst_case_paper"] == 30 and n["autoattack"] == 12 and n["worst_case"] == 12
 
 
+def test_the_full_set_stage_alone_is_the_first_stage_of_the_split_evaluation(tmp_path, monkeypatch):
+    """subset_stage=False (scripts/evaluate_main_runs.py --full-set-only) computes exactly the
+    stage on all images, under its cache keys, and no AutoAttack."""
+    from torch import nn
+    from tiny import N_CLASSES, SIDE, train_tiny
+    a, x, y = train_tiny(lambda: nn.Sequential(nn.Flatten(), nn.Linear(SIDE * SIDE, N_CLASSES)), 30)
+    monkeypatch.setattr(experiments, "load_dataset", lambda *args, limit=None, **kw: (x[:limit], y[:limit]))
+    monkeypatch.setattr(experiments, "FAST_AUTOATTACK", {"attacks": ["apgd-ce"], "n_iter": 2, "n_target_classes": 1})
+    kw = dict(eval_limit=30, autoattack="fast", autoattack_limit=12, eps=0.05, attack_steps=(2, 3),
+              black_box_steps=2, checks="none", cache_dir=tmp_path)
+    tables, subsets, frame = experiments.evaluate_for_notebook({0: {"standard": a}}, "mnist5k",
+                                                               subset_stage=False, **kw)
+    assert subsets[0] is tables[0] and tables[0].n == 30 and "autoattack" not in set(frame.column)
+    calls = []
+    real = experiments.evaluate
+    monkeypatch.setattr(experiments, "evaluate", lambda *args, **kwargs: calls.append(len(args[1])) or real(*args, **kwargs))
+    _, subsets, _ = experiments.evaluate_for_notebook({0: {"standard": a}}, "mnist5k", **kw)
+    assert calls == [12] and subsets[0].n == 12  # the full set came from the cache
+
+
 def test_load_only_refuses_a_run_that_has_not_finished(tmp_path):
     import json
     kw = dict(epochs=1, train_limit=100, eps=0.2, train_steps=2, root=tmp_path)

@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
@@ -39,6 +40,11 @@ def test_evaluation_refuses_a_run_that_has_not_finished(tmp_path, monkeypatch):
     assert not (tmp_path / "results" / "runs").exists()  # nothing was trained
 
 
+def test_training_refuses_a_file_that_takes_the_zoos_models(tmp_path):
+    with pytest.raises(SystemExit, match="from_zoo: true, so the notebook takes the zoo's models"):
+        _script("train_main_runs").main([_params(tmp_path, from_zoo=True)])
+
+
 def test_evaluation_leaves_the_ci_recipe_to_the_notebook(tmp_path):
     with pytest.raises(SystemExit, match="from-scratch runs"):
         _script("evaluate_main_runs").main([_params(tmp_path, init_from_standard=True)])
@@ -48,3 +54,41 @@ def test_notebook_training_kw_takes_every_training_parameter_and_nothing_else():
     from drrdn_lib import experiments
     params = {"epochs": 6, "eps_ramp_epochs": 1, "bf16": True, "eval_limit": 100, "methods": ["trades"]}
     assert experiments.notebook_training_kw(params) == {"epochs": 6, "eps_ramp_epochs": 1, "bf16": True}
+
+
+CPU_PARAMS = Path(__file__).resolve().parent.parent / "notebooks" / "params" / "02_main_results" / "cpu.yaml"
+
+
+def _cpu_training(**changes):
+    from drrdn_lib import experiments
+    from drrdn_lib.notebook_params import parameters_from_file
+    params = parameters_from_file(Path(_script("evaluate_main_runs").NOTEBOOK), CPU_PARAMS)
+    return params, {**experiments.notebook_training_kw(params), **changes}
+
+
+def test_the_cpu_scale_runs_are_the_zoos_models():
+    """cpu.yaml's four runs resolve to the zoo cards that record them (no run folder needed),
+    with the card's best weights and learning curve."""
+    from drrdn_lib import experiments, zoo
+    params, training = _cpu_training(from_zoo=True)
+    runs = experiments.train_for_notebook(params["methods"], params["dataset"], params["seeds"], **training)
+    assert sorted(m for m, _ in runs) == sorted(params["methods"])
+    for (method, _), run in runs.items():
+        card = zoo.card(method)
+        assert run.config.to_dict() == card["training"]["config"]
+        assert run.best["epoch"] == card["weights"]["epoch"] == card["training"]["learning_curve"]["best_epoch"]
+        assert run.history == card["training"]["learning_curve"]["per_epoch"]
+        assert run.out_dir is None and run.model is run.best_model and not run.best_model.training
+        reference = zoo.load_pretrained(method).state_dict()
+        assert all(torch.equal(v, reference[k]) for k, v in run.best_model.state_dict().items())
+
+
+def test_a_configuration_no_card_records_is_refused_with_the_zoos_runs(tmp_path):
+    from drrdn_lib import experiments, zoo
+    params, training = _cpu_training(from_zoo=True, epochs=7)
+    with pytest.raises(zoo.ZooError, match=r"no zoo model was trained as drrdn \(seed 0\).*'drrdn': 'drrdn-"):
+        experiments.train_for_notebook(["drrdn"], params["dataset"], [0], **training)
+    with pytest.raises(SystemExit, match=r"no zoo model was trained as pgd_at \(seed 0\)"):
+        _script("evaluate_main_runs").main([_params(tmp_path), "--methods", "pgd_at", "--from-zoo",
+                                            "--out-dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()  # nothing was evaluated

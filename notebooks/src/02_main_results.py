@@ -20,7 +20,8 @@
 # beside ours only for orientation. `notebooks/params/02_main_results/cpu.yaml` (official
 # MNIST, eps 0.3, the paper's attacks on all 10,000 test digits, standard AutoAttack on
 # 1,000, one seed, 6 epochs instead of 100) runs the paper's budget on a schedule a 2-core
-# CPU trains in hours, and `paper.yaml` (CIFAR-10) the protocol of docs/protocol.md; the
+# CPU trains in hours (its four models are in the zoo: `-p from_zoo true` evaluates them
+# without training), and `paper.yaml` (CIFAR-10) the protocol of docs/protocol.md; the
 # executed cpu-scale notebook is in `reports/` (see the README).
 
 # %% tags=["parameters"]
@@ -49,6 +50,7 @@ autoattack_limit = None # None: AutoAttack on the eval_limit images; else on thi
 checks = "all"          # gradient-masking checks; "all" includes the four that can fail
 check_samples = 50      # examples the checks run on (500 at the protocol's scale)
 square_queries = 200    # Square queries of the black-box check (1,000 at the protocol's scale)
+from_zoo = False        # True: the zoo's models whose cards record these training parameters (cpu.yaml's four)
 device = "cpu"
 data_dir = None
 out_dir = None          # None: results/02_main_results
@@ -94,12 +96,12 @@ else:
 # what it reaches from scratch. The cpu/paper files train every method from scratch.
 
 # %%
-runs = experiments.train_for_notebook(
-    methods, dataset, seeds, epochs=epochs, train_limit=train_limit, batch_size=batch_size,
-    eps=eps, train_steps=train_steps, lr=lr, model=model, device=device, data_dir=data_dir,
-    init_from_standard=init_from_standard, finetune_epochs=finetune_epochs,
-    finetune_lr=finetune_lr, hyper_by_method=hyper_by_method, bf16=bf16,
-    channels_last=channels_last, eps_ramp_epochs=eps_ramp_epochs)
+# every training parameter of the cell above, by name (epochs, lr, bf16, from_zoo, ...)
+runs = experiments.train_for_notebook(methods, dataset, seeds, **experiments.notebook_training_kw(globals()))
+if from_zoo:
+    display(Markdown("**Models: the zoo's checkpoints** (`zoo/<name>.pt`), each found by its card's "
+                     "training configuration, which equals this notebook's; the learning curves are "
+                     "the cards'. Nothing was trained in this run."))
 training = pd.DataFrame([{"model": names[m], "seed": s, "started from": "Standard run" if r.config.init_from else "random",
                           "epochs": r.config.epochs, "lr": r.config.lr, "hyper": r.config.hyper or "",
                           "best epoch": r.best["epoch"], "val natural": r.best["val_clean_acc"],
@@ -135,7 +137,7 @@ results.save_figure(fig, out, "learning_curves")
 # that many images; the worst case over the paper's attacks and the black box is then
 # shown for every image too. Each cell says its n. Cells: accuracy % with its 95% Wilson
 # interval (one seed) or mean ± sd over seeds (n shown). Every model's evaluation is
-# cached in `results/02_main_results/cache` as it finishes, so a killed run resumes.
+# cached in `<out_dir>/cache` as it finishes, so a killed run resumes.
 
 # %%
 tables, subset_tables, frame = experiments.evaluate_for_notebook(
@@ -253,7 +255,7 @@ metrics = {"parameters": dict(dataset=dataset, model=model, methods=methods, see
                               autoattack=autoattack, autoattack_limit=autoattack_limit,
                               checks=checks, check_samples=check_samples,
                               square_queries=square_queries, eps_ramp_epochs=eps_ramp_epochs,
-                              bf16=bf16, channels_last=channels_last),
+                              bf16=bf16, channels_last=channels_last, from_zoo=from_zoo),
            "paper_scale": paper_scale, "paper_budget": paper_budget, "paper_epochs": paper_epochs,
            "n_test": n_test,
            "n_autoattack": n_autoattack, "paper_table": paper_table.replace("table", "Table "),

@@ -51,6 +51,7 @@ finetune_lr = 0.005
 eps_ramp_epochs = 0
 bf16 = False
 channels_last = False
+from_zoo = False        # True: the zoo's Standard and DRRDN whose cards record these parameters (cpu.yaml's)
 # x' and the hybrids
 attack_steps = 10       # PGD steps of x' against the DRRDN (None: the protocol's PGD-40)
 hybrid_train_limit = 500    # training images whose hybrids fine-tune the classifier (None: all)
@@ -90,7 +91,8 @@ scale = (f"{dataset}, the protocol's eps {budget.eps:g} and PGD-{budget.steps}, 
 # %% [markdown]
 # ## 1. The models: notebook 02's Standard and DRRDN runs
 # Loaded from `results/runs` when notebook 02 (or an earlier run of this notebook) trained
-# them with these parameters; trained otherwise (minutes at CI scale). Their natural
+# them with these parameters; trained otherwise (minutes at CI scale); with `from_zoo`, the
+# zoo's checkpoints trained with these parameters (the cpu scale's are in `zoo/`). Their natural
 # accuracy on the held-out test images decides whether they learned (the project's rule,
 # `claims.NOT_TRAINED_RULE`); the DRRDN's accuracy on x' says how strong x' is.
 
@@ -100,7 +102,7 @@ runs = experiments.train_for_notebook(
     batch_size=batch_size, eps=eps, train_steps=train_steps, lr=lr, model=model, device=device,
     data_dir=data_dir, init_from_standard=init_from_standard, finetune_epochs=finetune_epochs,
     finetune_lr=finetune_lr, bf16=bf16, channels_last=channels_last,
-    eps_ramp_epochs=eps_ramp_epochs)
+    eps_ramp_epochs=eps_ramp_epochs, from_zoo=from_zoo)
 standard, drrdn = runs[("standard", seed)].best_model, runs[("drrdn", seed)].best_model
 attack = PGD(budget.eps, budget.step_size, budget.steps, seed=seed)
 
@@ -189,6 +191,7 @@ metrics = {"parameters": dict(dataset=dataset, model=model, seed=seed, epochs=ep
                               batch_size=batch_size, init_from_standard=init_from_standard,
                               finetune_epochs=finetune_epochs, finetune_lr=finetune_lr,
                               eps_ramp_epochs=eps_ramp_epochs, bf16=bf16, channels_last=channels_last,
+                              from_zoo=from_zoo,
                               attack_steps=attack_steps, hybrid_train_limit=hybrid_train_limit,
                               eval_limit=eval_limit, hybrid_epochs=hybrid_epochs, hybrid_lr=hybrid_lr),
            "protocol_scale": protocol_scale, "scale": scale,

@@ -50,6 +50,7 @@ finetune_lr = 0.005
 eps_ramp_epochs = 0
 bf16 = False
 channels_last = False
+from_zoo = False        # True: the zoo's Standard and DRRDN whose cards record these parameters (cpu.yaml's)
 # x', the embedding and the numbers
 attack_steps = 10       # PGD steps of x' (None: the protocol's PGD-40)
 eval_limit = 300        # test images (each gives a natural and an adversarial point)
@@ -91,7 +92,8 @@ scale = (f"{dataset}, the protocol's eps {budget.eps:g} and PGD-{budget.steps}, 
 
 # %% [markdown]
 # ## 1. The models and their adversarial examples
-# Notebook 02's Standard and DRRDN runs (loaded, or trained if missing). Natural accuracy
+# Notebook 02's Standard and DRRDN runs (loaded, or trained if missing; with `from_zoo`, the
+# zoo's checkpoints trained with these parameters, as the cpu scale's are). Natural accuracy
 # decides whether a model learned (`claims.NOT_TRAINED_RULE`); accuracy on its own x' says
 # how strong the attack is.
 
@@ -101,7 +103,7 @@ runs = experiments.train_for_notebook(
     batch_size=batch_size, eps=eps, train_steps=train_steps, lr=lr, model=model, device=device,
     data_dir=data_dir, init_from_standard=init_from_standard, finetune_epochs=finetune_epochs,
     finetune_lr=finetune_lr, bf16=bf16, channels_last=channels_last,
-    eps_ramp_epochs=eps_ramp_epochs)
+    eps_ramp_epochs=eps_ramp_epochs, from_zoo=from_zoo)
 nets = {m: runs[(m, seed)].best_model for m in ("standard", "drrdn")}
 attack = PGD(budget.eps, budget.step_size, budget.steps, seed=seed)
 x, y = load_dataset(dataset, "test", data_dir=data_dir, limit=eval_limit, seed=seed)
@@ -222,6 +224,7 @@ metrics = {"parameters": dict(dataset=dataset, model=model, seed=seed, epochs=ep
                               batch_size=batch_size, init_from_standard=init_from_standard,
                               finetune_epochs=finetune_epochs, finetune_lr=finetune_lr,
                               eps_ramp_epochs=eps_ramp_epochs, bf16=bf16, channels_last=channels_last,
+                              from_zoo=from_zoo,
                               attack_steps=attack_steps, eval_limit=eval_limit, perplexity=perplexity,
                               tsne_iter=tsne_iter, knn_k=knn_k, domain_head=domain_head),
            "protocol_scale": protocol_scale, "scale": scale,
