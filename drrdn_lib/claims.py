@@ -220,9 +220,10 @@ def _scale_sentence(m: dict) -> str:
                 f"seed(s)): the comparison with the paper's table is meaningful.")
     if m.get("paper_budget"):
         ramp = p.get("eps_ramp_epochs")
-        aa = m.get("n_autoattack", m["n_test"])
+        aa = (f"standard AutoAttack on {m.get('n_autoattack', m['n_test']):,}"
+              if p.get("autoattack") == "standard" else "AutoAttack not run")
         return (f"The paper's budget on a shorter schedule ({p['dataset']}, the protocol's eps and "
-                f"attacks on {m['n_test']:,} test images, standard AutoAttack on {aa:,}, "
+                f"attacks on {m['n_test']:,} test images, {aa}, "
                 f"{p['epochs']} epochs against the paper's {m.get('paper_epochs', 100)}"
                 + (f", the training eps ramped up over the first {ramp:g} epoch(s)" if ramp else "")
                 + f", {len(p['seeds'])} seed(s)): the comparison with the paper's table is indicative; "
@@ -260,13 +261,13 @@ def main_results(m: dict) -> list[str]:
     else:
         out.append(f"Every model learned by this run's rule (none has {rule}).")
     ok = [k for k in order if trained[k]]
+    worst = labels.get("worst_case", "worst case over every attack")
     for k in ok:
-        out.append(f"{names[k]}: natural {_acc(acc[k]['clean'])}, worst case over every attack "
-                   f"{_acc(acc[k]['worst_case'])}.")
+        out.append(f"{names[k]}: natural {_acc(acc[k]['clean'])}, {worst} {_acc(acc[k]['worst_case'])}.")
     if len(ok) >= 2:
         top = max(ok, key=lambda k: acc[k]["worst_case"]["value"])
         tied = [names[k] for k in ok if k != top and _overlap(acc[k]["worst_case"], acc[top]["worst_case"])]
-        out.append(f"Most robust of the trained models (worst case over every attack): {names[top]}"
+        out.append(f"Most robust of the trained models ({worst}): {names[top]}"
                    + (f"; within noise of it: {', '.join(tied)}." if tied else
                       "; every other trained model is below it beyond noise."))
     if "drrdn" in acc:
@@ -275,7 +276,7 @@ def main_results(m: dict) -> list[str]:
         else:
             rivals = [k for k in ok if k not in ("drrdn", "standard")]
             if rivals:
-                out.append("The paper's claim, DRRDN's worst case over every attack against each "
+                out.append(f"The paper's claim, DRRDN's {worst} against each "
                            "trained baseline's: " + "; ".join(
                                f"vs {names[k]} {_versus(acc['drrdn']['worst_case'], acc[k]['worst_case'])}"
                                f" ({_acc(acc['drrdn']['worst_case'])} vs {_acc(acc[k]['worst_case'])})"
@@ -284,9 +285,12 @@ def main_results(m: dict) -> list[str]:
     gaps = {k: min(acc[k][c]["value"] for c in paper_cols) - acc[k]["worst_case"]["value"] for k in ok}
     if gaps:
         out.append("What the paper's attacks alone would overstate, the lowest single paper attack "
-                   "minus the worst case over every attack (points): "
+                   f"minus the {worst} (points): "
                    + ", ".join(f"{names[k]} {100 * v:.1f}" for k, v in gaps.items()) + ".")
     aa = labels.get("autoattack")
+    if not aa:
+        out.append("AutoAttack was not run: the worst case covers the paper's attacks and the "
+                   "transfer examples only, so it can overstate robustness.")
     if aa and ok and all("autoattack" in acc[k] for k in ok):
         lower = [names[k] for k in ok if acc[k]["autoattack"]["value"] < min(acc[k][c]["value"] for c in paper_cols)]
         out.append(f"{aa} is stronger (lower accuracy) than every one of the paper's attacks for "
@@ -300,6 +304,8 @@ def main_results(m: dict) -> list[str]:
     checks = m.get("checks", [])
     failed = [c for c in checks if c["passed"] is False]
     skipped = [c for c in checks if c["passed"] is None]
+    if not checks:
+        out.append("Gradient-masking checks: not run, so nothing here rules out masked gradients.")
     if checks:
         out.append(f"Gradient-masking checks ({', '.join(dict.fromkeys(c['check'] for c in checks))}): "
                    + (f"{len(failed)} of {len(checks)} failed: "

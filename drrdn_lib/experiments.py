@@ -468,8 +468,8 @@ def attack_label(key: str, autoattack: str | None = "standard") -> str:
         return REDUCED_AUTOATTACK_LABEL if autoattack == "fast" else "AutoAttack (standard)"
     if key == "black_box":
         return "black box, worst surrogate"
-    if key == "worst_case":
-        return "worst case over every attack"
+    if key == "worst_case":  # without AutoAttack it covers the paper's attacks and the black box
+        return "worst case over every attack" if autoattack not in (None, "none") else attack_label("worst_case_paper")
     if key == "worst_case_paper":
         return "worst case, paper's attacks + black box"
     if key.startswith("bb_"):

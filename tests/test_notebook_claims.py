@@ -187,6 +187,25 @@ def test_main_results_calls_the_papers_budget_on_a_short_schedule_indicative():
                                    "6 epochs against the paper's 100, the training eps ramped up")
     assert "indicative" in sentences[0] and "not findings" not in sentences[0]
 
+
+def test_main_results_without_autoattack_or_checks_says_so_and_names_the_narrower_worst_case():
+    """The first stage of a long evaluation (AutoAttack and the checks still to run) keeps the
+    paper's budget but never passes its worst case off as the one over every attack."""
+    from drrdn_lib.experiments import attack_label
+    m = _main_results()
+    m["parameters"].update(dataset="mnist", train_limit=None, eps=None, attack_steps=None,
+                           autoattack=None, checks="none", epochs=6, init_from_standard=False)
+    m.update(paper_scale=False, paper_budget=True, paper_epochs=100, n_test=10000, n_autoattack=10000,
+             checks=[], labels={k: attack_label(k, None) for k in m["labels"] if k != "autoattack"})
+    for model in m["accuracy"]:
+        m["accuracy"][model].pop("autoattack", None)
+    sentences = describe("02_main_results", m)
+    assert "AutoAttack not run" in sentences[0] and "indicative" in sentences[0]
+    assert not any("over every attack" in s for s in sentences)
+    assert any(s.startswith("DRRDN: natural") and "worst case, paper's attacks + black box" in s for s in sentences)
+    assert "AutoAttack was not run: the worst case covers the paper's attacks and the transfer examples only, so it can overstate robustness." in sentences
+    assert "Gradient-masking checks: not run, so nothing here rules out masked gradients." in sentences
+
 # ------------------------------------------------------------- 07: Table 3, 08: Figure 2
 def _committed(name):
     return json.loads((NOTEBOOKS / "metrics" / f"{name}.json").read_text())

@@ -45,7 +45,7 @@ channels_last = False   # NHWC memory format (faster convolutions on CPU)
 attack_steps = [10, 20]     # None: the paper's PGD/CW-40 and -100
 black_box_steps = 10        # None: the paper's surrogate PGD-40 (MNIST) / PGD-20 (CIFAR-10)
 eval_limit = 100        # test examples (None: all 10,000)
-autoattack = "fast"     # "standard" to report; "fast" is the reduced one (CI only)
+autoattack = "fast"     # "standard" to report; "fast" is the reduced one (CI only); None: not run
 autoattack_limit = None # None: AutoAttack on the eval_limit images; else on this many (stratified)
 checks = "all"          # gradient-masking checks; "all" includes the four that can fail
 check_samples = 50      # examples the checks run on (500 at the protocol's scale)
@@ -70,16 +70,17 @@ names = experiments.MODEL_LABELS
 paper_table = "table1" if dataset.startswith("mnist") else "table2"
 # three scales: the paper's protocol; its budget and attacks on a shorter schedule (cpu.yaml); CI
 paper_budget = (dataset in ("mnist", "cifar10") and eps is None and attack_steps is None
-                and black_box_steps is None and autoattack == "standard" and train_limit is None
-                and not init_from_standard)
+                and black_box_steps is None and autoattack in ("standard", None) and train_limit is None
+                and not init_from_standard)  # AutoAttack is ours, not the paper's: None keeps its budget
 paper_epochs = PAPER["mnist" if dataset.startswith("mnist") else dataset].epochs
-paper_scale = (paper_budget and epochs == paper_epochs and not eps_ramp_epochs
+paper_scale = (paper_budget and autoattack == "standard" and epochs == paper_epochs and not eps_ramp_epochs
                and eval_limit is None and autoattack_limit is None)
 if paper_scale:
     scale = "the protocol's scale"
 elif paper_budget:
     scale = (f"cpu scale: official {dataset}, the paper's eps and attacks, {epochs} epochs (the paper: "
-             f"{paper_epochs}), {len(seeds)} seed{'s' if len(seeds) > 1 else ''}")
+             f"{paper_epochs}), {len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
+             + ("" if autoattack else ", AutoAttack not run"))
 else:
     scale = f"CI scale: {dataset}, {train_limit or 'all'} training images, eps {eps}, {eval_limit} test images"
 
