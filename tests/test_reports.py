@@ -1,0 +1,51 @@
+"""The committed reports (reports/) and the README's headline table drawn from them: every
+number the README shows is the report's, to the rounding shown."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORT = ROOT / "reports" / "02_main_results_cpu"
+COLUMNS = ["clean", "fgsm", "pgd40", "pgd100", "cw40", "cw100", "black_box", "worst_case"]
+CELL = re.compile(r"^(?P<v>[\d.]+) \[(?P<lo>[\d.]+), (?P<hi>[\d.]+)\](?: / (?P<paper>[\d.]+))?$")
+
+
+def _headline_rows() -> dict[str, list[str]]:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Headline"):]
+    section = section[:section.index("\n## ", 1)]
+    rows = [line.strip("|").split("|") for line in section.splitlines()
+            if line.startswith("| ") and not line.startswith("| ---")]
+    return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows[1:]}
+
+
+def test_the_readme_headline_is_the_reports_table():
+    metrics = json.loads((REPORT / "metrics.json").read_text())
+    paper = {(r["model"], r["column"]): r["paper"] for r in metrics["paper_comparison"]}
+    rows = _headline_rows()
+    assert len(rows) == len(metrics["parameters"]["methods"])
+    for method in metrics["parameters"]["methods"]:
+        label = metrics["model_labels"][method]
+        cells = next(v for k, v in rows.items() if k.startswith(label))
+        for column, text in zip(COLUMNS, cells, strict=True):
+            match = CELL.match(text)
+            assert match, f"{label} {column}: {text!r}"
+            ours = metrics["accuracy"][method][column]
+            for key in ("v", "lo", "hi"):
+                value = ours["value" if key == "v" else key]
+                assert float(match[key]) == pytest.approx(100 * value, abs=0.051), (label, column, key)
+            if (method, column) in paper:
+                assert float(match["paper"]) == pytest.approx(paper[(method, column)], abs=0.005)
+
+
+def test_the_report_says_its_scale_and_what_it_left_out():
+    metrics = json.loads((REPORT / "metrics.json").read_text())
+    p = metrics["parameters"]
+    assert p["dataset"] == "mnist" and p["eval_limit"] is None and p["from_zoo"] is True
+    assert metrics["paper_budget"] is True and metrics["paper_scale"] is False and metrics["n_test"] == 10000
+    if p["autoattack"] is None:  # the first stage: the claims must say what is missing
+        assert any(c.startswith("AutoAttack was not run") for c in metrics["claims"])
+        assert any(c.startswith("Gradient-masking checks: not run") for c in metrics["claims"])
+    assert not metrics["provenance"]["commit"].endswith("+dirty")
