@@ -32,7 +32,7 @@ from .train import TrainConfig, TrainResult, epoch_checkpoints, train
 from .train_config import OUTSIDE_RUN_IDENTITY
 
 __all__ = ["PROTOCOLS", "DEFAULT_HYPER", "METHOD_ORDER", "protocol", "training_kw", "make_config", "resized",
-           "train_or_resume", "run_folder", "shared_run", "zoo_run", "eval_budget", "evaluate_model", "bound_report",
+           "train_or_resume", "run_folder", "shared_run", "zoo_run", "run_origin", "eval_budget", "evaluate_model", "bound_report",
            "train_grid", "evaluate_runs", "mean_sd_table", "FULL_DRRDN", "ABLATIONS",
            "MODEL_LABELS", "REDUCED_AUTOATTACK_LABEL", "train_grid_from_standard", "paper_attacks",
            "black_box_budget", "attack_label", "paper_column", "MainTable", "evaluate_main_table",
@@ -196,6 +196,17 @@ def zoo_run(method: str, dataset: str, *, zoo_dir=None, **kw) -> TrainResult:
     raise zoo.ZooError(f"no zoo model was trained as {method} (seed {config.seed}) with these "
                        f"parameters (run {wanted}); the zoo has {trained or 'no models'}. Train it "
                        "(scripts/train_main_runs.py) or choose the parameters a zoo card records.")
+
+
+def run_origin(run: TrainResult) -> str:
+    """Where a run's weights came from, for a metrics file: its folder relative to the
+    repository, its zoo file (:func:`zoo_run`), or "not saved" (trained without out_dir)."""
+    if run.source:
+        return f"{run.source} (run {run_folder(run.config).name})"
+    if run.out_dir is None:
+        return "not saved"
+    where = Path(run.out_dir).resolve()
+    return str(where.relative_to(REPO_ROOT) if where.is_relative_to(REPO_ROOT) else where)
 
 
 def train_or_resume(config: TrainConfig) -> TrainResult:

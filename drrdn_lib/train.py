@@ -66,6 +66,8 @@ class TrainResult:
             ``val_clean_acc``, ``val_robust_acc`` in [0, 1], ``seconds``).
         best, last: the history entries of the best and of the last epoch.
         out_dir: where the files are (None when ``config.out_dir`` is None).
+        source: where the weights were loaded from when not from ``out_dir`` (a zoo model:
+            ``"zoo/<name>.pt"``, :func:`drrdn_lib.zoo.training_run`); None otherwise.
     """
     config: TrainConfig
     model: nn.Module
@@ -74,6 +76,7 @@ class TrainResult:
     best: dict
     last: dict
     out_dir: Path | None
+    source: str | None = None
 
 
 # ----------------------------------------------------------------------------- setup

@@ -135,7 +135,8 @@ def training_run(name: str, device: str | torch.device = "cpu",
     history = curve["per_epoch"]
     best = next(h for h in history if h["epoch"] == curve["best_epoch"])
     return TrainResult(config=config_from_dict(info["training"]["config"]), model=model,
-                       best_model=model, history=history, best=best, last=history[-1], out_dir=None)
+                       best_model=model, history=history, best=best, last=history[-1], out_dir=None,
+                       source=f"zoo/{info['weights']['file']}")
 
 
 # ----------------------------------------------------------------------------- adding

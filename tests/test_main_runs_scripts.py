@@ -92,3 +92,10 @@ def test_a_configuration_no_card_records_is_refused_with_the_zoos_runs(tmp_path)
         _script("evaluate_main_runs").main([_params(tmp_path), "--methods", "pgd_at", "--from-zoo",
                                             "--out-dir", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()  # nothing was evaluated
+
+
+def test_a_zoo_run_names_its_origin_for_the_metrics():
+    from drrdn_lib import experiments
+    params, training = _cpu_training(from_zoo=True)
+    run = experiments.train_for_notebook(["drrdn"], params["dataset"], [0], **training)[("drrdn", 0)]
+    assert experiments.run_origin(run) == "zoo/drrdn.pt (run drrdn-029802bebb)"

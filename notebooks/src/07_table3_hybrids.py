@@ -63,7 +63,6 @@ data_dir = None
 out_dir = None          # None: results/07_table3_hybrids
 
 # %%
-import os
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -200,7 +199,7 @@ metrics = {"parameters": dict(dataset=dataset, model=model, seed=seed, epochs=ep
            "n_train_images": len(y_train), "n_test": len(y_test),
            "models": models, "trained": trained, "not_trained_rule": claims.NOT_TRAINED_RULE,
            "hybrids": hybrids, "finetune": result.settings,
-           "runs": {m: os.path.relpath(r.out_dir, results.REPO_ROOT) for (m, _), r in runs.items()}}
+           "runs": {m: experiments.run_origin(r) for (m, _), r in runs.items()}}
 metrics["claims"] = claims.describe(NAME, metrics)
 results.save_metrics(out, metrics)
 display(Markdown("\n".join(f"- {c}" for c in metrics["claims"])))

@@ -63,7 +63,6 @@ data_dir = None
 out_dir = None          # None: results/08_figure2_tsne
 
 # %%
-import os
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -232,7 +231,7 @@ metrics = {"parameters": dict(dataset=dataset, model=model, seed=seed, epochs=ep
                      "step_size": budget.step_size, "steps": budget.steps},
            "n_test": len(y), "n_heldout": len(held_idx), "chance": 1 / (int(y.max()) + 1), "models": models, "trained": trained,
            "not_trained_rule": claims.NOT_TRAINED_RULE, "representations": numbers,
-           "runs": {m: os.path.relpath(r.out_dir, results.REPO_ROOT) for (m, _), r in runs.items()}}
+           "runs": {m: experiments.run_origin(r) for (m, _), r in runs.items()}}
 metrics["claims"] = claims.describe(NAME, metrics)
 results.save_metrics(out, metrics)
 display(Markdown("\n".join(f"- {c}" for c in metrics["claims"])))
