@@ -60,7 +60,10 @@ def execute(notebook: str | Path, out_dir: str | Path, parameters: dict | None =
         raise FileNotFoundError(f"no notebook at {notebook}; the notebooks are in {REPO_ROOT / 'notebooks'}.")
     check_parameters(notebook, dict(parameters or {}))
     out_dir.mkdir(parents=True, exist_ok=True)
-    params = dict(parameters or {}, out_dir=str(out_dir))
+    # the kernel starts in the repository root: a folder inside it is passed relative, so the
+    # executed notebook's injected parameters name no machine path
+    where = out_dir.relative_to(REPO_ROOT) if out_dir.is_relative_to(REPO_ROOT) else out_dir
+    params = dict(parameters or {}, out_dir=str(where))
     output = out_dir / notebook.name
     try:
         papermill.execute_notebook(str(notebook), str(output), parameters=params,

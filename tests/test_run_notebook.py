@@ -120,6 +120,16 @@ def test_execute_checks_parameters_before_papermill(notebook, tmp_path):
         run_notebook.execute(notebook, tmp_path / "out", {"methods": "pgd_at"})
 
 
+def test_an_output_folder_in_the_repository_is_passed_relative(notebook, monkeypatch):
+    """The injected parameters of a committed report must not record this machine's path."""
+    seen = {}
+    monkeypatch.setattr(papermill, "execute_notebook", lambda nb, out, parameters, **kw: seen.update(parameters))
+    folder = run_notebook.REPO_ROOT / "results" / "test_relative_out_dir"
+    run_notebook.execute(notebook, folder, {"epochs": 2}, progress=False)
+    assert seen == {"epochs": 2, "out_dir": "results/test_relative_out_dir"}
+    folder.rmdir()
+
+
 def test_an_edited_notebook_is_read_again(notebook):
     check_parameters(notebook, {"epochs": 3})
     nb = nbformat.read(notebook, as_version=4)
