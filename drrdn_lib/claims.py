@@ -427,8 +427,9 @@ def bound_check(m: dict) -> list[str]:
                          "adversarial representations")
     unkept = m.get("runs_without_kept_weights", [])
     if unkept:
-        out.append(f"Left out of the terms over training: {', '.join(unkept)} (cached runs that kept "
-                   "no per-epoch weights; delete them from results/runs to retrain).")
+        out.append(f"Left out of the terms over training: {', '.join(unkept)} (no per-epoch weights: "
+                   "zoo models keep their best epoch only; runs cached before keep_every existed "
+                   "retrain when deleted from results/runs).")
     return out + _over_training(m.get("over_epochs", []), m.get("gap_divergence_spearman"), names)
 
 

@@ -27,7 +27,7 @@ from .methods import hyper_defaults
 from .protocol import BUDGETS, PAPER
 from .torch_utils import model_device, predict_labels
 from .transfer import AccuracyCell, TransferResult, transfer_matrix
-from .results import REPO_ROOT
+from .results import REPO_ROOT, repo_relative
 from .train import TrainConfig, TrainResult, epoch_checkpoints, train
 from .train_config import OUTSIDE_RUN_IDENTITY
 
@@ -205,8 +205,7 @@ def run_origin(run: TrainResult) -> str:
         return f"{run.source} (run {run_folder(run.config).name})"
     if run.out_dir is None:
         return "not saved"
-    where = Path(run.out_dir).resolve()
-    return str(where.relative_to(REPO_ROOT) if where.is_relative_to(REPO_ROOT) else where)
+    return str(repo_relative(run.out_dir))
 
 
 def train_or_resume(config: TrainConfig) -> TrainResult:
@@ -269,7 +268,10 @@ def training_path(run: TrainResult) -> list[dict]:
     all: for a run started from another's best weights (``init_from``), that run's kept
     epochs up to its best (stage "pre-training"), then the run's own (stage "own"), numbered
     on from there. Rows: ``{"epoch", "stage", "run_dir", "run_epoch"}`` (load the weights
-    with ``train.load_model(run_dir, run_epoch)``)."""
+    with ``train.load_model(run_dir, run_epoch)``). A zoo model (:func:`zoo_run`, no run
+    folder) kept only its best weights: no path."""
+    if run.out_dir is None:
+        return []
     path, offset = [], 0
     if run.config.init_from:
         source = Path(run.config.init_from)

@@ -14,7 +14,14 @@ from .files import to_jsonable, write_bytes_atomic, write_json_atomic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-__all__ = ["REPO_ROOT", "run_dir", "write_json_atomic", "save_metrics", "save_figure", "to_jsonable"]
+__all__ = ["REPO_ROOT", "repo_relative", "run_dir", "write_json_atomic", "save_metrics", "save_figure", "to_jsonable"]
+
+
+def repo_relative(path: str | os.PathLike) -> Path:
+    """``path`` resolved, relative to the repository when it lies inside it (so that a
+    record names no machine path), else absolute."""
+    where = Path(path).resolve()
+    return where.relative_to(REPO_ROOT) if where.is_relative_to(REPO_ROOT) else where
 
 
 def run_dir(name: str, out_dir: str | os.PathLike | None = None) -> Path:

@@ -23,7 +23,7 @@ import nbformat
 import yaml
 
 from .notebook_params import ParameterError, check_parameters
-from .results import REPO_ROOT
+from .results import REPO_ROOT, repo_relative
 
 
 def strip_machine_metadata(path: Path) -> None:
@@ -62,8 +62,7 @@ def execute(notebook: str | Path, out_dir: str | Path, parameters: dict | None =
     out_dir.mkdir(parents=True, exist_ok=True)
     # the kernel starts in the repository root: a folder inside it is passed relative, so the
     # executed notebook's injected parameters name no machine path
-    where = out_dir.relative_to(REPO_ROOT) if out_dir.is_relative_to(REPO_ROOT) else out_dir
-    params = dict(parameters or {}, out_dir=str(where))
+    params = dict(parameters or {}, out_dir=str(repo_relative(out_dir)))
     output = out_dir / notebook.name
     try:
         papermill.execute_notebook(str(notebook), str(output), parameters=params,

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from .files import save_torch_atomic, write_json_atomic
-from .results import REPO_ROOT
+from .results import REPO_ROOT, repo_relative
 
 __all__ = ["ZooError", "zoo_folder", "available", "card", "load_pretrained", "training_run",
            "add_to_zoo", "verify_card", "MAX_WEIGHTS_BYTES"]
@@ -173,10 +173,9 @@ def _training_record(run_dir: Path, config: dict, metrics: dict, command: str) -
     history, best = metrics["history"], metrics["best"]
     select = config_from_dict(config).resolved_select_on()
     keep = ("epoch", "lr", "train_loss", "val_clean_acc", "val_robust_acc", "seconds")
-    where = run_dir.resolve()
     return {
         "command": command,
-        "run_dir": str(where.relative_to(REPO_ROOT) if where.is_relative_to(REPO_ROOT) else where),
+        "run_dir": str(repo_relative(run_dir)),
         "config": config, "status": metrics.get("status"),
         "commit": sessions[0]["commit"],
         "commits": sorted({s["commit"] for s in sessions}),

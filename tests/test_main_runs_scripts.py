@@ -99,3 +99,4 @@ def test_a_zoo_run_names_its_origin_for_the_metrics():
     params, training = _cpu_training(from_zoo=True)
     run = experiments.train_for_notebook(["drrdn"], params["dataset"], [0], **training)[("drrdn", 0)]
     assert experiments.run_origin(run) == "zoo/drrdn.pt (run drrdn-029802bebb)"
+    assert experiments.training_path(run) == []  # a zoo model kept its best epoch only

@@ -1,4 +1,6 @@
 """run_notebook's command line and notebook_params: bad parameters stop before anything runs."""
+from pathlib import Path
+
 import nbformat
 import papermill
 import pytest
@@ -137,3 +139,9 @@ def test_an_edited_notebook_is_read_again(notebook):
     nbformat.write(nb, notebook)
     with pytest.raises(ParameterError, match="'epochs' must be str"):
         check_parameters(notebook, {"epochs": 3})
+
+
+def test_repo_relative_names_a_folder_inside_the_repository_relative_and_others_absolute(tmp_path):
+    from drrdn_lib.results import REPO_ROOT, repo_relative
+    assert repo_relative(REPO_ROOT / "results" / "x" / ".." / "y") == Path("results/y")
+    assert repo_relative(tmp_path) == tmp_path.resolve()

@@ -43,6 +43,7 @@ hyper_by_method = {"trades": {"beta": 1.0}, "mart": {"beta": 1.0}}
 eps_ramp_epochs = 0
 bf16 = False
 channels_last = False
+from_zoo = False        # True: the zoo's models whose cards record these parameters (cpu.yaml's)
 eval_steps = 10         # PGD steps of the attack that defines the adversarial domain A
 bound_limit = 1000      # test images (stratified) the bound is estimated on; half fit the heads
 lambda_sizes = [25, 50, 100, 200]   # head training pairs for the lambda*-against-n check
@@ -67,19 +68,17 @@ scale = ("the protocol's scale" if protocol_scale else
 
 # %% [markdown]
 # ## 1. Training (shared with notebook 02)
-# The runs of notebook 02 with its parameters (loaded from `results/runs`, not retrained).
+# The runs of notebook 02 with its parameters (loaded from `results/runs`, not retrained;
+# with `from_zoo`, the zoo's checkpoints trained with these parameters: the cpu scale's are
+# in `zoo/`, best epoch only, so section 4 has no path over training for them).
 # With `init_from_standard` (CI), one Standard run is trained `epochs` epochs and every
 # method, Standard included, fine-tunes it `finetune_epochs` more with its own objective:
 # from a random start at this scale PGD-AT and MART stay near chance (notebook 02).
 
 # %%
-runs = experiments.train_for_notebook(
-    methods, dataset, seeds, epochs=epochs, train_limit=train_limit, batch_size=batch_size,
-    eps=eps, train_steps=train_steps, lr=lr, model=model, device=device, data_dir=data_dir,
-    init_from_standard=init_from_standard, finetune_epochs=finetune_epochs,
-    finetune_lr=finetune_lr, hyper_by_method=hyper_by_method, bf16=bf16,
-    channels_last=channels_last, eps_ramp_epochs=eps_ramp_epochs)
-pd.DataFrame([{"model": names[m], "seed": s, "started from": "Standard run" if r.config.init_from else "random",
+runs = experiments.train_for_notebook(methods, dataset, seeds, **experiments.notebook_training_kw(globals()))
+pd.DataFrame([{"model": names[m], "seed": s, "weights": experiments.run_origin(r),
+               "started from": "Standard run" if r.config.init_from else "random",
                "epochs": r.config.epochs, "best epoch": r.best["epoch"], "val natural": r.best["val_clean_acc"],
                "val PGD": r.best["val_robust_acc"]} for (m, s), r in runs.items()]).round(3)
 
@@ -191,8 +190,9 @@ for (method, seed), run in runs.items():
                            "checkpoint": f"{step['run_dir'].name}@{step['run_epoch']}",
                            "learned": 1 - report.err_nat.value >= claims.NOT_TRAINED_RULE["min_clean"],
                            **report.to_record("mlp")})
-unkept = [f"{names[m]}/seed {s}" for (m, s), run in runs.items() if not train.epoch_checkpoints(run.out_dir)]
-print("runs that kept no per-epoch weights (cached before keep_every existed):", unkept or "none")
+unkept = [f"{names[m]}/seed {s}" for (m, s), run in runs.items() if not experiments.training_path(run)]
+print("runs that kept no per-epoch weights (zoo models, or runs cached before keep_every existed):",
+      unkept or "none")
 over_epochs = pd.DataFrame(epoch_rows)
 pretraining = max((r["epoch"] for r in epoch_rows if r["stage"] == "pre-training"), default=None)
 if len(over_epochs):
