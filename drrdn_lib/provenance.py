@@ -22,7 +22,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str:
     """HEAD's hash, with ``+dirty`` when tracked files differ from it; ``unknown`` outside
-    a git checkout."""
+    a git checkout. Read once per process, when this module is imported (Python reads the
+    code once too): edits made to the working tree while a long job runs do not mark that
+    job's records ``+dirty``, and edits made before it started do."""
     def git(*args):
         return subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True,
                               text=True, timeout=10, check=True).stdout.strip()
@@ -32,6 +34,9 @@ def git_commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return commit + ("+dirty" if dirty else "")
+
+
+git_commit()
 
 
 @functools.lru_cache(maxsize=8)

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from .files import to_jsonable, write_bytes_atomic, write_json_atomic
+from .provenance import provenance  # reads the commit now, as the code is loaded
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,7 +37,6 @@ def save_metrics(out_dir: str | os.PathLike, metrics: dict, name: str = "metrics
     A ``provenance`` entry (``drrdn_lib.provenance``: commit, torch, device, threads; the
     evaluation precision, float32) is added unless ``metrics`` has one; the device is
     ``metrics["parameters"]["device"]`` when given, else the CPU."""
-    from .provenance import provenance
     path = Path(out_dir) / name
     current = json.loads(path.read_text()) if path.exists() else {}
     device = str((metrics.get("parameters") or {}).get("device") or "cpu")

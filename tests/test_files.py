@@ -178,3 +178,14 @@ def test_saved_metrics_carry_provenance(tmp_path):
     assert saved["accuracy"] == {"a": 0.5} and saved["provenance"]["torch"] == str(torch.__version__)
     assert saved["provenance"]["device"] == "cpu" and saved["provenance"]["precision"] == "float32"
     assert saved["provenance"]["commit"]
+
+
+def test_the_commit_is_read_when_the_results_module_loads():
+    # a long job's records name the code it loaded, not the tree at the time it saves
+    import subprocess
+    import sys
+    code = ("from drrdn_lib import results, provenance; "
+            "print(provenance.git_commit.cache_info().currsize)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.strip() == "1"
