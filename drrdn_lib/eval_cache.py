@@ -50,15 +50,23 @@ def fingerprint(*parts: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def cached(cache_dir: str | Path | None, kind: str, key: tuple, compute: Callable[[], Any]) -> Any:
+def cached(cache_dir: str | Path | None, kind: str, key: tuple, compute: Callable[..., Any],
+           partial: bool = False) -> Any:
     """``compute()``, or the value stored under ``cache_dir/<kind>-<fingerprint(*key)>.pt``;
-    a computed value is stored there atomically. ``cache_dir`` None: no cache."""
+    a computed value is stored there atomically. ``cache_dir`` None: no cache.
+
+    ``partial``: ``compute(state_path)`` is given ``<kind>-<fingerprint>.partial.pt`` (None
+    without a cache) to keep its progress in while it runs and to resume from (an hours-long
+    evaluation then loses at most one batch when killed); the file is removed once the
+    value is stored."""
     if cache_dir is None:
-        return compute()
+        return compute(None) if partial else compute()
     path = Path(cache_dir) / f"{kind}-{fingerprint(*key)}.pt"
     if path.is_file():
         return torch.load(path, map_location="cpu", weights_only=False)
-    value = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
+    state = path.with_name(f"{path.stem}.partial.pt")
+    value = compute(state) if partial else compute()
     save_torch_atomic(value, path)
+    state.unlink(missing_ok=True)
     return value

@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from .attack_registry import make_attack
 from .attacks import CWInf, FGSM, PGD, Attack, AttackBudget
 from .autoattack_adapter import AutoAttackAdapter
+from .files import save_torch_atomic
 from .masking_checks import (CheckResult, GradientMaskingWarning, gradient_masking_checks,
                              resolve_checks)
 from .torch_utils import eval_mode, model_device, predict_logits
@@ -218,7 +219,8 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
              budget: AttackBudget | None = None, mode: str = "individual",
              batch_size: int = 256, checks: str | Sequence[str] = "all",
              check_samples: int = 500, reference: PGD | None = None,
-             square_queries: int = 1000, progress: bool = True) -> EvaluationRecord:
+             square_queries: int = 1000, progress: bool = True,
+             resume_file: str | Path | None = None) -> EvaluationRecord:
     """Evaluate ``model`` on (images (N, ...) in [0, 1], labels (N,) int64).
 
     Args:
@@ -232,6 +234,10 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
             ``attacks``, else PGD(eps, eps / 4, 20)).
         square_queries: Square queries for the black-box check (1000).
         progress: show a tqdm bar over batches.
+        resume_file: where the attacks' per-example flags are saved after every batch; a
+            call that finds the file (written for the same number of examples and attacks)
+            skips the batches it records. The attacks seed every call, so a resumed run
+            gives the same flags as an uninterrupted one. The checks are not resumed.
     Returns: an :class:`EvaluationRecord`; the model's train/eval mode is restored.
     Raises: ``ValueError`` for bad images, labels or logits (module docstring).
     """
@@ -248,7 +254,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     with eval_mode(model):
         clean = _clean_correct(model, images, labels, batch_size)
         flags, results = _run_attacks(model, images, labels, clean, attack_dict, mode, batch_size,
-                                      progress)
+                                      progress, resume_file)
         record = _make_record(images.shape[0], flags, results, mode)
         for result in results.values():
             record.warnings += [f"{result.name}: {w}" for w in (result.report or {}).get("warnings", [])]
@@ -279,17 +285,24 @@ def _clean_correct(model, images, labels, batch_size) -> torch.Tensor:
     return (logits.argmax(1) == labels.to(logits.device)).cpu()
 
 
-def _run_attacks(model, images, labels, clean, attack_dict, mode, batch_size, progress):
+def _run_attacks(model, images, labels, clean, attack_dict, mode, batch_size, progress,
+                 resume_file=None):
     """Per-example "still correct" flags (CPU bool (N,)) for clean and each attack, and
-    the per-attack timing/report bookkeeping."""
+    the per-attack timing/report bookkeeping; with ``resume_file``, saved after every batch
+    and resumed from (:func:`evaluate`)."""
     n = images.shape[0]
     device = model_device(model, images.device)
     flags = {"clean": clean}
     flags.update({name: torch.zeros(n, dtype=torch.bool) for name in attack_dict})
     results = {name: AttackResult(name, _config(a), 0, n) for name, a in attack_dict.items()}
+    start = 0
+    state = _load_state(resume_file, n, batch_size, list(attack_dict))
+    if state is not None:
+        start, flags, results = state["next"], state["flags"], state["results"]
     n_batches = math.ceil(n / batch_size)
-    with tqdm(total=n_batches, desc="evaluate", disable=not progress, leave=False) as bar:
-        for lo in range(0, n, batch_size):
+    with tqdm(total=n_batches, initial=start // batch_size, desc="evaluate", disable=not progress,
+              leave=False, mininterval=30) as bar:
+        for lo in range(start, n, batch_size):
             x = images[lo:lo + batch_size].to(device)
             y = labels[lo:lo + batch_size].to(device)
             correct = clean[lo:lo + batch_size].to(device)
@@ -300,8 +313,25 @@ def _run_attacks(model, images, labels, clean, attack_dict, mode, batch_size, pr
                 still = _attack_batch(model, attack, x, y, active, results[name], name)
                 flags[name][lo:lo + len(y)] = still.cpu()
                 alive &= still
+            if resume_file is not None:
+                save_torch_atomic({"n": n, "batch_size": batch_size, "attacks": list(attack_dict),
+                                   "next": lo + batch_size, "flags": flags, "results": results},
+                                  resume_file)
             bar.update(1)
     return flags, results
+
+
+def _load_state(resume_file, n: int, batch_size: int, attacks: list[str]) -> dict | None:
+    """The saved progress of :func:`_run_attacks`, or None (no file). A file written for
+    other examples or attacks raises: it belongs to another evaluation."""
+    if resume_file is None or not Path(resume_file).is_file():
+        return None
+    state = torch.load(resume_file, map_location="cpu", weights_only=False)
+    saved = (state.get("n"), state.get("batch_size"), state.get("attacks"))
+    if saved != (n, batch_size, attacks):
+        raise ValueError(f"{resume_file} records (n, batch_size, attacks) = {saved}, this "
+                         f"evaluation {(n, batch_size, attacks)}; delete it or pass another file.")
+    return state
 
 
 def _attack_batch(model, attack, x, y, active, result: AttackResult, name: str) -> torch.Tensor:

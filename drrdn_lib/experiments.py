@@ -555,7 +555,8 @@ def evaluate_main_table(models: dict[str, nn.Module], images, labels, dataset: s
                         eps: float | None = None, attack_steps=None,
                         black_box_steps: int | None = None, autoattack: str | None = "standard",
                         checks="all", check_samples: int = 500, square_queries: int = 1000,
-                        seed: int = 0, batch_size: int = 256, cache_dir=None) -> MainTable:
+                        seed: int = 0, batch_size: int = 256, cache_dir=None,
+                        progress: bool = False) -> MainTable:
     """Tables 1 and 2 for one seed's ``models`` (name -> model) on (images, labels), plus
     what the paper lacks: AutoAttack and the per-example worst case over every attack run.
 
@@ -570,7 +571,9 @@ def evaluate_main_table(models: dict[str, nn.Module], images, labels, dataset: s
     :func:`black_box_budget`. ``worst_case``: correct on the clean image and under every
     white-box attack, AutoAttack and every other model's transfer example. ``cache_dir``
     (``drrdn_lib.eval_cache``): each model's evaluation and each surrogate's examples are
-    kept there as they finish, so that a killed evaluation resumes; None: no cache.
+    kept there as they finish, and a model's attacks batch by batch while they run
+    (``evaluate-*.partial.pt``), so that a killed evaluation resumes; None: no cache.
+    ``progress``: a bar over each model's batches (on stderr).
     """
     attacks = paper_attacks(dataset, eps, attack_steps, seed)
     reference = next(a for k, a in attacks.items() if k.startswith("pgd"))
@@ -592,10 +595,10 @@ def evaluate_main_table(models: dict[str, nn.Module], images, labels, dataset: s
     per_example, records = {}, {}
     for name, model in models.items():
         device = model_device(model)
-        record = cached(cache_dir, "evaluate", (model, images, labels, settings), lambda: evaluate(
+        record = cached(cache_dir, "evaluate", (model, images, labels, settings), lambda state: evaluate(
             model, images.to(device), labels.to(device), attacks, batch_size=batch_size,
             checks=checks, check_samples=check_samples, reference=reference,
-            square_queries=square_queries, progress=False))
+            square_queries=square_queries, progress=progress, resume_file=state), partial=True)
         records[name] = record
         flags = {k: v for k, v in record.per_example.items() if k != "worst_case"}
         for surrogate, adv in transfer.examples.items():
@@ -640,7 +643,8 @@ def evaluate_for_notebook(models_by_seed: dict, dataset: str, *, data_dir=None,
     and the worst case on the ``autoattack_limit`` subset (:func:`with_autoattack_subset`).
     ``subset_stage`` False (a long evaluation in parts): only the stage on all images when
     there is a subset (its tables stand in for the subset's, its frame has no AutoAttack).
-    ``table_kw``: eps, attack_steps, black_box_steps, checks, check_samples, square_queries.
+    ``table_kw``: eps, attack_steps, black_box_steps, checks, check_samples, square_queries,
+    progress.
     Returns (tables, subset_tables, frame): ``{seed: MainTable}`` on all images and on the
     AutoAttack subset (the same table when there is no subset), and the rows of every seed
     (:meth:`MainTable.to_frame` with a ``seed`` column)."""

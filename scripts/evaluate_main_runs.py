@@ -11,7 +11,10 @@ they land under the same cache keys in ``results/02_main_results/cache`` (or
 ``--out-dir``/cache). A run that has not finished training is refused, never trained
 (``experiments.RunNotFinished``): train it with ``scripts/train_main_runs.py`` first. Killed
 and started again, the command skips every part already in the cache (white box on all
-test images, then AutoAttack, the checks and the worst case on the AutoAttack subset).
+test images, then AutoAttack, the checks and the worst case on the AutoAttack subset), and
+resumes a model's attacks after the last finished batch of 256 images
+(``cache/evaluate-*.partial.pt``, small: commit it when a session ends mid-model). A bar
+over each model's batches goes to stderr.
 
 ``--full-set-only`` runs the first stage only (the paper's attacks and the transfer examples
 on all test images) for every model given, so that a session can finish those before
@@ -76,7 +79,7 @@ def main(argv=None) -> None:
             _, _, frame = experiments.evaluate_for_notebook(
                 {seed: {method: runs[(method, seed)].best_model}}, params["dataset"],
                 cache_dir=Path(args.out_dir) / "cache", subset_stage=not args.full_set_only,
-                **evaluation)
+                progress=True, **evaluation)
             shown = ", ".join(f"{r.column} {100 * r.accuracy:.1f}% (n {r.n})" for r in frame.itertuples()
                               if not r.column.startswith("bb_"))
             print(f"{method} seed {seed}: {shown} ({time.perf_counter() - started:.0f} s so far)",

@@ -45,3 +45,16 @@ def test_transfer_matrix_from_cache_equals_a_fresh_one(tmp_path, monkeypatch):
     monkeypatch.setattr(transfer, "craft_transfer_examples", lambda *a, **k: 1 / 0)  # must not run
     again = transfer_matrix(models, models, x, y, budget, cache_dir=tmp_path)
     assert again.cells == fresh.cells
+
+
+def test_a_partial_entry_gets_its_state_file_and_it_is_removed_once_stored(tmp_path):
+    seen = []
+
+    def compute(state):
+        seen.append(state)
+        state.write_bytes(b"progress")
+        return 7
+    assert cached(tmp_path, "evaluate", (1,), compute, partial=True) == 7
+    assert seen[0].name.startswith("evaluate-") and seen[0].name.endswith(".partial.pt")
+    assert not seen[0].exists() and len(list(tmp_path.glob("evaluate-*.pt"))) == 1
+    assert cached(None, "evaluate", (1,), lambda state: state, partial=True) is None

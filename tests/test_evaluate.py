@@ -254,3 +254,29 @@ def test_a_plain_callable_attack_is_checked_too(trained):
         run(model, images, labels, attacks={"shift": lambda m, x, y: x + 0.5})
     with pytest.raises(ValueError, match=r"'crop' returned shape \(.*\) for a batch of shape"):
         run(model, images, labels, attacks={"crop": lambda m, x, y: x[:, :, :4]})
+
+
+def test_a_killed_evaluation_resumes_after_its_last_batch_with_the_same_flags(trained, tmp_path):
+    """96 examples in batches of 40: killed in the third batch, the second call attacks only
+    that batch and ends with the flags of an uninterrupted run."""
+    model, images, labels = trained
+    pgd = PGD(EPS, EPS / 4, 10, seed=0)
+    whole = run(model, images, labels, attacks={"pgd": pgd})
+    calls = []
+
+    def dies_in_batch_three(m, x, y):
+        calls.append(len(x))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return pgd(m, x, y)
+    state = tmp_path / "evaluate.partial.pt"
+    with pytest.raises(KeyboardInterrupt):
+        run(model, images, labels, attacks={"pgd": dies_in_batch_three}, resume_file=state)
+    assert state.is_file() and len(calls) == 3
+    calls.clear()
+    resumed = run(model, images, labels, attacks={"pgd": dies_in_batch_three}, resume_file=state)
+    assert calls == [int(whole.per_example["clean"][80:].sum())]  # only the last batch's clean-correct
+    for name in ("clean", "pgd", "worst_case"):
+        assert torch.equal(resumed.per_example[name], whole.per_example[name]), name
+    with pytest.raises(ValueError, match="records \\(n, batch_size, attacks\\)"):
+        run(model, images, labels, attacks={"other": pgd}, resume_file=state)
