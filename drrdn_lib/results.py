@@ -11,9 +11,7 @@ import os
 from pathlib import Path
 
 from .files import to_jsonable, write_bytes_atomic, write_json_atomic
-from .provenance import provenance  # reads the commit now, as the code is loaded
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from .provenance import REPO_ROOT, provenance  # provenance reads the commit now, as the code is loaded
 
 __all__ = ["REPO_ROOT", "repo_relative", "run_dir", "write_json_atomic", "save_metrics", "save_figure", "to_jsonable"]
 
