@@ -38,7 +38,8 @@ __all__ = ["PROTOCOLS", "DEFAULT_HYPER", "METHOD_ORDER", "protocol", "training_k
            "black_box_budget", "attack_label", "paper_column", "MainTable", "evaluate_main_table",
            "summarise_seeds", "summarise_accuracies", "summarise_estimates", "format_accuracy",
            "format_estimate", "format_cell", "compare_with_paper", "training_path", "pgd_accuracy_curve", "cell",
-           "RunNotFinished", "evaluate_for_notebook", "learning_curves", "notebook_training_kw"]
+           "RunNotFinished", "evaluate_for_notebook", "learning_curves", "notebook_training_kw",
+           "ablation_variants", "ablation_training_kw", "ablation_run"]
 
 def _settings(family: str, model: str) -> dict:
     recipe = PAPER[family]
@@ -397,6 +398,36 @@ def notebook_training_kw(params: dict) -> dict:
     names = [n for n, p in inspect.signature(train_for_notebook).parameters.items()
              if p.kind is p.KEYWORD_ONLY and n != "load_only"]
     return {n: params[n] for n in names if n in params}
+
+
+def ablation_variants(names=None) -> dict[str, dict]:
+    """The :data:`ABLATIONS` entries named in ``names`` (None: all), in that order, as
+    ``{variant: hyper}``; a ``ValueError`` naming the known variants for any other name."""
+    if names is None:
+        return dict(ABLATIONS)
+    unknown = [n for n in names if n not in ABLATIONS]
+    if unknown:
+        raise ValueError(f"unknown ablation variants {unknown}; choose from {list(ABLATIONS)}")
+    return {n: ABLATIONS[n] for n in names}
+
+
+def ablation_training_kw(params: dict) -> dict:
+    """:func:`training_kw` of the ablation notebook's parameters (``params``: name -> value),
+    one home for the notebook and ``scripts/train_ablation_runs.py``."""
+    import inspect
+    names = [n for n, p in inspect.signature(training_kw).parameters.items() if p.kind is p.KEYWORD_ONLY]
+    return training_kw(**{n: params[n] for n in names if n in params})
+
+
+def ablation_run(variant: str, dataset: str, *, seed: int = 0, from_zoo: bool = False,
+                 **train_kw) -> TrainResult:
+    """The DRRDN run of one :data:`ABLATIONS` variant: with ``from_zoo`` the full DRRDN is the
+    zoo's model (:func:`zoo_run`); every other run is :func:`shared_run` (trained, or loaded
+    when a background job or another notebook has trained it)."""
+    hyper = ablation_variants([variant])[variant]
+    if from_zoo and variant == FULL_DRRDN:
+        return zoo_run("drrdn", dataset, seed=seed, hyper=hyper, **train_kw)
+    return shared_run("drrdn", dataset, seed=seed, hyper=hyper, **train_kw)
 
 
 def train_grid_from_standard(methods, dataset: str, seeds, *, pretrain_kw: dict,

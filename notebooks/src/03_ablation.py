@@ -26,6 +26,8 @@ autoattack = "fast"
 eps_ramp_epochs = 0     # training eps grows from 0 over this many epochs (cpu scale: 1)
 bf16 = False            # train under bfloat16 autocast (evaluation attacks stay float32)
 channels_last = False   # NHWC memory format (faster convolutions on CPU)
+variants = None         # names of experiments.ABLATIONS to run (None: all seven)
+from_zoo = False        # the full DRRDN is the zoo's model (trained with these parameters)
 device = "cpu"
 data_dir = None
 out_dir = None
@@ -41,18 +43,16 @@ from drrdn_lib.data import load_dataset
 
 NAME = "03_ablation"
 out = results.run_dir(NAME, out_dir)
-train_kw = experiments.training_kw(epochs=epochs, train_limit=train_limit, batch_size=batch_size,
-                                  eps=eps, train_steps=train_steps, lr=lr, device=device, data_dir=data_dir,
-                                  bf16=bf16, channels_last=channels_last, eps_ramp_epochs=eps_ramp_epochs)
+train_kw = experiments.ablation_training_kw(globals())
 eval_kw = dict(limit=eval_limit, pgd_steps=eval_steps, eps=eps, autoattack=autoattack,
                data_dir=data_dir, checks="cheap")
-variants = experiments.ABLATIONS  # the paper's Table 4, each loss off, and the control
+variants = experiments.ablation_variants(variants)  # the paper's Table 4, each loss off, the control
 
 # %%
 rows = []
-for variant, hyper in variants.items():
+for variant in variants:
     for seed in seeds:
-        run = experiments.shared_run("drrdn", dataset, seed=seed, hyper=hyper, **train_kw)
+        run = experiments.ablation_run(variant, dataset, seed=seed, from_zoo=from_zoo, **train_kw)
         record = experiments.evaluate_model(run.best_model, dataset, seed=seed, **eval_kw)
         rows.append({"variant": variant, "seed": seed, "best epoch": run.best["epoch"],
                      **record.summary()})
@@ -83,6 +83,8 @@ learned = claims.trained_models(summary[summary.column == "clean"].set_index("mo
                                 standard=experiments.FULL_DRRDN)
 paper_rows = []
 for variant, paper_row in TABLE4_ROWS.items():
+    if variant not in variants:
+        continue
     r = pgd_cells.loc[variant]
     paper = paper_numbers.paper_value("table4", paper_row, "pgd40")
     paper_rows.append({"variant": variant, "paper row": paper_row, "paper PGD-40 %": paper,

@@ -1,0 +1,61 @@
+"""Train the DRRDN variants of the ablation notebook (03) for a parameter file, in the
+background and resumably, so that the notebook then loads them instead of training.
+
+    nohup python scripts/train_ablation_runs.py notebooks/params/03_ablation/cpu.yaml \\
+        --variants "without MI" --threads 1 > results/logs/ablation_no_mi.log 2>&1 &
+
+Each variant is a :func:`drrdn_lib.experiments.shared_run` folder under results/runs/ (the
+same run the notebook asks for): killed and started again, the command continues from the
+last finished epoch. With ``from_zoo: true`` the full DRRDN is the zoo's model and is not
+trained here. ``--threads``: see scripts/train_main_runs.py (use 1 beside other work).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from drrdn_lib import experiments  # noqa: E402
+from drrdn_lib.notebook_params import parameters_from_file  # noqa: E402
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "03_ablation.ipynb"
+
+
+def main(argv=None) -> None:
+    args = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    args.add_argument("params", help="a notebooks/params/03_ablation/*.yaml file")
+    args.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args.add_argument("--variants", default=None,
+                      help="comma-separated subset of the file's variants (names of "
+                           "drrdn_lib.experiments.ABLATIONS), e.g. one per 1-thread process")
+    args = args.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    params = parameters_from_file(NOTEBOOK, args.params)
+    variants = experiments.ablation_variants(params["variants"])
+    if args.variants:
+        chosen = [v.strip() for v in args.variants.split(",")]
+        unknown = [v for v in chosen if v not in variants]
+        if unknown:
+            raise SystemExit(f"--variants {unknown} not among {args.params}'s variants {list(variants)}")
+        variants = {v: variants[v] for v in chosen}
+    train_kw = experiments.ablation_training_kw(params)
+    started = time.perf_counter()
+    for variant, hyper in variants.items():
+        if params["from_zoo"] and variant == experiments.FULL_DRRDN:
+            print(f"{variant}: the zoo's DRRDN (from_zoo), nothing to train", flush=True)
+            continue
+        for seed in params["seeds"]:
+            run = experiments.shared_run("drrdn", params["dataset"], seed=seed, hyper=hyper, **train_kw)
+            print(f"{variant} seed {seed}: best epoch {run.best['epoch']}, val clean "
+                  f"{run.best['val_clean_acc']:.4f}, val PGD {run.best['val_robust_acc']:.4f} "
+                  f"({run.out_dir}; {time.perf_counter() - started:.0f} s so far)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
