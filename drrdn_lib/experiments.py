@@ -587,7 +587,7 @@ def evaluate_main_table(models: dict[str, nn.Module], images, labels, dataset: s
                         black_box_steps: int | None = None, autoattack: str | None = "standard",
                         checks="all", check_samples: int = 500, square_queries: int = 1000,
                         seed: int = 0, batch_size: int = 256, cache_dir=None,
-                        progress: bool = False) -> MainTable:
+                        black_box: bool = True, progress: bool = False) -> MainTable:
     """Tables 1 and 2 for one seed's ``models`` (name -> model) on (images, labels), plus
     what the paper lacks: AutoAttack and the per-example worst case over every attack run.
 
@@ -599,7 +599,8 @@ def evaluate_main_table(models: dict[str, nn.Module], images, labels, dataset: s
     on ``check_samples`` examples, ``square_queries`` Square queries, the reported PGD with
     fewer steps as their reference. Black box: :func:`drrdn_lib.transfer.transfer_matrix`
     with every model as target and surrogate, the diagonal empty, at
-    :func:`black_box_budget`. ``worst_case``: correct on the clean image and under every
+    :func:`black_box_budget` (``black_box`` False: none, for models that are not each
+    other's adversaries, e.g. notebook 03's variants). ``worst_case``: correct on the clean image and under every
     white-box attack, AutoAttack and every other model's transfer example. ``cache_dir``
     (``drrdn_lib.eval_cache``): each model's evaluation and each surrogate's examples are
     kept there as they finish, and a model's attacks batch by batch while they run
@@ -617,8 +618,9 @@ def evaluate_main_table(models: dict[str, nn.Module], images, labels, dataset: s
                                  AutoAttackAdapter(reference.eps, version="custom", seed=seed,
                                                    **FAST_AUTOATTACK))
     budget = black_box_budget(dataset, eps, black_box_steps)
-    transfer = transfer_matrix(models, models, images, labels, budget, seed,
-                               batch_size=batch_size, keep_examples=True, cache_dir=cache_dir)
+    transfer = (transfer_matrix(models, models, images, labels, budget, seed, batch_size=batch_size,
+                                keep_examples=True, cache_dir=cache_dir) if black_box
+                else TransferResult({m: {} for m in models}, budget, int(seed), 0.95, {}))
     settings = {"attacks": {k: a.config() for k, a in attacks.items()}, "checks": checks,
                 "check_samples": check_samples, "square_queries": square_queries,
                 "reference": reference.config(), "batch_size": batch_size}
@@ -641,8 +643,8 @@ def evaluate_main_table(models: dict[str, nn.Module], images, labels, dataset: s
         flags["worst_case"] = record.per_example["worst_case"] & flags.get("black_box", flags["clean"])
         per_example[name] = flags
     transfer.examples = {}
-    columns = (["clean", *attacks] + [f"bb_{s}" for s in models]
-               + (["black_box"] if len(models) > 1 else []) + ["worst_case"])
+    columns = (["clean", *attacks] + ([f"bb_{s}" for s in models] if black_box else [])
+               + (["black_box"] if black_box and len(models) > 1 else []) + ["worst_case"])
     return MainTable(list(models), columns, per_example, records, transfer)
 
 
@@ -674,8 +676,8 @@ def evaluate_for_notebook(models_by_seed: dict, dataset: str, *, data_dir=None,
     and the worst case on the ``autoattack_limit`` subset (:func:`with_autoattack_subset`).
     ``subset_stage`` False (a long evaluation in parts): only the stage on all images when
     there is a subset (its tables stand in for the subset's, its frame has no AutoAttack).
-    ``table_kw``: eps, attack_steps, black_box_steps, checks, check_samples, square_queries,
-    progress.
+    ``table_kw``: eps, attack_steps, black_box_steps, black_box, checks, check_samples,
+    square_queries, progress.
     Returns (tables, subset_tables, frame): ``{seed: MainTable}`` on all images and on the
     AutoAttack subset (the same table when there is no subset), and the rows of every seed
     (:meth:`MainTable.to_frame` with a ``seed`` column)."""

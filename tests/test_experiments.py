@@ -247,6 +247,20 @@ def test_evaluating_one_model_at_a_time_fills_the_cache_of_the_joint_evaluation(
     assert set(frame.seed) == {0}
 
 
+def test_a_table_without_black_box_crafts_no_transfer_examples(tmp_path, monkeypatch):
+    """Notebook 03's variants are evaluated alone, without a transfer matrix."""
+    from torch import nn
+    from drrdn_lib import transfer
+    from tiny import N_CLASSES, SIDE, train_tiny
+    a, x, y = train_tiny(lambda: nn.Sequential(nn.Flatten(), nn.Linear(SIDE * SIDE, N_CLASSES)), 30)
+    monkeypatch.setattr(transfer, "craft_transfer_examples", lambda *args, **kwargs: 1 / 0)
+    for models in ({"drrdn": a}, {"drrdn": a, "copy": copy.deepcopy(a)}):
+        table = experiments.evaluate_main_table(models, x, y, "mnist5k", eps=0.05, attack_steps=(2, 3),
+                                                autoattack=None, checks="none", black_box=False)
+        assert table.columns == ["clean", "fgsm", "pgd2", "pgd3", "cw2", "cw3", "worst_case"]
+        assert set(table.to_frame().column) == set(table.columns)
+
+
 def test_evaluate_for_notebook_puts_autoattack_on_the_stratified_subset(tmp_path, monkeypatch):
     from torch import nn
     from tiny import N_CLASSES, SIDE, train_tiny

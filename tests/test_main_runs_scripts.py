@@ -100,3 +100,59 @@ def test_a_zoo_run_names_its_origin_for_the_metrics():
     run = experiments.train_for_notebook(["drrdn"], params["dataset"], [0], **training)[("drrdn", 0)]
     assert experiments.run_origin(run) == "zoo/drrdn.pt (run drrdn-029802bebb)"
     assert experiments.training_path(run) == []  # a zoo model kept its best epoch only
+
+
+ABLATION_CPU = Path(__file__).resolve().parent.parent / "notebooks" / "params" / "03_ablation" / "cpu.yaml"
+
+
+def _ablation_params(tmp_path, **values):
+    path = tmp_path / "ablation.yaml"
+    path.write_text(yaml.safe_dump({"dataset": "mnist5k", "epochs": 1, "train_limit": 64,
+                                    "variants": ["full DRRDN", "without MI"], **values}))
+    return str(path)
+
+
+def test_ablation_variants_must_be_the_parameter_files(tmp_path):
+    with pytest.raises(SystemExit, match=r"--variants \['without L_BC'\] not among"):
+        _script("train_ablation_runs").main([_ablation_params(tmp_path), "--variants", "without L_BC"])
+
+
+def test_ablation_variants_are_named_and_ordered():
+    from drrdn_lib import experiments
+    assert list(experiments.ablation_variants(["without MI", "full DRRDN"])) == ["without MI", "full DRRDN"]
+    assert experiments.ablation_variants(None) == experiments.ABLATIONS
+    with pytest.raises(ValueError, match="unknown ablation variants \\['without MINE'\\]"):
+        experiments.ablation_variants(["without MINE"])
+
+
+def test_the_ablation_cpu_scale_full_drrdn_is_the_zoos_and_the_variants_differ_only_in_hyper():
+    """cpu.yaml of notebook 03 asks for the zoo's DRRDN (notebook 02's cpu-scale run) as its
+    full DRRDN; each other variant is that run with one loss weight set to 0."""
+    from drrdn_lib import experiments, zoo
+    from drrdn_lib.notebook_params import parameters_from_file
+    params = parameters_from_file(Path(_script("train_ablation_runs").NOTEBOOK), ABLATION_CPU)
+    kw = experiments.ablation_training_kw(params)
+    full = experiments.ablation_run(experiments.FULL_DRRDN, params["dataset"], from_zoo=True, **kw)
+    assert full.config.to_dict() == zoo.card("drrdn")["training"]["config"]
+    for variant in params["variants"][1:]:
+        config = experiments.make_config("drrdn", params["dataset"], hyper=experiments.ABLATIONS[variant], **kw)
+        changed = {k for k in config.hyper if config.hyper[k] != full.config.hyper[k]}
+        assert changed == set(experiments.ABLATIONS[variant])
+        assert {**config.to_dict(), "hyper": None} == {**full.config.to_dict(), "hyper": None, "out_dir": None}
+
+
+def test_ablation_training_skips_the_zoos_full_drrdn_and_trains_the_rest(tmp_path, monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from drrdn_lib import experiments
+    trained = []
+
+    def fake_run(method, dataset, **kw):
+        trained.append((method, kw["hyper"]))
+        return SimpleNamespace(best={"epoch": 1, "val_clean_acc": 0.5, "val_robust_acc": 0.25}, out_dir="x")
+    monkeypatch.setattr(experiments, "shared_run", fake_run)
+    _script("train_ablation_runs").main([_ablation_params(tmp_path, from_zoo=True)])
+    assert trained == [("drrdn", {"lambda_mi": 0.0})]
+    printed = capsys.readouterr().out
+    assert "full DRRDN: the zoo's DRRDN (from_zoo), nothing to train" in printed
+    assert "without MI seed 0: best epoch 1, val clean 0.5000, val PGD 0.2500" in printed
