@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 import random
 import time
@@ -509,8 +508,6 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         ConfigError: bad configuration, or ``out_dir`` holds another run.
         TrainingDiverged: a non-finite loss; ``metrics.json`` says ``"diverged"``.
     """
-    from tqdm.auto import tqdm
-
     config.validate()
     with _run_folder_lock(config, resume):
         run = _Run(config, resume)
