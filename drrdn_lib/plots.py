@@ -282,7 +282,8 @@ def plot_paper_vs_ours(comparison, model_labels: dict, title: str, ax=None):
     ax.axhline(1.0, color="black", lw=0.8)
     ax.axvline(1.0, color="black", lw=0.8)
     ax.set(xlim=(-0.02, 1.05), ylim=(-0.02, 1.05), xlabel="the paper's accuracy (fraction)",
-           ylabel="our accuracy (fraction)", title=title)
+           ylabel="our accuracy (fraction)")
+    ax.set_title(textwrap.fill(title, 60), fontsize="medium")
     _legend_outside(ax)
     ax.figure.tight_layout()
     return ax.figure
@@ -306,7 +307,7 @@ def plot_difference_from_paper(comparison, columns, column_labels: dict, model_l
     ax.set_xticks(range(len(columns)))
     ax.set_xticklabels([textwrap.fill(column_labels.get(c, c), 18) for c in columns], fontsize="small")
     ax.set_ylabel("ours - paper (percentage points)")
-    ax.set_title(title)
+    ax.set_title(textwrap.fill(title, 90), fontsize="medium")
     _legend_outside(ax)
     ax.figure.tight_layout()
     return ax.figure
