@@ -24,13 +24,15 @@ def git_commit() -> str:
     """HEAD's hash, with ``+dirty`` when tracked files differ from it; ``unknown`` outside
     a git checkout. Read once per process, when this module is imported (Python reads the
     code once too): edits made to the working tree while a long job runs do not mark that
-    job's records ``+dirty``, and edits made before it started do."""
+    job's records ``+dirty``, and edits made before it started do. Files under
+    ``reports/`` do not count: they are executed outputs, not code, and a report re-run
+    into its own folder rewrites its notebook (papermill) before the kernel imports this."""
     def git(*args):
         return subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True,
                               text=True, timeout=10, check=True).stdout.strip()
     try:
         commit = git("rev-parse", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)reports")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return commit + ("+dirty" if dirty else "")

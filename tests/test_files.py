@@ -189,3 +189,26 @@ def test_the_commit_is_read_when_the_results_module_loads():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent)
     assert out.stdout.strip() == "1"
+
+
+def test_a_reports_own_outputs_do_not_mark_the_code_dirty(tmp_path, monkeypatch):
+    # re-running a report into its committed folder rewrites its notebook before the kernel
+    # reads the commit; only code (anything outside reports/) makes a record "+dirty"
+    import subprocess
+    from drrdn_lib import provenance
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "out.ipynb").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    monkeypatch.setattr(provenance, "REPO_ROOT", tmp_path)
+    read = provenance.git_commit.__wrapped__
+    assert not read().endswith("+dirty")
+    (tmp_path / "reports" / "out.ipynb").write_text('{"cells": []}')
+    assert not read().endswith("+dirty")
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert read().endswith("+dirty")
