@@ -156,3 +156,26 @@ def test_ablation_training_skips_the_zoos_full_drrdn_and_trains_the_rest(tmp_pat
     printed = capsys.readouterr().out
     assert "full DRRDN: the zoo's DRRDN (from_zoo), nothing to train" in printed
     assert "without MI seed 0: best epoch 1, val clean 0.5000, val PGD 0.2500" in printed
+
+
+def test_attack_convergence_reports_every_attack_with_its_interval(tmp_path, monkeypatch):
+    import json
+
+    from torch import nn
+
+    from tiny import N_CLASSES, SIDE, train_tiny
+    model, x, y = train_tiny(lambda: nn.Sequential(nn.Flatten(), nn.Linear(SIDE * SIDE, N_CLASSES)), 40)
+    script = _script("attack_convergence")
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"n_autoattack": 40, "accuracy": {"tiny": {"autoattack": {"value": 0.1}}}}))
+    monkeypatch.setattr(script, "REPORT", report)
+    monkeypatch.setattr(script, "load_dataset", lambda *args, limit=None, **kw: (x[:limit], y[:limit]))
+    monkeypatch.setattr(script.zoo, "load_pretrained", lambda name: model)
+    monkeypatch.setattr(script, "ATTACKS", script.ATTACKS[:2] + [("PGD-3, step 0.1, 2 restarts", 3, 0.1, 2, "cw")])
+    script.main(["--models", "tiny", "--out-dir", str(tmp_path)])
+    rows = json.loads((tmp_path / "metrics.json").read_text())["rows"]
+    assert [r["attack"] for r in rows] == [a[0] for a in script.ATTACKS]
+    clean = int((model(x).argmax(1) == y).sum())
+    for r in rows:
+        assert r["n"] == 40 and 0 <= r["n_correct"] <= clean and r["autoattack"] == {"value": 0.1}
+        assert r["lo"] <= r["accuracy"] <= r["hi"]
