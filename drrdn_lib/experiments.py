@@ -39,7 +39,7 @@ __all__ = ["PROTOCOLS", "DEFAULT_HYPER", "METHOD_ORDER", "protocol", "training_k
            "summarise_seeds", "summarise_accuracies", "summarise_estimates", "format_accuracy",
            "format_estimate", "format_cell", "compare_with_paper", "training_path", "pgd_accuracy_curve", "cell",
            "RunNotFinished", "evaluate_for_notebook", "learning_curves", "notebook_training_kw",
-           "ablation_variants", "ablation_training_kw", "ablation_run"]
+           "ablation_variants", "ablation_training_kw", "ablation_run", "evaluate_ablation_run"]
 
 def _settings(family: str, model: str) -> dict:
     recipe = PAPER[family]
@@ -428,6 +428,22 @@ def ablation_run(variant: str, dataset: str, *, seed: int = 0, from_zoo: bool = 
     if from_zoo and variant == FULL_DRRDN:
         return zoo_run("drrdn", dataset, seed=seed, hyper=hyper, **train_kw)
     return shared_run("drrdn", dataset, seed=seed, hyper=hyper, **train_kw)
+
+
+def evaluate_ablation_run(model: nn.Module, variant: str, seed: int, params: dict, cache_dir,
+                          progress: bool = False) -> pd.DataFrame:
+    """Notebook 03's evaluation of one variant's model (``params``: the notebook's
+    parameters), one home for the notebook and ``scripts/train_ablation_runs.py
+    --evaluate-into``: :func:`evaluate_for_notebook` of that model alone, without a black
+    box, cached in ``cache_dir``. Returns its frame (:meth:`MainTable.to_frame` rows with a
+    ``seed`` column; model = ``variant``)."""
+    return evaluate_for_notebook(
+        {seed: {variant: model}}, params["dataset"], data_dir=params.get("data_dir"),
+        eval_limit=params["eval_limit"], autoattack=params["autoattack"],
+        autoattack_limit=params["autoattack_limit"], cache_dir=cache_dir, eps=params["eps"],
+        attack_steps=params["attack_steps"], checks=params["checks"],
+        check_samples=params["check_samples"], square_queries=params["square_queries"],
+        black_box=False, progress=progress)[2]
 
 
 def train_grid_from_standard(methods, dataset: str, seeds, *, pretrain_kw: dict,

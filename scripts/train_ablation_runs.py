@@ -7,7 +7,10 @@ background and resumably, so that the notebook then loads them instead of traini
 Each variant is a :func:`drrdn_lib.experiments.shared_run` folder under results/runs/ (the
 same run the notebook asks for): killed and started again, the command continues from the
 last finished epoch. With ``from_zoo: true`` the full DRRDN is the zoo's model and is not
-trained here. ``--threads``: see scripts/train_main_runs.py (use 1 beside other work).
+trained here. ``--evaluate-into REPORT_DIR`` then evaluates each variant as the notebook
+does, into ``REPORT_DIR/cache`` (resumable batch by batch), so that the notebook run into
+REPORT_DIR loads every evaluation. ``--threads``: see scripts/train_main_runs.py (use 1
+beside other work).
 """
 from __future__ import annotations
 
@@ -33,6 +36,8 @@ def main(argv=None) -> None:
     args.add_argument("--variants", default=None,
                       help="comma-separated subset of the file's variants (names of "
                            "drrdn_lib.experiments.ABLATIONS), e.g. one per 1-thread process")
+    args.add_argument("--evaluate-into", default=None, metavar="REPORT_DIR",
+                      help="then evaluate each variant into REPORT_DIR/cache, as the notebook does")
     args = args.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -46,15 +51,23 @@ def main(argv=None) -> None:
         variants = {v: variants[v] for v in chosen}
     train_kw = experiments.ablation_training_kw(params)
     started = time.perf_counter()
-    for variant, hyper in variants.items():
+    for variant in variants:
         if params["from_zoo"] and variant == experiments.FULL_DRRDN:
             print(f"{variant}: the zoo's DRRDN (from_zoo), nothing to train", flush=True)
-            continue
+            if not args.evaluate_into:
+                continue
         for seed in params["seeds"]:
-            run = experiments.shared_run("drrdn", params["dataset"], seed=seed, hyper=hyper, **train_kw)
+            run = experiments.ablation_run(variant, params["dataset"], seed=seed,
+                                           from_zoo=params["from_zoo"], **train_kw)
             print(f"{variant} seed {seed}: best epoch {run.best['epoch']}, val clean "
                   f"{run.best['val_clean_acc']:.4f}, val PGD {run.best['val_robust_acc']:.4f} "
                   f"({run.out_dir}; {time.perf_counter() - started:.0f} s so far)", flush=True)
+            if args.evaluate_into:
+                frame = experiments.evaluate_ablation_run(run.best_model, variant, seed, params,
+                                                          Path(args.evaluate_into) / "cache", progress=True)
+                cells = ", ".join(f"{r.column} {100 * r.accuracy:.1f}% (n {r.n})" for r in frame.itertuples())
+                print(f"{variant} seed {seed}: {cells} ({time.perf_counter() - started:.0f} s so far)",
+                      flush=True)
 
 
 if __name__ == "__main__":

@@ -179,3 +179,20 @@ def test_attack_convergence_reports_every_attack_with_its_interval(tmp_path, mon
     for r in rows:
         assert r["n"] == 40 and 0 <= r["n_correct"] <= clean and r["autoattack"] == {"value": 0.1}
         assert r["lo"] <= r["accuracy"] <= r["hi"]
+
+
+def test_ablation_evaluation_in_the_background_fills_the_notebooks_cache(tmp_path, monkeypatch):
+    """--evaluate-into REPORT_DIR leaves nothing for the notebook's own evaluation to compute."""
+    from drrdn_lib import experiments
+    from drrdn_lib.notebook_params import parameters_from_file
+    monkeypatch.setattr(experiments, "REPO_ROOT", tmp_path)  # run folders under tmp_path/results/runs
+    path = _ablation_params(tmp_path, variants=["without MI"], eval_limit=20, autoattack=None,
+                            attack_steps=[2, 3], checks="none")
+    report = tmp_path / "report"
+    _script("train_ablation_runs").main([path, "--evaluate-into", str(report)])
+    assert len(list((report / "cache").glob("evaluate-*.pt"))) == 1
+    params = parameters_from_file(Path(_script("train_ablation_runs").NOTEBOOK), path)
+    run = experiments.ablation_run("without MI", "mnist5k", **experiments.ablation_training_kw(params))
+    monkeypatch.setattr(experiments, "evaluate", lambda *args, **kwargs: 1 / 0)
+    frame = experiments.evaluate_ablation_run(run.best_model, "without MI", 0, params, report / "cache")
+    assert set(frame.column) == {"clean", "fgsm", "pgd2", "pgd3", "cw2", "cw3", "worst_case"}

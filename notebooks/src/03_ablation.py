@@ -64,11 +64,7 @@ frames, rows = [], []
 for variant in variants:
     for seed in seeds:
         run = experiments.ablation_run(variant, dataset, seed=seed, from_zoo=from_zoo, **train_kw)
-        _, _, part = experiments.evaluate_for_notebook(
-            {seed: {variant: run.best_model}}, dataset, data_dir=data_dir, eval_limit=eval_limit,
-            autoattack=autoattack, autoattack_limit=autoattack_limit, cache_dir=out / "cache",
-            eps=eps, attack_steps=attack_steps, checks=checks, check_samples=check_samples,
-            square_queries=square_queries, black_box=False)
+        part = experiments.evaluate_ablation_run(run.best_model, variant, seed, globals(), out / "cache")
         frames.append(part)
         rows.append({"variant": variant, "seed": seed, "best epoch": run.best["epoch"],
                      "weights": experiments.run_origin(run), **part.set_index("column").accuracy.to_dict()})
