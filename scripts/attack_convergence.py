@@ -8,7 +8,8 @@ steps, the step size, restarts and the loss, on the stratified test digits that 
 The paper's PGD-40 at step 0.01 moves at most 0.4 in L-inf over its 40 steps against a
 ball of radius 0.3: barely enough to cross it once, so its failures to find an adversarial
 example may be the optimiser's, not the model's. Prints a table and writes
-``metrics.json`` (every accuracy with its 95% Wilson interval, provenance) to --out-dir.
+``metrics.json`` (every accuracy with its 95% Wilson interval, provenance) to --out-dir,
+keeping the rows of models that an earlier run there measured on the same digits.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from drrdn_lib import results, zoo  # noqa: E402
+from drrdn_lib import provenance, results, zoo  # noqa: E402
 from drrdn_lib.attacks import PGD  # noqa: E402
 from drrdn_lib.bounds import binomial_ci  # noqa: E402
 from drrdn_lib.data import load_dataset  # noqa: E402
@@ -64,6 +65,11 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     report = json.loads(REPORT.read_text())
     limit = args.limit or report["n_autoattack"]
+    path = Path(args.out_dir or ".") / "metrics.json"
+    old = json.loads(path.read_text()) if args.out_dir and path.is_file() else {}
+    if old.get("parameters", {}).get("limit") not in (None, limit):
+        raise SystemExit(f"{path} holds rows on {old['parameters']['limit']} digits, not {limit}; "
+                         "choose another --out-dir")
     x, y = load_dataset("mnist", "test", limit=limit, seed=0)  # the report's subset (seed 0)
     rows = []
     for name in args.models.split(","):
@@ -78,12 +84,15 @@ def main(argv=None) -> None:
                          "restarts": restarts, "loss": loss, "n_correct": k, "n": limit,
                          "accuracy": k / limit, "lo": lo, "hi": hi,
                          "seconds": round(time.perf_counter() - started, 1),
-                         "autoattack": aa})
+                         "autoattack": aa, "commit": provenance.git_commit()})
             print(f"{name:7s} {label:40s} {100 * k / limit:5.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
                   + (f"   AutoAttack {100 * aa['value']:.1f}%" if aa else "")
                   + f"  ({rows[-1]['seconds']:.0f} s)", flush=True)
-    if args.out_dir:
-        results.save_metrics(Path(args.out_dir), {"parameters": {"models": args.models, "limit": limit,
+    if args.out_dir:  # other models' rows already there (same digits) are kept
+        done = {r["model"] for r in rows}
+        rows = [r for r in old.get("rows", []) if r["model"] not in done] + rows
+        models = ",".join(dict.fromkeys(r["model"] for r in rows))
+        results.save_metrics(Path(args.out_dir), {"parameters": {"models": models, "limit": limit,
                                                                  "eps": EPS, "seed": 0},
                                                   "rows": rows})
 

@@ -179,6 +179,15 @@ def test_attack_convergence_reports_every_attack_with_its_interval(tmp_path, mon
     for r in rows:
         assert r["n"] == 40 and 0 <= r["n_correct"] <= clean and r["autoattack"] == {"value": 0.1}
         assert r["lo"] <= r["accuracy"] <= r["hi"]
+    # a second model run into the same folder keeps the first one's rows; other digits are refused
+    report.write_text(json.dumps({"n_autoattack": 40, "accuracy": {"tiny": {"autoattack": {"value": 0.1}},
+                                                                    "other": {"autoattack": {"value": 0.2}}}}))
+    script.main(["--models", "other", "--out-dir", str(tmp_path)])
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert [r["model"] for r in saved["rows"]] == ["tiny"] * 3 + ["other"] * 3
+    assert saved["parameters"]["models"] == "tiny,other"
+    with pytest.raises(SystemExit, match="holds rows on 40 digits, not 20"):
+        script.main(["--models", "other", "--limit", "20", "--out-dir", str(tmp_path)])
 
 
 def test_ablation_evaluation_in_the_background_fills_the_notebooks_cache(tmp_path, monkeypatch):
