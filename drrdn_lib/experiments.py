@@ -390,14 +390,19 @@ def train_for_notebook(methods, dataset: str, seeds, *, epochs: int, train_limit
                                     finetune_kw=finetune, hyper_by_method=hyper_by_method)
 
 
+def _keyword_params(function, params: dict, skip=()) -> dict:
+    """The entries of ``params`` that name a keyword-only argument of ``function``."""
+    import inspect
+    names = [n for n, p in inspect.signature(function).parameters.items()
+             if p.kind is p.KEYWORD_ONLY and n not in skip]
+    return {n: params[n] for n in names if n in params}
+
+
 def notebook_training_kw(params: dict) -> dict:
     """The keyword arguments of :func:`train_for_notebook` taken from a notebook's
     parameters (``params``: name -> value, e.g. a parameter file over the notebook's
     defaults), so that a script trains or loads exactly the notebook's runs."""
-    import inspect
-    names = [n for n, p in inspect.signature(train_for_notebook).parameters.items()
-             if p.kind is p.KEYWORD_ONLY and n != "load_only"]
-    return {n: params[n] for n in names if n in params}
+    return _keyword_params(train_for_notebook, params, skip=("load_only",))
 
 
 def ablation_variants(names=None) -> dict[str, dict]:
@@ -414,9 +419,7 @@ def ablation_variants(names=None) -> dict[str, dict]:
 def ablation_training_kw(params: dict) -> dict:
     """:func:`training_kw` of the ablation notebook's parameters (``params``: name -> value),
     one home for the notebook and ``scripts/train_ablation_runs.py``."""
-    import inspect
-    names = [n for n, p in inspect.signature(training_kw).parameters.items() if p.kind is p.KEYWORD_ONLY]
-    return training_kw(**{n: params[n] for n in names if n in params})
+    return training_kw(**_keyword_params(training_kw, params))
 
 
 def ablation_run(variant: str, dataset: str, *, seed: int = 0, from_zoo: bool = False,
