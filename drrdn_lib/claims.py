@@ -360,6 +360,9 @@ def ablation(m: dict) -> list[str]:
         out.append(f"{v}: {attack_label(pgd_b)} {_acc(pgd)}, {_relation(pgd, cells[(FULL_DRRDN, pgd_b)])} "
                    f"{FULL_DRRDN}'s; worst case {_acc(mine)}, {_relation(mine, full)} {FULL_DRRDN}'s "
                    f"(clean {_acc(cells[(v, 'clean')])}).")
+    curve = _curve_peaks(m.get("learning_curves", []), [v for v in variants if learned[v]])
+    if curve:
+        out.append(curve)
     paper = [r for r in m.get("paper_comparison", []) if learned.get(r["variant"])]
     if paper:
         a, b = (attack_label(c) for c in m["pgd_columns"])
@@ -372,6 +375,32 @@ def ablation(m: dict) -> list[str]:
                    f"{len(paper)} trained rows; {scale} the difference measures the scale as much "
                    "as the reproduction.")
     return out
+
+
+def _curve_peaks(curves: list[dict], models: list[str]) -> str | None:
+    """One sentence on where each model's validation PGD peaked and where it ended (first
+    seed, the run's own epochs; ``curves``: ``experiments.learning_curves`` records)."""
+    parts, lr_drop = [], None
+    for model in models:
+        rows = [r for r in curves if r["method"] == model and r["split"] == "PGD" and r.get("stage", "own") == "own"]
+        if not rows:
+            continue
+        rows = sorted((r for r in rows if r["seed"] == min(r["seed"] for r in rows)), key=lambda r: r["epoch"])
+        peak, end = max(rows, key=lambda r: r["value"]), rows[-1]
+        lr_drop = lr_drop or next((r["epoch"] for r in rows if r["lr"] < rows[0]["lr"]), None)
+        peak, end = {**peak, "kind": "wilson"}, {**end, "kind": "wilson"}
+        if peak is end or peak["epoch"] == end["epoch"]:
+            parts.append(f"{model} peaks at its last epoch ({end['epoch']}, {_acc(end)})")
+            continue
+        verdict = "within noise of its peak" if _overlap(peak, end) else "below its peak beyond noise"
+        parts.append(f"{model} peaks at epoch {peak['epoch']} ({_acc(peak)}) and ends at epoch "
+                     f"{end['epoch']} with {_acc(end)}, {verdict}")
+    if not parts:
+        return None
+    n = next(r["n"] for r in curves if r["split"] == "PGD")
+    drop = f"; epoch {lr_drop} is the first at a lower lr" if lr_drop else ""
+    return (f"Validation PGD per epoch (the learning curves, one seed, {n:,} held-out images{drop}): "
+            + "; ".join(parts) + ". Each variant is evaluated at its peak (its best checkpoint).")
 
 
 _BOUND_WORDS = {"holds": "holds", "undecided": "is undecided (the intervals overlap)",

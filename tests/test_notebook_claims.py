@@ -422,6 +422,35 @@ def test_ablation_at_the_cpu_scale_names_table_4s_attacks_and_the_schedule():
            "on a shorter schedule (epochs, seeds)" in sentences[-1]
 
 
+def _curve(model, pgd, lrs):
+    """Learning-curve records (``experiments.learning_curves``) of one seed: PGD then natural."""
+    return [{"method": model, "seed": 0, "epoch": e, "split": split, "stage": "own", "value": v,
+             "lo": v - 0.02, "hi": v + 0.02, "n": 1000, "lr": lr}
+            for e, (v, lr) in enumerate(zip(pgd, lrs), 1) for split in ("PGD", "natural")]
+
+
+def test_ablation_says_where_each_variants_validation_pgd_peaked_and_ended():
+    m = _ablation(0.90, 0.92)
+    lrs = [0.01, 0.01, 0.01, 0.001]
+    m["learning_curves"] = _curve("full DRRDN", [0.70, 0.89, 0.92, 0.80], lrs) + \
+        _curve("without MI", [0.72, 0.85, 0.92, 0.91], lrs)
+    sentence = next(s for s in describe("03_ablation", m) if s.startswith("Validation PGD per epoch"))
+    assert "1,000 held-out images; epoch 4 is the first at a lower lr" in sentence
+    assert "full DRRDN peaks at epoch 3 (92.0% [90.0, 94.0]) and ends at epoch 4 with 80.0% " \
+           "[78.0, 82.0], below its peak beyond noise" in sentence
+    assert "without MI peaks at epoch 3 (92.0% [90.0, 94.0]) and ends at epoch 4 with 91.0% " \
+           "[89.0, 93.0], within noise of its peak" in sentence
+    m["learning_curves"] = _curve("full DRRDN", [0.70, 0.89], [0.01, 0.01])
+    sentence = next(s for s in describe("03_ablation", m) if s.startswith("Validation PGD per epoch"))
+    assert "full DRRDN peaks at its last epoch (2, 89.0% [87.0, 91.0])" in sentence and "lower lr" not in sentence
+
+
+def test_ablation_says_nothing_of_learning_curves_it_does_not_have():
+    m = _ablation(0.90, 0.92)
+    m.pop("learning_curves", None)
+    assert not any(s.startswith("Validation PGD") for s in describe("03_ablation", m))
+
+
 def test_ablation_leaves_an_untrained_variant_out_of_every_comparison():
     m = _ablation(0.90, 0.05)
     for r in m["summary"]:

@@ -42,7 +42,7 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
-from drrdn_lib import claims, experiments, paper_numbers, results
+from drrdn_lib import claims, experiments, paper_numbers, plots, results
 from drrdn_lib.data import load_dataset
 
 NAME = "03_ablation"
@@ -51,23 +51,43 @@ train_kw = experiments.ablation_training_kw(globals())
 variants = experiments.ablation_variants(variants)  # the paper's Table 4, each loss off, the control
 
 # %% [markdown]
-# Each variant is trained (or loaded: `scripts/train_ablation_runs.py` trains them in the
-# background) and evaluated alone, as notebook 02 evaluates a model: the paper's white-box
-# attacks (FGSM, PGD and CW with the two step counts of `attack_steps`) on the
-# `eval_limit` test images, AutoAttack, the worst case over every attack and the
-# gradient-masking `checks` on the `autoattack_limit` subset. No black box: the variants
-# are not each other's adversaries. Every evaluation is cached in `<out_dir>/cache`, so a
-# killed run resumes.
+# Each variant is trained, or loaded: `scripts/train_ablation_runs.py` trains them in the
+# background, resumable per epoch, and with `from_zoo` the full DRRDN is the zoo's model.
+# Every run keeps the checkpoint of its best validation epoch (highest validation PGD).
+
+# %%
+runs = {(variant, seed): experiments.ablation_run(variant, dataset, seed=seed, from_zoo=from_zoo, **train_kw)
+        for variant in variants for seed in seeds}
+
+# %% [markdown]
+# **Learning curves.** Validation accuracy after every epoch, natural and under the
+# validation PGD at the full eps, with a Wilson 95% band over the held-out digits. The lr
+# drops tenfold after 55%, 75% and 90% of the epochs: a curve that falls after a drop and
+# does not come back is a variant whose best checkpoint is an early one.
+
+# %%
+curves = experiments.learning_curves(runs)
+first = next(iter(runs.values())).config
+fig = plots.plot_learning_curves(
+    curves, {v: v for v in variants}, f"DRRDN ablation: validation accuracy per epoch, PGD-{first.val_steps} "
+    f"at eps {first.val_eps} on {curves.n.iloc[0]:,} held-out training images")
+results.save_figure(fig, out, "learning_curves")
+
+# %% [markdown]
+# Each variant's best checkpoint is then evaluated alone, as notebook 02 evaluates a model:
+# the paper's white-box attacks (FGSM, PGD and CW with the two step counts of
+# `attack_steps`) on the `eval_limit` test images, AutoAttack, the worst case over every
+# attack and the gradient-masking `checks` on the `autoattack_limit` subset. No black box:
+# the variants are not each other's adversaries. Every evaluation is cached in
+# `<out_dir>/cache`, so a killed run resumes.
 
 # %%
 frames, rows = [], []
-for variant in variants:
-    for seed in seeds:
-        run = experiments.ablation_run(variant, dataset, seed=seed, from_zoo=from_zoo, **train_kw)
-        part = experiments.evaluate_ablation_run(run.best_model, variant, seed, globals(), out / "cache")
-        frames.append(part)
-        rows.append({"variant": variant, "seed": seed, "best epoch": run.best["epoch"],
-                     "weights": experiments.run_origin(run), **part.set_index("column").accuracy.to_dict()})
+for (variant, seed), run in runs.items():
+    part = experiments.evaluate_ablation_run(run.best_model, variant, seed, globals(), out / "cache")
+    frames.append(part)
+    rows.append({"variant": variant, "seed": seed, "best epoch": run.best["epoch"],
+                 "weights": experiments.run_origin(run), **part.set_index("column").accuracy.to_dict()})
 frame = pd.concat(frames, ignore_index=True)
 summary = experiments.summarise_seeds(frame)
 n_test = len(load_dataset(dataset, "test", limit=eval_limit, data_dir=data_dir)[1])
@@ -149,7 +169,7 @@ metrics = {"parameters": dict(dataset=dataset, seeds=seeds, epochs=epochs, train
            "n_autoattack": n_autoattack, "pgd_columns": [pgd_a, pgd_b],
            "cells": {v: {r.column: {"value": r.value, "lo": r.lo, "hi": r.hi, "n": r.n, "kind": r.kind}
                          for r in summary[summary.model == v].itertuples()} for v in variants},
-           "paper_comparison": paper_rows}
+           "paper_comparison": paper_rows, "learning_curves": curves.to_dict("records")}
 metrics["claims"] = claims.describe(NAME, metrics)
 results.save_metrics(out, metrics)
 display(Markdown("\n".join(f"- {c}" for c in metrics["claims"])))
