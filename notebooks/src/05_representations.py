@@ -72,12 +72,8 @@ protocol_scale = (dataset in ("mnist", "cifar10") and eps is None and train_step
                   and eval_steps is None and train_limit is None and not init_from_standard)
 scale = ("the protocol's scale" if protocol_scale else
          f"CI scale: {dataset}, {train_limit or 'all'} training images, eps {eps}, {eval_limit} test pairs")
-runs = experiments.train_for_notebook(
-    methods, dataset, [seed], epochs=epochs, train_limit=train_limit, batch_size=batch_size,
-    eps=eps, train_steps=train_steps, lr=lr, model=model, device=device, data_dir=data_dir,
-    init_from_standard=init_from_standard, finetune_epochs=finetune_epochs,
-    finetune_lr=finetune_lr, hyper_by_method=hyper_by_method, bf16=bf16,
-    channels_last=channels_last, eps_ramp_epochs=eps_ramp_epochs)
+# every training parameter of the parameters cell, by name (epochs, lr, bf16, ...)
+runs = experiments.train_for_notebook(methods, dataset, [seed], **experiments.notebook_training_kw(globals()))
 x, y = (t.to(device) for t in load_dataset(dataset, "test", data_dir=data_dir, limit=eval_limit, seed=seed))
 budget = experiments.eval_budget(dataset, eval_steps, eps)
 attack = PGD(budget.eps, budget.step_size, budget.steps, seed=seed)

@@ -97,12 +97,8 @@ scale = (f"{dataset}, the protocol's eps {budget.eps:g} and PGD-{budget.steps}, 
 # how strong the attack is.
 
 # %%
-runs = experiments.train_for_notebook(
-    ["standard", "drrdn"], dataset, [seed], epochs=epochs, train_limit=train_limit,
-    batch_size=batch_size, eps=eps, train_steps=train_steps, lr=lr, model=model, device=device,
-    data_dir=data_dir, init_from_standard=init_from_standard, finetune_epochs=finetune_epochs,
-    finetune_lr=finetune_lr, bf16=bf16, channels_last=channels_last,
-    eps_ramp_epochs=eps_ramp_epochs, from_zoo=from_zoo)
+# every training parameter of the parameters cell, by name (epochs, lr, bf16, ...)
+runs = experiments.train_for_notebook(["standard", "drrdn"], dataset, [seed], **experiments.notebook_training_kw(globals()))
 nets = {m: runs[(m, seed)].best_model for m in ("standard", "drrdn")}
 attack = PGD(budget.eps, budget.step_size, budget.steps, seed=seed)
 x, y = load_dataset(dataset, "test", data_dir=data_dir, limit=eval_limit, seed=seed)
