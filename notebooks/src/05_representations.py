@@ -45,7 +45,8 @@ js_head = "mlp"          # the fresh discriminator: "mlp" (one hidden layer) or 
 js_calibration = 0.3     # share of its training pairs held back to calibrate it (0: none)
 js_heldout = 0.5         # share of the pairs held out to evaluate it
 noise_sd = 0.3           # the positive control: natural vs natural + N(0, noise_sd^2) pixels
-over_epochs = True       # the JS at every kept epoch
+over_epochs = True       # the JS at every kept epoch (needs the runs' folders: not with from_zoo)
+from_zoo = False         # the zoo's checkpoints (trained with these parameters; best epoch only)
 device = "cpu"
 data_dir = None
 out_dir = None
@@ -72,14 +73,17 @@ protocol_scale = (dataset in ("mnist", "cifar10") and eps is None and train_step
                   and eval_steps is None and train_limit is None and not init_from_standard)
 scale = ("the protocol's scale" if protocol_scale else
          f"CI scale: {dataset}, {train_limit or 'all'} training images, eps {eps}, {eval_limit} test pairs")
-# every training parameter of the parameters cell, by name (epochs, lr, bf16, ...)
+if from_zoo and over_epochs:
+    raise ValueError("from_zoo keeps each model's best epoch only: set over_epochs to False "
+                     "(or train the runs with scripts/train_main_runs.py and leave from_zoo off)")
+# every training parameter of the parameters cell, by name (epochs, lr, bf16, from_zoo, ...)
 runs = experiments.train_for_notebook(methods, dataset, [seed], **experiments.notebook_training_kw(globals()))
 x, y = (t.to(device) for t in load_dataset(dataset, "test", data_dir=data_dir, limit=eval_limit, seed=seed))
 budget = experiments.eval_budget(dataset, eval_steps, eps)
 attack = PGD(budget.eps, budget.step_size, budget.steps, seed=seed)
 js_kw = dict(head=js_head, calibration=js_calibration, heldout_fraction=js_heldout, seed=seed)
 print(f"{len(y)} test pairs, PGD-{budget.steps} at eps {budget.eps:g}; runs:",
-      {m: str(r.out_dir.name) for (m, _), r in runs.items()})
+      {m: experiments.run_origin(r) for (m, _), r in runs.items()})
 
 # %% [markdown]
 # ## 1. The models, and which of them learned
@@ -130,9 +134,10 @@ def js_table(m, r):
 
 def best_of(run):
     """The measurement of a run's selected (best) weights, shared with its kept epoch."""
-    kept = train.epoch_checkpoints(run.out_dir)
     epoch = run.best["epoch"]
-    return measure(run.out_dir, epoch, None if epoch in kept else (lambda: run.best_model.to(device)))
+    kept = train.epoch_checkpoints(run.out_dir) if run.out_dir is not None else {}
+    return measure(run.out_dir or run.source, epoch,
+                   None if epoch in kept else (lambda: run.best_model.to(device)))
 
 
 def cell(flags):
@@ -346,7 +351,7 @@ metrics = {"parameters": dict(dataset=dataset, methods=methods, seed=seed, epoch
                               init_from_standard=init_from_standard, finetune_epochs=finetune_epochs,
                               finetune_lr=finetune_lr, eval_steps=eval_steps, eval_limit=eval_limit,
                               js_head=js_head, js_calibration=js_calibration, js_heldout=js_heldout,
-                              noise_sd=noise_sd),
+                              noise_sd=noise_sd, over_epochs=over_epochs, from_zoo=from_zoo),
            "scale": scale, "protocol_scale": protocol_scale, "attack_steps": budget.steps,
            "labels": {m: names[m] for m in methods}, "accuracy": accuracy, "trained": trained,
            "summary": summary.reset_index().to_dict("records") if drrdn is not None else [],
