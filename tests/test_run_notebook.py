@@ -145,3 +145,19 @@ def test_repo_relative_names_a_folder_inside_the_repository_relative_and_others_
     from drrdn_lib.results import REPO_ROOT, repo_relative
     assert repo_relative(REPO_ROOT / "results" / "x" / ".." / "y") == Path("results/y")
     assert repo_relative(tmp_path) == tmp_path.resolve()
+
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9]*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_sees_every_parameter_the_notebooks_parameters_cell_assigns(path):
+    """papermill's parser skips a line it cannot read (an '=' inside a comment did it), and
+    that parameter then cannot be set from a parameter file."""
+    import ast
+
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+                for t in node.targets if isinstance(t, ast.Name)}
+    assert set(notebook_params.declared_parameters(path)) == assigned

@@ -40,7 +40,7 @@ bf16 = False
 channels_last = False
 # measurement
 eval_steps = 10          # PGD steps of the adversarial test examples (None: the protocol's 40)
-eval_limit = 500         # test digits = (natural, adversarial) pairs
+eval_limit = 500         # test digits, each giving a (natural, adversarial) pair
 js_head = "mlp"          # the fresh discriminator: "mlp" (one hidden layer) or "linear"
 js_calibration = 0.3     # share of its training pairs held back to calibrate it (0: none)
 js_heldout = 0.5         # share of the pairs held out to evaluate it
