@@ -540,7 +540,7 @@ def representations(m: dict) -> list[str]:
     sentences, trusted = _control_sentences(m)
     out += sentences
     if not trusted:
-        return out + ["The estimator found a divergence between two halves of one sample, so "
+        return out + ["The estimator found a divergence between two random halves of one sample, so "
                       "no JS bound of this run is read."]
     return (out + _js_sentences(m) + _proposition_sentence(m) + _c_i_sentences(m)
             + _over_training_sentences(m))
@@ -610,7 +610,7 @@ def _control_sentences(m: dict) -> tuple[list[str], bool]:
                   if p["js_calibration"] else "uncalibrated")
     out = [f"Estimator controls ({_HEAD_WORDS.get(p['js_head'], p['js_head'])} discriminator, "
            f"{calibrated}, {p['eval_limit']} test "
-           f"pairs): on two halves of the natural digits the bound is above 0 beyond noise for "
+           f"pairs): on two random halves of the natural digits the bound is above 0 beyond noise for "
            f"{len(false_alarms)} of {len(same)} representations (largest {_nats(worst)}); on natural "
            f"against natural + noise (sd {p['noise_sd']:g}) it detects the shift for {len(detected)} "
            f"of {len(shift)}."]

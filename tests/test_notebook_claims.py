@@ -367,7 +367,7 @@ def test_representations_read_nothing_when_a_control_raises_a_false_alarm():
     same = next(r for r in m["controls"] if r["control"] == "same distribution")
     same.update(nats=0.2, lo=0.1, hi=0.3)
     sentences = describe("05_representations", m)
-    assert sentences[-1].startswith("The estimator found a divergence between two halves of one sample")
+    assert sentences[-1].startswith("The estimator found a divergence between two random halves of one sample")
     assert not any(s.startswith(("JS of ", "Proposition 1's reading")) for s in sentences)
 
 

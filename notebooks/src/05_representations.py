@@ -195,17 +195,23 @@ if drrdn is not None:
 # within-class JS, and it is never below the marginal JS. A bound whose interval reaches 0 is
 # read as **no divergence detected with these pairs**, not as "aligned".
 #
-# Controls, for every representation: two halves of the natural digits (one distribution: the
-# bound must not be clearly above 0), and the natural digits against the same digits plus
-# Gaussian pixel noise (sd `noise_sd`; a shift that surely exists: the bound should detect it).
+# Controls, for every representation: two random halves of the natural digits (one
+# distribution: the bound must not be clearly above 0), and the natural digits against the
+# same digits plus Gaussian pixel noise (sd `noise_sd`; a shift that surely exists: the bound
+# should detect it). The halves are drawn at random because the test subset keeps the test
+# set's order, and the official MNIST test set's first and last 5,000 digits come from two
+# different groups of writers: its first half against its last half is a real shift (this
+# estimator found one before the halves were drawn at random: up to 0.068 nats on the
+# cpu-scale models, 2,000 digits).
 
 # %%
 compared = [(m, r) for m in methods for r in best[m]["nat"]]
+order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+first, second = order[: len(y) // 2], order[len(y) // 2: 2 * (len(y) // 2)]
 control_rows = []
 for m, r in compared:
     nat = best[m]["nat"][r]
-    half = len(nat) // 2
-    same = alignment.js_lower_bound(nat[:half], nat[half:2 * half], **js_kw)
+    same = alignment.js_lower_bound(nat[first], nat[second], **js_kw)
     shift = alignment.js_lower_bound(nat, best[m]["noisy"][r], paired=True, **js_kw)
     for control, b in (("same distribution", same), (f"natural + noise (sd {noise_sd:g})", shift)):
         control_rows.append({"method": m, "representation": r, "control": control, "nats": b.nats,
