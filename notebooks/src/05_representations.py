@@ -71,7 +71,7 @@ out = results.run_dir(NAME, out_dir)
 names = experiments.MODEL_LABELS
 protocol_scale = (dataset in ("mnist", "cifar10") and eps is None and train_steps is None
                   and eval_steps is None and train_limit is None and not init_from_standard)
-scale = ("the protocol's scale" if protocol_scale else
+scale = (f"{dataset}, the protocol's eps and attack, {epochs} training epochs" if protocol_scale else
          f"CI scale: {dataset}, {train_limit or 'all'} training images, eps {eps}, {eval_limit} test pairs")
 if from_zoo and over_epochs:
     raise ValueError("from_zoo keeps each model's best epoch only: set over_epochs to False "
