@@ -32,7 +32,7 @@ from .train import TrainConfig, TrainResult, epoch_checkpoints, train
 from .train_config import OUTSIDE_RUN_IDENTITY
 
 __all__ = ["PROTOCOLS", "DEFAULT_HYPER", "METHOD_ORDER", "protocol", "training_kw", "make_config", "resized",
-           "train_or_resume", "run_folder", "shared_run", "zoo_run", "run_origin", "eval_budget", "evaluate_model", "bound_report",
+           "train_or_resume", "run_folder", "shared_run", "zoo_run", "run_origin", "eval_budget", "attack_scale", "evaluate_model", "bound_report",
            "train_grid", "evaluate_runs", "mean_sd_table", "FULL_DRRDN", "ABLATIONS",
            "MODEL_LABELS", "REDUCED_AUTOATTACK_LABEL", "train_grid_from_standard", "paper_attacks",
            "black_box_budget", "attack_label", "paper_column", "MainTable", "evaluate_main_table",
@@ -218,6 +218,22 @@ def train_or_resume(config: TrainConfig) -> TrainResult:
 def eval_budget(dataset: str, steps: int | None = None, eps: float | None = None) -> AttackBudget:
     """The protocol's evaluation PGD budget for ``dataset``, optionally :func:`resized`."""
     return resized(protocol(dataset)["eval"], steps, eps)
+
+
+def attack_scale(dataset: str, *, eps, attack_steps, train_limit, init_from_standard: bool,
+                 epochs: int, eval_limit) -> tuple[bool, AttackBudget, str]:
+    """Notebooks 07 and 08's scale from their parameters: (protocol_scale: MNIST at the
+    protocol's eps and PGD with every model trained from scratch on all the training data,
+    the PGD budget of x' (:func:`eval_budget`), the words for titles and claims)."""
+    budget = eval_budget(dataset, attack_steps, eps)
+    protocol_scale = (dataset == "mnist" and eps is None and attack_steps is None
+                      and train_limit is None and not init_from_standard)
+    images = f"{eval_limit or 'all'} test images"
+    if protocol_scale:
+        return True, budget, (f"{dataset}, the protocol's eps {budget.eps:g} and PGD-{budget.steps}, "
+                              f"{epochs} training epochs, {images}")
+    return False, budget, (f"CI scale: {dataset}, {train_limit or 'all'} training images, "
+                           f"eps {budget.eps:g}, PGD-{budget.steps}, {images}")
 
 
 def _attacks(budget: AttackBudget, autoattack: str | None, seed: int) -> dict:

@@ -21,6 +21,20 @@ def test_resized_budget_keeps_the_madry_step_rule():
     assert experiments.eval_budget("mnist") == BUDGETS["mnist_eval"]
 
 
+def test_attack_scale_is_the_protocols_only_for_mnist_from_scratch_at_its_eps_and_steps():
+    protocol = dict(eps=None, attack_steps=None, train_limit=None, init_from_standard=False,
+                    epochs=6, eval_limit=2000)
+    full, budget, words = experiments.attack_scale("mnist", **protocol)
+    assert full and budget == BUDGETS["mnist_eval"]
+    assert words == "mnist, the protocol's eps 0.3 and PGD-40, 6 training epochs, 2000 test images"
+    ci = dict(protocol, eps=0.2, attack_steps=10, train_limit=1000, init_from_standard=True, eval_limit=300)
+    full, budget, words = experiments.attack_scale("mnist5k", **ci)
+    assert not full and (budget.eps, budget.steps) == (0.2, 10)
+    assert words == "CI scale: mnist5k, 1000 training images, eps 0.2, PGD-10, 300 test images"
+    for one_change in ({"init_from_standard": True}, {"train_limit": 1000}, {"attack_steps": 10}):
+        assert not experiments.attack_scale("mnist", **{**protocol, **one_change})[0]
+
+
 def test_run_folder_is_one_per_configuration(tmp_path):
     base = dict(epochs=2, train_limit=100, eps=0.2, train_steps=2)
     same = [experiments.make_config("drrdn", "mnist5k", **base),

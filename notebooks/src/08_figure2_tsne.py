@@ -80,13 +80,9 @@ from drrdn_lib.torch_utils import predict_labels
 
 NAME = "08_figure2_tsne"
 out = results.run_dir(NAME, out_dir)
-protocol_scale = (dataset == "mnist" and eps is None and attack_steps is None
-                  and train_limit is None and not init_from_standard)
-budget = experiments.eval_budget(dataset, attack_steps, eps)
-scale = (f"{dataset}, the protocol's eps {budget.eps:g} and PGD-{budget.steps}, {epochs} training epochs, "
-         f"{eval_limit or 'all'} test images" if protocol_scale else
-         f"CI scale: {dataset}, {train_limit or 'all'} training images, eps {budget.eps:g}, "
-         f"PGD-{budget.steps}, {eval_limit or 'all'} test images")
+protocol_scale, budget, scale = experiments.attack_scale(
+    dataset, eps=eps, attack_steps=attack_steps, train_limit=train_limit,
+    init_from_standard=init_from_standard, epochs=epochs, eval_limit=eval_limit)
 
 
 # %% [markdown]
