@@ -379,17 +379,20 @@ def ablation(m: dict) -> list[str]:
 
 def _curve_peaks(curves: list[dict], models: list[str]) -> str | None:
     """One sentence on where each model's validation PGD peaked and where it ended (first
-    seed, the run's own epochs; ``curves``: ``experiments.learning_curves`` records)."""
+    seed, the run's own epochs; ``curves``: ``experiments.learning_curves`` records). The
+    peak is the epoch training keeps: highest PGD, then highest natural accuracy."""
     parts, lr_drop = [], None
     for model in models:
-        rows = [r for r in curves if r["method"] == model and r["split"] == "PGD" and r.get("stage", "own") == "own"]
-        if not rows:
+        own = [r for r in curves if r["method"] == model and r.get("stage", "own") == "own"]
+        if not own:
             continue
-        rows = sorted((r for r in rows if r["seed"] == min(r["seed"] for r in rows)), key=lambda r: r["epoch"])
-        peak, end = max(rows, key=lambda r: r["value"]), rows[-1]
+        own = [r for r in own if r["seed"] == min(r["seed"] for r in own)]
+        natural = {r["epoch"]: r["value"] for r in own if r["split"] == "natural"}
+        rows = sorted((r for r in own if r["split"] == "PGD"), key=lambda r: r["epoch"])
+        peak = max(rows, key=lambda r: (r["value"], natural.get(r["epoch"], 0.0)))
         lr_drop = lr_drop or next((r["epoch"] for r in rows if r["lr"] < rows[0]["lr"]), None)
-        peak, end = {**peak, "kind": "wilson"}, {**end, "kind": "wilson"}
-        if peak is end or peak["epoch"] == end["epoch"]:
+        peak, end = {**peak, "kind": "wilson"}, {**rows[-1], "kind": "wilson"}
+        if peak["epoch"] == end["epoch"]:
             parts.append(f"{model} peaks at its last epoch ({end['epoch']}, {_acc(end)})")
             continue
         verdict = "within noise of its peak" if _overlap(peak, end) else "below its peak beyond noise"
