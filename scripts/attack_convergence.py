@@ -71,7 +71,7 @@ def main(argv=None) -> None:
         raise SystemExit(f"{path} holds rows on {old['parameters']['limit']} digits, not {limit}; "
                          "choose another --out-dir")
     x, y = load_dataset("mnist", "test", limit=limit, seed=0)  # the report's subset (seed 0)
-    rows = []
+    rows, commit = [], provenance.git_commit()  # one commit for every row of this run
     for name in args.models.split(","):
         model = zoo.load_pretrained(name)
         aa = report["accuracy"][name]["autoattack"] if limit == report["n_autoattack"] else None
@@ -84,7 +84,7 @@ def main(argv=None) -> None:
                          "restarts": restarts, "loss": loss, "n_correct": k, "n": limit,
                          "accuracy": k / limit, "lo": lo, "hi": hi,
                          "seconds": round(time.perf_counter() - started, 1),
-                         "autoattack": aa, "commit": provenance.git_commit()})
+                         "autoattack": aa, "commit": commit})
             print(f"{name:7s} {label:40s} {100 * k / limit:5.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
                   + (f"   AutoAttack {100 * aa['value']:.1f}%" if aa else "")
                   + f"  ({rows[-1]['seconds']:.0f} s)", flush=True)
