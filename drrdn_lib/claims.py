@@ -301,18 +301,7 @@ def main_results(m: dict) -> list[str]:
         out.append(f"Black box (worst surrogate) against white-box {labels[strongest]}: " + "; ".join(
             f"{names[k]} {_acc(acc[k]['black_box'])} vs {_acc(acc[k][strongest])}, "
             f"{_versus(acc[k]['black_box'], acc[k][strongest])}" for k in adversarial) + ".")
-    checks = m.get("checks", [])
-    failed = [c for c in checks if c["passed"] is False]
-    skipped = [c for c in checks if c["passed"] is None]
-    if not checks:
-        out.append("Gradient-masking checks: not run, so nothing here rules out masked gradients.")
-    if checks:
-        out.append(f"Gradient-masking checks ({', '.join(dict.fromkeys(c['check'] for c in checks))}): "
-                   + (f"{len(failed)} of {len(checks)} failed: "
-                      + "; ".join(f"{names[c['model']]} {c['check']}" for c in failed)
-                      + ". The robust accuracy of those models may be overestimated." if failed
-                      else f"all {len(checks) - len(skipped)} run passed.")
-                   + (f" {len(skipped)} skipped." if skipped else ""))
+    out.append(_checks_sentence(m.get("checks", []), names))
     comparison = [r for r in m.get("paper_comparison", []) if trained.get(r["model"], False)]
     if comparison:
         inside = sum(r["paper_inside"] for r in comparison)
@@ -363,6 +352,8 @@ def ablation(m: dict) -> list[str]:
     curve = _curve_peaks(m.get("learning_curves", []), [v for v in variants if learned[v]])
     if curve:
         out.append(curve)
+    if "checks" in m:
+        out.append(_checks_sentence(m["checks"], {v: v for v in variants}))
     paper = [r for r in m.get("paper_comparison", []) if learned.get(r["variant"])]
     if paper:
         a, b = (attack_label(c) for c in m["pgd_columns"])
@@ -375,6 +366,21 @@ def ablation(m: dict) -> list[str]:
                    f"{len(paper)} trained rows; {scale} the difference measures the scale as much "
                    "as the reproduction.")
     return out
+
+
+def _checks_sentence(checks: list[dict], names: dict) -> str:
+    """One sentence on the gradient-masking checks (``checks``: :meth:`MainTable.checks_frame`
+    records; ``names``: model key -> display name): which failed, or that all passed."""
+    if not checks:
+        return "Gradient-masking checks: not run, so nothing here rules out masked gradients."
+    failed = [c for c in checks if c["passed"] is False]
+    skipped = [c for c in checks if c["passed"] is None]
+    return (f"Gradient-masking checks ({', '.join(dict.fromkeys(c['check'] for c in checks))}): "
+            + (f"{len(failed)} of {len(checks)} failed: "
+               + "; ".join(f"{names[c['model']]} {c['check']}" for c in failed)
+               + ". The robust accuracy of those models may be overestimated." if failed
+               else f"all {len(checks) - len(skipped)} run passed.")
+            + (f" {len(skipped)} skipped." if skipped else ""))
 
 
 def _curve_peaks(curves: list[dict], models: list[str]) -> str | None:

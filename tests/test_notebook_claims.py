@@ -465,3 +465,19 @@ def test_ablation_leaves_an_untrained_variant_out_of_every_comparison():
     sentences = describe("03_ablation", m)
     assert any(s.startswith("without MI: not trained at this scale") for s in sentences)
     assert "for 1 and inside our PGD-20 interval for 0 of 1 trained rows" in sentences[-1]
+
+
+def test_ablation_names_each_variants_failed_gradient_masking_checks():
+    m = _ablation(0.90, 0.92)
+    m["checks"] = [{"model": "full DRRDN", "check": "stronger_pgd", "passed": False, "message": "", "seed": 0},
+                   {"model": "full DRRDN", "check": "black_box", "passed": True, "message": "", "seed": 0},
+                   {"model": "without MI", "check": "stronger_pgd", "passed": True, "message": "", "seed": 0},
+                   {"model": "without MI", "check": "black_box", "passed": False, "message": "", "seed": 0}]
+    sentence = next(s for s in describe("03_ablation", m) if s.startswith("Gradient-masking checks"))
+    assert sentence == ("Gradient-masking checks (stronger_pgd, black_box): 2 of 4 failed: full DRRDN "
+                        "stronger_pgd; without MI black_box. The robust accuracy of those models may be "
+                        "overestimated.")
+    m["checks"] = []
+    assert "Gradient-masking checks: not run" in " ".join(describe("03_ablation", m))
+    m.pop("checks")  # metrics written before the notebook reported its checks
+    assert not any(s.startswith("Gradient-masking") for s in describe("03_ablation", m))

@@ -38,6 +38,7 @@ out_dir = None
 
 # %%
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
@@ -82,10 +83,11 @@ results.save_figure(fig, out, "learning_curves")
 # `<out_dir>/cache`, so a killed run resumes.
 
 # %%
-frames, rows = [], []
+frames, check_frames, rows = [], [], []
 for (variant, seed), run in runs.items():
-    part = experiments.evaluate_ablation_run(run.best_model, variant, seed, globals(), out / "cache")
+    part, variant_checks = experiments.evaluate_ablation_run(run.best_model, variant, seed, globals(), out / "cache")
     frames.append(part)
+    check_frames.append(variant_checks)
     rows.append({"variant": variant, "seed": seed, "best epoch": run.best["epoch"],
                  "weights": experiments.run_origin(run), **part.set_index("column").accuracy.to_dict()})
 frame = pd.concat(frames, ignore_index=True)
@@ -149,11 +151,25 @@ ax.set_yticks(range(len(variants)), list(variants))
 ax.invert_yaxis()
 ax.axvline(1.0, color="grey", lw=0.8)
 ax.legend(loc="lower left", bbox_to_anchor=(1.01, 0.0), frameon=False)
+left = max(0.0, np.floor(10 * (plot.lo.min() - 0.05)) / 10)  # zoom in where every model learned
 ax.set(xlabel="accuracy (95% Wilson interval)" if len(seeds) == 1 else "accuracy (mean ± sd)",
-       ylabel="", xlim=(0, 1.02),
+       ylabel="", xlim=(left, 1.0 + 0.02 * (1.0 - left)),
        title=(f"DRRDN ablation, CI scale: {dataset}, {train_limit} images, eps {eps}"
               if train_limit else f"DRRDN ablation, cpu scale: {dataset}, {epochs} epochs, eps {eps or 0.3}"))
 results.save_figure(fig, out, "ablation");
+
+# %% [markdown]
+# ### Gradient-masking checks
+# As in notebook 02, on `check_samples` of the AutoAttack subset, around the reported PGD:
+# accuracy must not rise with eps; at eps 0.5 PGD must reach chance; 5x the steps and 3
+# restarts must not lower PGD accuracy by more than 2 points; Square (no gradients) must not
+# fool more than 0.2% of the examples the white-box attacks left correct. A failure says the
+# paper's attacks overstate that variant's robustness; AutoAttack and the worst case above
+# already include stronger attacks (Square among them).
+
+# %%
+checks_table = pd.concat(check_frames, ignore_index=True)
+checks_table
 
 # %% [markdown]
 # ## What this run shows
@@ -169,7 +185,8 @@ metrics = {"parameters": dict(dataset=dataset, seeds=seeds, epochs=epochs, train
            "n_autoattack": n_autoattack, "pgd_columns": [pgd_a, pgd_b],
            "cells": {v: {r.column: {"value": r.value, "lo": r.lo, "hi": r.hi, "n": r.n, "kind": r.kind}
                          for r in summary[summary.model == v].itertuples()} for v in variants},
-           "paper_comparison": paper_rows, "learning_curves": curves.to_dict("records")}
+           "paper_comparison": paper_rows, "learning_curves": curves.to_dict("records"),
+           "checks": checks_table.to_dict("records")}
 metrics["claims"] = claims.describe(NAME, metrics)
 results.save_metrics(out, metrics)
 display(Markdown("\n".join(f"- {c}" for c in metrics["claims"])))
