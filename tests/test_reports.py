@@ -12,13 +12,19 @@ COLUMNS = ["clean", "fgsm", "pgd40", "pgd100", "cw40", "cw100", "black_box"]
 CELL = re.compile(r"^(?P<v>[\d.]+) \[(?P<lo>[\d.]+), (?P<hi>[\d.]+)\](?: / (?P<paper>[\d.]+))?$")
 
 
-def _headline_rows() -> dict[str, list[str]]:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Headline"):]
-    section = section[:section.index("\n## ", 1)]
+def _section_table(path: Path, heading: str) -> dict[str, list[str]]:
+    """The first markdown table under ``heading`` in ``path``: first cell -> the other cells."""
+    text = path.read_text()
+    section = text[text.index(heading):]
+    end = section.find("\n## ", 1)  # the next section, if any
+    section = section if end == -1 else section[:end]
     rows = [line.strip("|").split("|") for line in section.splitlines()
             if line.startswith("| ") and not line.startswith("| ---")]
     return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows[1:]}
+
+
+def _headline_rows() -> dict[str, list[str]]:
+    return _section_table(ROOT / "README.md", "## Headline")
 
 
 def _columns(metrics: dict) -> list[str]:
@@ -60,4 +66,35 @@ def test_the_report_says_its_scale_and_what_it_left_out():
     else:  # the second stage: AutoAttack and the checks on the stratified subset
         assert metrics["n_autoattack"] == p["autoattack_limit"] == 1000 and p["checks"] == "all"
         assert any(c.startswith("Gradient-masking checks (") for c in metrics["claims"])
+    assert not metrics["provenance"]["commit"].endswith("+dirty")
+
+
+ABLATION = ROOT / "reports" / "03_ablation_cpu"
+
+
+def test_reports_readme_table_4_is_the_ablation_reports():
+    metrics = json.loads((ABLATION / "metrics.json").read_text())
+    rows = _section_table(ROOT / "reports" / "README.md", "## `03_ablation_cpu/`")
+    paper = {r["variant"]: r for r in metrics["paper_comparison"]}
+    best = {r["variant"]: r["best epoch"] for r in metrics["rows"]}
+    assert set(rows) == set(metrics["parameters"]["variants"])
+    for variant, cells in rows.items():
+        assert int(cells[0]) == best[variant]
+        for column, text in zip(["clean", "pgd40", "pgd100", "worst_case"], cells[1:], strict=True):
+            match = CELL.match(text)
+            assert match, f"{variant} {column}: {text!r}"
+            ours = metrics["cells"][variant][column]
+            for key in ("v", "lo", "hi"):
+                assert float(match[key]) == pytest.approx(100 * ours["value" if key == "v" else key], abs=0.051)
+            if column in ("pgd40", "pgd100"):
+                assert float(match["paper"]) == pytest.approx(paper[variant][f"paper_{column}"], abs=0.005)
+
+
+def test_the_ablation_report_is_the_cpu_scale_with_autoattack_and_checks():
+    metrics = json.loads((ABLATION / "metrics.json").read_text())
+    p = metrics["parameters"]
+    assert p["dataset"] == "mnist" and p["eval_limit"] is None and p["epochs"] == 6
+    assert metrics["n_test"] == 10000 and metrics["n_autoattack"] == 1000 and p["checks"] == "all"
+    assert p["autoattack"] == "standard" and metrics["pgd_columns"] == ["pgd40", "pgd100"]
+    assert {c["check"] for c in metrics["checks"]} >= {"stronger_pgd", "black_box"}
     assert not metrics["provenance"]["commit"].endswith("+dirty")
