@@ -450,22 +450,27 @@ def ablation_run(variant: str, dataset: str, *, seed: int = 0, from_zoo: bool = 
 
 
 def evaluate_ablation_run(model: nn.Module, variant: str, seed: int, params: dict, cache_dir,
-                          progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+                          progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Notebook 03's evaluation of one variant's model (``params``: the notebook's
     parameters), one home for the notebook and ``scripts/train_ablation_runs.py
     --evaluate-into``: :func:`evaluate_for_notebook` of that model alone, without a black
-    box, cached in ``cache_dir``. Returns (frame, checks): the :meth:`MainTable.to_frame`
-    rows with a ``seed`` column (model = ``variant``), and the gradient-masking checks run
-    on the AutoAttack subset (:meth:`MainTable.checks_frame` with a ``seed`` column; no rows
-    when ``checks`` is "none")."""
-    _, subset_tables, frame = evaluate_for_notebook(
+    box, cached in ``cache_dir``. Returns (frame, checks, records): the
+    :meth:`MainTable.to_frame` rows with a ``seed`` column (model = ``variant``); the
+    gradient-masking checks run on the AutoAttack subset (:meth:`MainTable.checks_frame`
+    with a ``seed`` column; no rows when ``checks`` is "none"); and the evaluation records
+    as dicts (per-attack seconds and settings), ``{"all images": ...}`` plus
+    ``"autoattack subset"`` when AutoAttack ran on a subset."""
+    tables, subset_tables, frame = evaluate_for_notebook(
         {seed: {variant: model}}, params["dataset"], data_dir=params.get("data_dir"),
         eval_limit=params["eval_limit"], autoattack=params["autoattack"],
         autoattack_limit=params["autoattack_limit"], cache_dir=cache_dir, eps=params["eps"],
         attack_steps=params["attack_steps"], checks=params["checks"],
         check_samples=params["check_samples"], square_queries=params["square_queries"],
         black_box=False, progress=progress)
-    return frame, subset_tables[seed].checks_frame().assign(seed=seed)
+    records = {"all images": tables[seed].records[variant].to_dict()}
+    if subset_tables[seed] is not tables[seed]:
+        records["autoattack subset"] = subset_tables[seed].records[variant].to_dict()
+    return frame, subset_tables[seed].checks_frame().assign(seed=seed), records
 
 
 def train_grid_from_standard(methods, dataset: str, seeds, *, pretrain_kw: dict,

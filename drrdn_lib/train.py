@@ -42,7 +42,7 @@ from .train_config import ConfigError, TrainConfig
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "ConfigError", "CheckpointError", "train",
            "load_checkpoint", "load_model", "epoch_checkpoints", "build_run_model",
-           "evaluate_accuracy", "init_weights_from"]
+           "evaluate_accuracy", "init_weights_from", "wall_seconds"]
 
 LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"
 EPOCH = "checkpoint_epoch_{:03d}.pt"
@@ -242,6 +242,15 @@ def load_model(run_dir: str | os.PathLike, which: str | int = "best", device="cp
     return model.to(device).eval()
 
 
+def wall_seconds(history: list) -> dict:
+    """Seconds of training and of validation summed over a run's epochs (``history``:
+    :attr:`TrainResult.history`); None where an epoch did not record them (a zoo card's
+    learning curve keeps no validation seconds)."""
+    def total(key):
+        return sum(h[key] for h in history) if all(key in h for h in history) else None
+    return {"train": total("seconds"), "validation": total("val_seconds")}
+
+
 def _write_metrics(out_dir: Path | None, config: TrainConfig, history: list,
                    best_epoch: int | None, status: str, error: str | None = None,
                    sessions: list | None = None) -> None:
@@ -253,8 +262,7 @@ def _write_metrics(out_dir: Path | None, config: TrainConfig, history: list,
         "dataset": config.dataset, "seed": config.seed, "epochs_done": len(history),
         "epochs": config.epochs, "history": history, "error": error,
         "best": by_epoch.get(best_epoch), "last": history[-1] if history else None,
-        "wall_seconds": {"train": sum(h.get("seconds", 0.0) for h in history),
-                         "validation": sum(h.get("val_seconds", 0.0) for h in history)},
+        "wall_seconds": wall_seconds(history),
         "provenance": sessions or []})
 
 

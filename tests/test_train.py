@@ -339,3 +339,10 @@ def test_metrics_carry_provenance_and_wall_time(tmp_path):
     train(TrainConfig(**{**TINY, "epochs": 1, "bf16": True, "out_dir": str(tmp_path)}), resume=True)
     again = json.loads((tmp_path / "metrics.json").read_text())
     assert again["provenance"] == metrics["provenance"]  # loading a finished run trains nothing
+
+
+def test_wall_seconds_sums_epochs_and_says_none_where_an_epoch_did_not_record_them():
+    from drrdn_lib.train import wall_seconds
+    history = [{"seconds": 10.0, "val_seconds": 1.0}, {"seconds": 12.5, "val_seconds": 2.0}]
+    assert wall_seconds(history) == {"train": 22.5, "validation": 3.0}
+    assert wall_seconds([{"seconds": 10.0}, {"seconds": 12.5}]) == {"train": 22.5, "validation": None}

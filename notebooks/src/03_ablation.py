@@ -45,6 +45,7 @@ from IPython.display import Markdown, display
 
 from drrdn_lib import claims, experiments, paper_numbers, plots, results
 from drrdn_lib.data import load_dataset
+from drrdn_lib.train import wall_seconds
 
 NAME = "03_ablation"
 out = results.run_dir(NAME, out_dir)
@@ -83,13 +84,18 @@ results.save_figure(fig, out, "learning_curves")
 # `<out_dir>/cache`, so a killed run resumes.
 
 # %%
-frames, check_frames, rows = [], [], []
+frames, check_frames, rows, evaluations = [], [], [], {}
 for (variant, seed), run in runs.items():
-    part, variant_checks = experiments.evaluate_ablation_run(run.best_model, variant, seed, globals(), out / "cache")
+    part, variant_checks, records = experiments.evaluate_ablation_run(run.best_model, variant, seed, globals(),
+                                                                      out / "cache")
     frames.append(part)
     check_frames.append(variant_checks)
+    evaluations.update({f"{variant}/{seed}/{stage}": record for stage, record in records.items()})
     rows.append({"variant": variant, "seed": seed, "best epoch": run.best["epoch"],
-                 "weights": experiments.run_origin(run), **part.set_index("column").accuracy.to_dict()})
+                 "weights": experiments.run_origin(run), **part.set_index("column").accuracy.to_dict(),
+                 **{f"{stage} s": seconds for stage, seconds in wall_seconds(run.history).items()},
+                 **{f"attacks s ({stage})": round(sum(a["seconds"] for a in r["attacks"].values()))
+                    for stage, r in records.items()}})
 frame = pd.concat(frames, ignore_index=True)
 summary = experiments.summarise_seeds(frame)
 n_test = len(load_dataset(dataset, "test", limit=eval_limit, data_dir=data_dir)[1])
@@ -186,7 +192,7 @@ metrics = {"parameters": dict(dataset=dataset, seeds=seeds, epochs=epochs, train
            "cells": {v: {r.column: {"value": r.value, "lo": r.lo, "hi": r.hi, "n": r.n, "kind": r.kind}
                          for r in summary[summary.model == v].itertuples()} for v in variants},
            "paper_comparison": paper_rows, "learning_curves": curves.to_dict("records"),
-           "checks": checks_table.to_dict("records")}
+           "checks": checks_table.to_dict("records"), "evaluations": evaluations}
 metrics["claims"] = claims.describe(NAME, metrics)
 results.save_metrics(out, metrics)
 display(Markdown("\n".join(f"- {c}" for c in metrics["claims"])))
