@@ -16,12 +16,14 @@ a list); a bad one exits with status 2 and one message listing every problem.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 import nbformat
 import yaml
 
+from .files import write_json_atomic
 from .notebook_params import ParameterError, check_parameters
 from .results import REPO_ROOT, repo_relative
 
@@ -68,10 +70,39 @@ def execute(notebook: str | Path, out_dir: str | Path, parameters: dict | None =
         papermill.execute_notebook(str(notebook), str(output), parameters=params,
                                    cwd=str(REPO_ROOT), kernel_name="python3",
                                    progress_bar=progress)
+        record_wall_seconds(output, out_dir / "metrics.json")
     finally:
         if output.exists():
             strip_machine_metadata(output)
     return output
+
+
+def cell_seconds(path: Path, at_least: float = 1.0) -> dict:
+    """An executed notebook's wall time from papermill's timings: ``{"notebook": total s,
+    "cells": {"<code cell number>: <its first line>": s}}`` for the cells that took at
+    least ``at_least`` seconds (the stages of a run: training, attacks, estimators)."""
+    nb = nbformat.read(path, as_version=4)
+    cells, number = {}, 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        number += 1
+        seconds = (cell.metadata.get("papermill") or {}).get("duration")
+        if seconds is not None and seconds >= at_least:
+            first = next((line for line in cell.source.splitlines() if line.strip()), "")
+            cells[f"{number}: {first[:60]}"] = round(seconds, 1)
+    total = (nb.metadata.get("papermill") or {}).get("duration")
+    return {"notebook": None if total is None else round(total, 1), "cells": cells}
+
+
+def record_wall_seconds(notebook: Path, metrics_path: Path) -> None:
+    """Add :func:`cell_seconds` of ``notebook`` to the provenance in ``metrics_path``
+    (papermill's timings are stripped from the committed notebook; the metrics keep them)."""
+    if not (metrics_path.exists() and notebook.exists()):
+        return
+    metrics = json.loads(metrics_path.read_text())
+    metrics.setdefault("provenance", {})["wall_seconds"] = cell_seconds(notebook)
+    write_json_atomic(metrics_path, metrics)
 
 
 def _parameters(args: argparse.Namespace) -> dict:

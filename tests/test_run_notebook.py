@@ -1,4 +1,5 @@
 """run_notebook's command line and notebook_params: bad parameters stop before anything runs."""
+import json
 from pathlib import Path
 
 import nbformat
@@ -130,6 +131,25 @@ def test_an_output_folder_in_the_repository_is_passed_relative(notebook, monkeyp
     run_notebook.execute(notebook, folder, {"epochs": 2}, progress=False)
     assert seen == {"epochs": 2, "out_dir": "results/test_relative_out_dir"}
     folder.rmdir()
+
+
+def test_the_metrics_keep_the_cells_wall_time_that_the_committed_notebook_loses(notebook, tmp_path,
+                                                                               monkeypatch):
+    def fake_papermill(source, output, parameters, **kw):  # what papermill writes: timings
+        nb = nbformat.read(source, as_version=4)
+        nb.metadata["papermill"] = {"duration": 12.34}
+        for cell, seconds in zip(nb.cells, (0.2, 11.96)):
+            cell.metadata["papermill"] = {"duration": seconds}
+        nbformat.write(nb, output)
+        (Path(output).parent / "metrics.json").write_text('{"provenance": {"commit": "abc"}, "x": 1}')
+    monkeypatch.setattr(papermill, "execute_notebook", fake_papermill)
+    output = run_notebook.execute(notebook, tmp_path / "out", progress=False)
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["x"] == 1 and metrics["provenance"]["commit"] == "abc"
+    assert metrics["provenance"]["wall_seconds"] == {"notebook": 12.3, "cells": {"2: print(epochs)": 12.0}}
+    executed = nbformat.read(output, as_version=4)
+    assert "papermill" not in executed.metadata
+    assert not any("papermill" in cell.metadata for cell in executed.cells)
 
 
 def test_an_edited_notebook_is_read_again(notebook):
