@@ -68,7 +68,7 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import norm
 
-from .bounds import Estimate, proportion
+from .stats import Estimate, proportion
 from .probes import DEFAULT_STEPS, check_head, fit_head, split_indices, standardise
 from .validate import check_features, check_labels, check_number
 

@@ -58,92 +58,23 @@ attack point of a misclassified x happens to be right (counted as ``n_adv_fixed`
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import asdict, dataclass, field
 
 import torch
-from scipy.stats import beta, norm
 from torch import nn
 
+from .stats import CI_METHODS, Estimate, check_ci, proportion
 from .probes import (DEFAULT_STEPS, HEADS, check_head, count_wrong, fit_head, split_indices,
                      standardise)
 from .torch_utils import eval_mode, model_device
 from .validate import (check_bool_vector, check_features, check_images, check_in_ball,
                        check_labels, check_logits, check_number)
 
-CI_METHODS = ("wilson", "clopper-pearson")
-
-__all__ = ["CI_METHODS", "VERDICTS", "Estimate", "TradesDecomposition", "BoundCheck",
-           "BoundReport", "binomial_ci", "proportion", "trades_decomposition",
+__all__ = ["VERDICTS", "TradesDecomposition", "BoundCheck", "BoundReport", "trades_decomposition",
            "domain_divergence", "joint_error", "bound_verdict", "lambda_verdict",
            "estimate_bound_from_representations", "estimate_bound"]
 #: the words :func:`bound_verdict` answers with
 VERDICTS = ("holds", "undecided", "fails", "vacuous")
-
-
-# ----------------------------------------------------------------------------- intervals
-@dataclass(frozen=True)
-class Estimate:
-    """A point estimate with its confidence interval [lo, hi], from n examples."""
-
-    value: float
-    lo: float
-    hi: float
-    n: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def _check_ci(confidence, method) -> None:
-    if method not in CI_METHODS:
-        raise ValueError(f"unknown ci_method {method!r}; use one of {CI_METHODS}.")
-    check_number("confidence", confidence, 0.0, 1.0, low_open=True, high_open=True, hint="e.g. 0.95")
-
-
-def binomial_ci(k: int, n: int, *, confidence: float = 0.95, method: str = "wilson"
-                ) -> tuple[float, float]:
-    """Two-sided interval for a proportion from k successes in n trials.
-
-    ``"wilson"``: the score interval; ``"clopper-pearson"``: the exact (conservative) one from
-    Beta quantiles, lo = 0 when k = 0 and hi = 1 when k = n.
-    """
-    _check_ci(confidence, method)
-    if not (isinstance(n, int) and isinstance(k, int) and n >= 1 and 0 <= k <= n):
-        raise ValueError(f"need integers 0 <= k <= n and n >= 1, got k={k!r}, n={n!r}.")
-    alpha = 1.0 - confidence
-    if method == "clopper-pearson":
-        lo = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
-        hi = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
-        return lo, hi
-    z, phat = float(norm.ppf(1 - alpha / 2)), k / n
-    centre = (phat + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n))
-    lo = 0.0 if k == 0 else max(0.0, centre - half)    # exact ends at k = 0 and k = n
-    hi = 1.0 if k == n else min(1.0, centre + half)
-    return lo, hi
-
-
-def proportion(k: int, n: int, *, confidence: float = 0.95, method: str = "wilson") -> Estimate:
-    """``k / n`` with its binomial interval; k and n integers (a float count such as 2.7 is
-    an error, not rounded)."""
-    k, n = _as_count(k, "k"), _as_count(n, "n")
-    lo, hi = binomial_ci(k, n, confidence=confidence, method=method)
-    return Estimate(k / n, lo, hi, n)
-
-
-def _as_count(value, name: str) -> int:
-    """An integer count from a Python, NumPy or 0-d torch integer; ``ValueError`` otherwise."""
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1 or value.dtype.is_floating_point or value.dtype == torch.bool:
-            raise ValueError(f"{name} must be an integer count, got a {value.dtype} tensor of "
-                             f"shape {tuple(value.shape)}.")
-        return int(value)
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name}={value!r} must be an integer count (use int(...) on an exact "
-                         f"count, never on a fraction).") from None
 
 
 def _sum_of_proportions(k_first: int, k_second: int, n: int, *, scale: float,
@@ -275,7 +206,7 @@ def domain_divergence(z_nat, z_adv, *, head: str = "linear", heldout_fraction: f
         (divergence, e_dom), each with its interval (module docstring).
     """
     check_head(head)
-    _check_ci(confidence, ci_method)
+    check_ci(confidence, ci_method)
     z_nat, z_adv = _check_pair(z_nat, z_adv)
     train, held = split_indices(len(z_nat), heldout_fraction, seed)
     return _domain_divergence(z_nat, z_adv, train, held, head=head, seed=seed, hidden=hidden,
@@ -292,7 +223,7 @@ def joint_error(z_nat, z_adv, labels, *, head: str = "linear", heldout_fraction:
         z_nat, z_adv: float ``(n, D)``; labels: int ``(n,)`` class indices (same for both).
     """
     check_head(head)
-    _check_ci(confidence, ci_method)
+    check_ci(confidence, ci_method)
     z_nat, z_adv = _check_pair(z_nat, z_adv)
     check_labels(labels, len(z_nat))
     train, held = split_indices(len(z_nat), heldout_fraction, seed)
@@ -429,7 +360,7 @@ def estimate_bound_from_representations(
         lambda_sizes: train-side pair counts k for ``BoundCheck.lambda_by_n`` (each at most
             the train side); empty: none.
     """
-    _check_ci(confidence, ci_method)
+    check_ci(confidence, ci_method)
     if isinstance(heads, str) or not heads:
         raise ValueError(f"heads must be a non-empty tuple from {HEADS}, got {heads!r}.")
     for head in heads:

@@ -35,7 +35,7 @@ from torch import nn
 
 from .paper_numbers import HYBRID_COLUMNS
 from .torch_utils import eval_mode, model_device, predict_labels, train_mode
-from .transfer import AccuracyCell
+from .stats import Accuracy
 from .validate import check_features, check_images, check_int, check_labels, check_number
 
 __all__ = ["HYBRIDS", "HybridResult", "hybrid_representations", "finetune_on_hybrids",
@@ -85,11 +85,11 @@ def hybrid_representations(model: nn.Module, x_nat: torch.Tensor, x_adv: torch.T
 @dataclass
 class HybridResult:
     """Accuracy of the fine-tuned classifier on each held-out hybrid type (``after``)
-    and of the classifier as given (``before``): name -> :class:`AccuracyCell`;
+    and of the classifier as given (``before``): name -> :class:`Accuracy`;
     ``classifier`` the fine-tuned copy (eval mode), ``settings`` the fine-tuning choices."""
 
-    after: dict[str, AccuracyCell]
-    before: dict[str, AccuracyCell]
+    after: dict[str, Accuracy]
+    before: dict[str, Accuracy]
     classifier: nn.Module
     settings: dict = field(default_factory=dict)
 
@@ -111,9 +111,9 @@ def _check_hybrid_set(sets, labels, name: str) -> dict[str, torch.Tensor]:
     return {k: check_features(v, f"{name}[{k!r}]", len(labels)) for k, v in sets.items()}
 
 
-def _accuracy(classifier, features, labels, batch_size, confidence) -> AccuracyCell:
+def _accuracy(classifier, features, labels, batch_size, confidence) -> Accuracy:
     pred = predict_labels(classifier, features, batch_size)
-    return AccuracyCell.from_counts(int((pred == labels.to(pred.device)).sum()), len(labels),
+    return Accuracy.from_counts(int((pred == labels.to(pred.device)).sum()), len(labels),
                                     confidence)
 
 

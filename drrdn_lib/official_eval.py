@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .attack_registry import attack_from_config
-from .bounds import binomial_ci
+from .stats import Accuracy
 from .data import load_dataset, stratified_split
 from .data_files import CONTENT_SHA256
 from .evaluate import evaluate
@@ -60,9 +60,8 @@ def indices_sha256(index: np.ndarray) -> str:
 
 
 def accuracy_cell(n_correct: int, n: int) -> dict:
-    """``{accuracy, lo, hi, n_correct, n}``: fractions, 95% Wilson interval."""
-    lo, hi = binomial_ci(int(n_correct), int(n))
-    return {"accuracy": n_correct / n, "lo": lo, "hi": hi, "n_correct": int(n_correct), "n": int(n)}
+    """``{n_correct, n, accuracy, lo, hi}`` (a zoo card's layout): :class:`drrdn_lib.stats.Accuracy`."""
+    return Accuracy.from_counts(n_correct, n).to_dict()
 
 
 def evaluate_official(model: nn.Module, *, limit: int | None, seed: int = 0, attack_steps=None,

@@ -8,7 +8,8 @@ import math
 
 import torch
 
-from .bounds import estimate_bound_from_representations, proportion
+from .bounds import estimate_bound_from_representations
+from .stats import proportion
 from .toy import (linear_accuracy, sample_toy, toy_bound_terms, toy_representation,
                   worst_case_attack)
 from .validate import check_int

@@ -27,41 +27,22 @@ import torch
 from torch import nn
 
 from .attacks import PGD, AttackBudget
-from .bounds import proportion
+from .stats import Accuracy
 from .eval_cache import cached
 from .torch_utils import eval_mode, model_device, predict_labels
 from .validate import check_images, check_in_ball, check_int, check_labels
 
-__all__ = ["AccuracyCell", "TransferResult", "transfer_attack", "craft_transfer_examples",
+__all__ = ["TransferResult", "transfer_attack", "craft_transfer_examples",
            "transfer_matrix"]
-
-
-@dataclass(frozen=True)
-class AccuracyCell:
-    """An accuracy from counts: ``n_correct`` of ``n`` right; ``accuracy`` in [0, 1] with
-    its Wilson interval [lo, hi] (``bounds.binomial_ci``). In :class:`TransferResult`, a
-    target's accuracy on one surrogate's examples."""
-
-    n_correct: int
-    n: int
-    accuracy: float
-    lo: float
-    hi: float
-
-    @classmethod
-    def from_counts(cls, n_correct: int, n: int, confidence: float = 0.95) -> "AccuracyCell":
-        """The cell of ``n_correct`` right out of ``n`` (integers, n >= 1)."""
-        est = proportion(n_correct, n, confidence=confidence)
-        return cls(int(n_correct), int(n), est.value, est.lo, est.hi)
 
 
 @dataclass
 class TransferResult:
-    """``cells[target][surrogate]`` -> :class:`AccuracyCell` (None on the diagonal unless
+    """``cells[target][surrogate]`` -> :class:`Accuracy` (None on the diagonal unless
     requested); ``budget`` and ``seed`` of the crafting PGD; ``examples[surrogate]`` the
     crafted images (n, C, H, W) on the CPU when kept."""
 
-    cells: dict[str, dict[str, AccuracyCell | None]]
+    cells: dict[str, dict[str, Accuracy | None]]
     budget: AttackBudget
     seed: int
     confidence: float
@@ -173,6 +154,6 @@ def transfer_matrix(targets: dict[str, nn.Module], surrogates: dict[str, nn.Modu
             examples[s_name] = adv
         for t_name in wanted:
             pred = predict_labels(targets[t_name], adv, batch_size)
-            cells[t_name][s_name] = AccuracyCell.from_counts(
+            cells[t_name][s_name] = Accuracy.from_counts(
                 int((pred == labels_cpu).sum()), len(adv), confidence)
     return TransferResult(cells, budget, int(seed), float(confidence), examples)

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drrdn_lib import provenance, results, zoo  # noqa: E402
 from drrdn_lib.attacks import PGD  # noqa: E402
-from drrdn_lib.bounds import binomial_ci  # noqa: E402
+from drrdn_lib.stats import binomial_ci  # noqa: E402
 from drrdn_lib.data import load_dataset  # noqa: E402
 from drrdn_lib.torch_utils import predict_labels  # noqa: E402
 

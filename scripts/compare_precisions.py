@@ -26,14 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from drrdn_lib import experiments  # noqa: E402
 from drrdn_lib.attacks import PGD  # noqa: E402
 from drrdn_lib.data import load_dataset  # noqa: E402
-from drrdn_lib.bounds import binomial_ci  # noqa: E402
+from drrdn_lib.stats import accuracy_cell  # noqa: E402
 from drrdn_lib.provenance import provenance  # noqa: E402
 from drrdn_lib.train import evaluate_accuracy, train  # noqa: E402
 
 
 def cell(accuracy: float, n: int) -> dict:
-    lo, hi = binomial_ci(round(accuracy * n), n)
-    return {"value": accuracy, "lo": lo, "hi": hi, "n": n}
+    """The metrics' accuracy cell of a fraction of n examples right."""
+    return accuracy_cell(round(accuracy * n), n)
 
 
 def main(argv=None) -> dict:

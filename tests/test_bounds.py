@@ -6,10 +6,11 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
-from scipy.stats import binom, norm
+from scipy.stats import norm
 from torch import nn
 
 from drrdn_lib import bounds, probes, toy
+from drrdn_lib.stats import Estimate
 from drrdn_lib.plots import plot_bound_over_training, plot_bound_terms
 
 matplotlib.use("Agg")
@@ -35,42 +36,6 @@ def gaussian_pair(n, shift, dim=3, seed=0):
 
 def inside(value, est, slack=0.0):
     return est.lo - slack <= value <= est.hi + slack
-
-
-# ----------------------------------------------------------------------------- intervals
-def test_proportion_takes_integer_counts_only():
-    """A fractional count used to be truncated by int() into a plausible estimate."""
-    assert bounds.proportion(3, 10).value == 0.3
-    assert bounds.proportion(np.int64(3), torch.tensor(10)).n == 10
-    with pytest.raises(ValueError, match=r"k=2\.7 must be an integer count"):
-        bounds.proportion(2.7, 10)
-    with pytest.raises(ValueError, match=r"n must be an integer count, got a torch\.float32"):
-        bounds.proportion(3, torch.tensor(10.0))
-
-
-def test_binomial_interval_edge_cases():
-    assert bounds.binomial_ci(0, 50, method="clopper-pearson")[0] == 0.0
-    assert bounds.binomial_ci(50, 50, method="clopper-pearson")[1] == 1.0
-    lo, hi = bounds.binomial_ci(0, 50)
-    assert lo == 0.0 and 0.05 < hi < 0.1                  # Wilson: 0.0714
-    lo, hi = bounds.binomial_ci(25, 100)
-    assert lo == pytest.approx(0.1754, abs=1e-3) and hi == pytest.approx(0.3430, abs=1e-3)
-
-
-@pytest.mark.parametrize("method", bounds.CI_METHODS)
-@pytest.mark.parametrize("n", [30, 300])
-def test_binomial_interval_coverage(method, n):
-    """Exact coverage over a grid of true p (summing the binomial pmf, no simulation)."""
-    intervals = [bounds.binomial_ci(k, n, method=method) for k in range(n + 1)]
-    pmf_k = np.arange(n + 1)
-    coverage = []
-    for p in np.linspace(0.02, 0.98, 25):
-        covered = np.array([lo <= p <= hi for lo, hi in intervals])
-        coverage.append(binom.pmf(pmf_k, n, p)[covered].sum())
-    if method == "clopper-pearson":
-        assert min(coverage) >= 0.95 - 1e-9
-    else:
-        assert min(coverage) >= 0.9 and abs(np.mean(coverage) - 0.95) < 0.01
 
 
 # ----------------------------------------------------------------------------- divergence
@@ -363,7 +328,7 @@ def test_estimate_bound_takes_the_ball_from_an_attack_object(image_case):
 
 # ----------------------------------------------------------- verdicts by interval ends
 def est(value, half=0.05):
-    return bounds.Estimate(value, value - half, value + half, 100)
+    return Estimate(value, value - half, value + half, 100)
 
 
 @pytest.mark.parametrize("bound, gap, gap_bound, verdict", [

@@ -233,8 +233,6 @@ def test_summarise_estimates_keeps_one_seeds_interval_and_gives_sd_for_several()
     two = experiments.summarise_estimates(rows + [{**rows[0], "seed": 1, "gap": 0.5}], "method", ["gap"]).iloc[0]
     assert (two.kind, two.n) == ("sd", 2) and two.value == pytest.approx(0.4)
     assert experiments.format_estimate(1.2, 1.0, 1.4, "interval", 500) == "1.200 [1.000, 1.400]"
-    cell = experiments.cell(80, 100)
-    assert (cell["value"], cell["n"], cell["kind"]) == (0.8, 100, "wilson") and cell["lo"] < 0.8 < cell["hi"]
 
 
 def test_evaluating_one_model_at_a_time_fills_the_cache_of_the_joint_evaluation(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from drrdn_lib.attacks import PGD, AttackBudget
-from drrdn_lib.bounds import binomial_ci
+from drrdn_lib.stats import binomial_ci
 from drrdn_lib.torch_utils import predict_labels
 from drrdn_lib.transfer import craft_transfer_examples, transfer_matrix
 from tiny import N_CLASSES, SIDE, train_tiny

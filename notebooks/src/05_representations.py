@@ -62,7 +62,7 @@ from IPython.display import Markdown, display
 
 from drrdn_lib import alignment, claims, experiments, representation_probes, results, train
 from drrdn_lib.attacks import PGD
-from drrdn_lib.bounds import proportion
+from drrdn_lib.stats import accuracy_cell, proportion
 from drrdn_lib.data import load_dataset
 from drrdn_lib.torch_utils import eval_mode, predict_labels
 
@@ -140,14 +140,9 @@ def best_of(run):
                    None if epoch in kept else (lambda: run.best_model.to(device)))
 
 
-def cell(flags):
-    """Accuracy of a boolean vector with its Wilson interval."""
-    e = proportion(int(flags.sum()), len(flags))
-    return {"value": e.value, "lo": e.lo, "hi": e.hi, "n": e.n, "kind": "wilson"}
-
-
 best = {m: best_of(runs[(m, seed)]) for m in methods}
-accuracy = {m: {"clean": cell(best[m]["clean"]), f"pgd{budget.steps}": cell(best[m]["robust"])} for m in methods}
+accuracy = {m: {k: accuracy_cell(int(best[m][f].sum()), len(best[m][f])) for k, f in (("clean", "clean"), (f"pgd{budget.steps}", "robust"))}
+            for m in methods}
 trained = claims.trained_models({m: accuracy[m]["clean"]["value"] for m in methods})
 pd.DataFrame([{"model": names[m], "natural": experiments.format_accuracy(**{k: a["clean"][k] for k in ("value", "lo", "hi", "kind", "n")}),
                f"PGD-{budget.steps}": experiments.format_accuracy(**{k: a[f"pgd{budget.steps}"][k] for k in ("value", "lo", "hi", "kind", "n")}),

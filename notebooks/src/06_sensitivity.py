@@ -46,7 +46,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from drrdn_lib import claims, experiments, plots, results
+from drrdn_lib import claims, experiments, plots, results, stats
 
 NAME = "06_sensitivity"
 out = results.run_dir(NAME, out_dir)
@@ -84,8 +84,8 @@ def evaluated(run):
 
 
 def point(record):
-    return {"clean": experiments.cell(record.n_clean_correct, record.n),
-            "worst_case": experiments.cell(record.n_worst_case_correct, record.n)}
+    return {"clean": stats.accuracy_cell(record.n_clean_correct, record.n),
+            "worst_case": stats.accuracy_cell(record.n_worst_case_correct, record.n)}
 
 
 # %% [markdown]

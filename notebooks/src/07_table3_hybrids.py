@@ -69,7 +69,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from drrdn_lib import claims, experiments, results
+from drrdn_lib import claims, experiments, results, stats
 from drrdn_lib.attacks import PGD
 from drrdn_lib.data import load_dataset
 from drrdn_lib.hybrids import HYBRIDS, hybrid_table
@@ -105,7 +105,7 @@ adv_test = attack(drrdn, x_test, y_test)
 
 
 def accuracy(net, images, labels) -> dict:
-    return experiments.cell(int((predict_labels(net, images) == labels).sum()), len(labels))
+    return stats.accuracy_cell(int((predict_labels(net, images) == labels).sum()), len(labels))
 
 
 models = {"standard": {"clean": accuracy(standard, x_test, y_test)},
@@ -134,7 +134,7 @@ result = hybrid_table(drrdn, standard, (x_train, adv_train, y_train), (x_test, a
 paper = TABLES["table3"]["DRRDN"]
 hybrids = {}
 for name in HYBRIDS:
-    after, before = (experiments.cell(c.n_correct, c.n) for c in (result.after[name], result.before[name]))
+    after, before = (stats.accuracy_cell(c.n_correct, c.n) for c in (result.after[name], result.before[name]))
     hybrids[name] = {"after": after, "before": before, "paper": paper[name],
                      "difference": 100 * after["value"] - paper[name],
                      "paper_inside": bool(100 * after["lo"] <= paper[name] <= 100 * after["hi"])}

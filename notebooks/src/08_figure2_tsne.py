@@ -70,7 +70,7 @@ from IPython.display import Markdown, display
 from matplotlib.lines import Line2D
 from sklearn.neighbors import KNeighborsClassifier
 
-from drrdn_lib import claims, experiments, results
+from drrdn_lib import claims, experiments, results, stats
 from drrdn_lib.attacks import PGD
 from drrdn_lib.bounds import domain_divergence
 from drrdn_lib.data import load_dataset
@@ -103,7 +103,7 @@ x_adv = {m: attack(net, x, y) for m, net in nets.items()}   # each model's own w
 
 
 def accuracy(net, images) -> dict:
-    return experiments.cell(int((predict_labels(net, images) == y).sum()), len(y))
+    return stats.accuracy_cell(int((predict_labels(net, images) == y).sum()), len(y))
 
 
 models = {m: {"clean": accuracy(net, x), "pgd": accuracy(net, x_adv[m])} for m, net in nets.items()}
@@ -171,7 +171,7 @@ for name, rep in rows.items():
     cells = {}
     for key, idx in (("knn_natural", held_idx), ("knn_adversarial", held_idx + n)):
         correct = int((knn.predict(z[idx.numpy()]) == classes[idx.numpy()]).sum())
-        cells[key] = experiments.cell(correct, len(idx))
+        cells[key] = stats.accuracy_cell(correct, len(idx))
     _, e_dom = domain_divergence(rep.features[:n], rep.features[n:], head=domain_head, seed=seed)
     cells["domain"] = {"value": 1 - e_dom.value, "lo": 1 - e_dom.hi, "hi": 1 - e_dom.lo,
                        "n": e_dom.n, "kind": "wilson"}
