@@ -8,6 +8,7 @@ numbers cannot drift apart. Each function picks its words from the numbers.
 from __future__ import annotations
 
 from .experiments import FULL_DRRDN, attack_label
+from .stats import accuracy_cell, binomial_ci, paired_words
 
 __all__ = ["describe", "DESCRIBERS"]
 
@@ -135,8 +136,6 @@ def _zoo_claim_sentence(m: dict) -> str | None:
 
 
 def quickstart(m: dict) -> list[str]:
-    from .bounds import binomial_ci
-
     out = []
     if not m["zoo"]:
         out.append("No zoo models are installed (zoo/ holds no cards), so this run compares nothing "
@@ -213,6 +212,28 @@ def _relation(a: dict, b: dict) -> str:
             "lower": "lower than"}[_versus(a, b)]
 
 
+def _paired(m: dict, a: str, b: str, **match) -> dict | None:
+    """The row of ``m["paired"]`` (``stats.paired_rows``) comparing ``a`` with ``b`` whose
+    other fields equal ``match`` (e.g. ``what="worst_case"``), oriented a-then-b; None if
+    the metrics hold none (older metrics: no per-example comparison)."""
+    for r in m.get("paired", []):
+        if {r["a"], r["b"]} == {a, b} and all(r.get(k) == v for k, v in match.items()):
+            return r if r["a"] == a else {**r, "a": a, "b": b, "a_only": r["b_only"], "b_only": r["a_only"]}
+    return None
+
+
+def _paired_text(row: dict | None) -> str:
+    return paired_words(row) if row else "not compared by a paired test (these metrics hold no per-example comparison)"
+
+
+def _models_not_methods(m: dict) -> str | None:
+    seeds = m["parameters"].get("seeds", [0])
+    if len(seeds) == 1:
+        return ("One training run per method: every comparison above is between two trained models "
+                "on the same examples, not between the methods.")
+    return None
+
+
 def _scale_sentence(m: dict) -> str:
     p = m["parameters"]
     if m.get("paper_scale"):
@@ -266,20 +287,20 @@ def main_results(m: dict) -> list[str]:
         out.append(f"{names[k]}: natural {_acc(acc[k]['clean'])}, {worst} {_acc(acc[k]['worst_case'])}.")
     if len(ok) >= 2:
         top = max(ok, key=lambda k: acc[k]["worst_case"]["value"])
-        tied = [names[k] for k in ok if k != top and _overlap(acc[k]["worst_case"], acc[top]["worst_case"])]
-        out.append(f"Most robust of the trained models ({worst}): {names[top]}"
-                   + (f"; within noise of it: {', '.join(tied)}." if tied else
-                      "; every other trained model is below it beyond noise."))
+        out.append(f"Most robust of the trained models ({worst}): {names[top]} {_acc(acc[top]['worst_case'])}; "
+                   + "; ".join(f"{names[k]} {_acc(acc[k]['worst_case'])}: "
+                               f"{_paired_text(_paired(m, top, k, what='worst_case'))}"
+                               for k in ok if k != top) + ".")
     if "drrdn" in acc:
         if not trained["drrdn"]:
             out.append("DRRDN did not train at this scale, so this run says nothing about the paper's claim.")
         else:
             rivals = [k for k in ok if k not in ("drrdn", "standard")]
             if rivals:
-                out.append(f"The paper's claim, DRRDN's {worst} against each "
-                           "trained baseline's: " + "; ".join(
-                               f"vs {names[k]} {_versus(acc['drrdn']['worst_case'], acc[k]['worst_case'])}"
-                               f" ({_acc(acc['drrdn']['worst_case'])} vs {_acc(acc[k]['worst_case'])})"
+                out.append(f"The paper's claim, DRRDN's model against each trained baseline's under the "
+                           f"{worst}: " + "; ".join(
+                               f"vs {names[k]} ({_acc(acc['drrdn']['worst_case'])} vs {_acc(acc[k]['worst_case'])}), "
+                               f"{_paired_text(_paired(m, 'drrdn', k, what='worst_case'))}"
                                for k in rivals) + ".")
     paper_cols = m["white_box_columns"]
     gaps = {k: min(acc[k][c]["value"] for c in paper_cols) - acc[k]["worst_case"]["value"] for k in ok}
@@ -298,10 +319,14 @@ def main_results(m: dict) -> list[str]:
     strongest = paper_cols[2] if len(paper_cols) > 2 else paper_cols[-1]
     adversarial = [k for k in ok if k != "standard" and "black_box" in acc[k]]
     if adversarial:
-        out.append(f"Black box (worst surrogate) against white-box {labels[strongest]}: " + "; ".join(
+        out.append(f"Black box (worst surrogate) against white-box {labels[strongest]}, each model's two "
+                   "attacks on the same images: " + "; ".join(
             f"{names[k]} {_acc(acc[k]['black_box'])} vs {_acc(acc[k][strongest])}, "
-            f"{_versus(acc[k]['black_box'], acc[k][strongest])}" for k in adversarial) + ".")
+            f"{_paired_text(_paired(m, 'black_box', strongest, what=k))}" for k in adversarial) + ".")
     out.append(_checks_sentence(m.get("checks", []), names))
+    caveat = _models_not_methods(m)
+    if caveat and len(ok) >= 2:
+        out.append(caveat)
     comparison = [r for r in m.get("paper_comparison", []) if trained.get(r["model"], False)]
     if comparison:
         inside = sum(r["paper_inside"] for r in comparison)
@@ -346,14 +371,21 @@ def ablation(m: dict) -> list[str]:
                        f"{_acc(cells[(v, 'clean')])}); not compared.")
             continue
         mine, pgd = cells[(v, "worst_case")], cells[(v, pgd_b)]
-        out.append(f"{v}: {attack_label(pgd_b)} {_acc(pgd)}, {_relation(pgd, cells[(FULL_DRRDN, pgd_b)])} "
-                   f"{FULL_DRRDN}'s; worst case {_acc(mine)}, {_relation(mine, full)} {FULL_DRRDN}'s "
+        seed = min(p.get("seeds", [0]))
+        out.append(f"{v} against {FULL_DRRDN} (seed {seed}, the same test images): {attack_label(pgd_b)} "
+                   f"{_acc(pgd)} vs {_acc(cells[(FULL_DRRDN, pgd_b)])}, "
+                   f"{_paired_text(_paired(m, v, FULL_DRRDN, column=pgd_b, seed=seed))}; worst case "
+                   f"{_acc(mine)} vs {_acc(full)}, "
+                   f"{_paired_text(_paired(m, v, FULL_DRRDN, column='worst_case', seed=seed))} "
                    f"(clean {_acc(cells[(v, 'clean')])}).")
     curve = _curve_peaks(m.get("learning_curves", []), [v for v in variants if learned[v]])
     if curve:
         out.append(curve)
     if "checks" in m:
         out.append(_checks_sentence(m["checks"], {v: v for v in variants}))
+    if len(p.get("seeds", [0])) == 1 and sum(learned.values()) >= 2:
+        out.append("One training run per variant: these compare trained models, not the losses "
+                   "they leave out (a claim about a loss needs several seeds).")
     paper = [r for r in m.get("paper_comparison", []) if learned.get(r["variant"])]
     if paper:
         a, b = (attack_label(c) for c in m["pgd_columns"])
@@ -401,7 +433,8 @@ def _curve_peaks(curves: list[dict], models: list[str]) -> str | None:
         if peak["epoch"] == end["epoch"]:
             parts.append(f"{model} peaks at its last epoch ({end['epoch']}, {_acc(end)})")
             continue
-        verdict = "within noise of its peak" if _overlap(peak, end) else "below its peak beyond noise"
+        verdict = ("its interval overlaps the peak's (no per-digit validation record: not a paired test, "
+                   "undecided)" if _overlap(peak, end) else "below the peak's interval")
         parts.append(f"{model} peaks at epoch {peak['epoch']} ({_acc(peak)}) and ends at epoch "
                      f"{end['epoch']} with {_acc(end)}, {verdict}")
     if not parts:
@@ -560,9 +593,7 @@ def _cell_of(value: float, lo: float, hi: float) -> dict:
 
 
 def _wilson(value: float, n: int) -> dict:
-    from .bounds import proportion
-    e = proportion(round(value * n), n)
-    return _cell_of(e.value, e.lo, e.hi)
+    return accuracy_cell(round(value * n), n)
 
 
 def _parts_sentences(summary: list[dict]) -> list[str]:

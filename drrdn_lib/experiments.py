@@ -26,7 +26,8 @@ from .evaluate import EvaluationRecord, evaluate, protocol_attacks
 from .methods import hyper_defaults
 from .protocol import BUDGETS, PAPER
 from .torch_utils import model_device, predict_labels
-from .transfer import AccuracyCell, TransferResult, transfer_matrix
+from .stats import Accuracy, accuracy_cell, binomial_ci
+from .transfer import TransferResult, transfer_matrix
 from .results import REPO_ROOT, repo_relative
 from .train import TrainConfig, TrainResult, epoch_checkpoints, train
 from .train_config import OUTSIDE_RUN_IDENTITY
@@ -299,31 +300,23 @@ def training_path(run: TrainResult) -> list[dict]:
                     "run_epoch": e} for e in epoch_checkpoints(run.out_dir)]
 
 
-def cell(k: int, n: int, kind: str = "wilson") -> dict:
-    """An accuracy cell ``{"value", "lo", "hi", "n", "kind"}`` from ``k`` of ``n`` examples
-    (Wilson 95%), the layout of the notebooks' metrics."""
-    from .bounds import binomial_ci
-    lo, hi = binomial_ci(int(k), int(n))
-    return {"value": k / n, "lo": lo, "hi": hi, "n": int(n), "kind": kind}
-
-
 def pgd_accuracy_curve(model: nn.Module, dataset: str, eps_grid, *, limit: int | None = None,
                        pgd_steps: int | None = None, seed: int = 0, data_dir=None) -> dict:
     """PGD accuracy at each eps of ``eps_grid`` (eps 0: clean accuracy) on a stratified
     ``limit`` test subset, the evaluation PGD resized to that eps (step 2.5 eps / steps):
-    ``{eps: cell}`` (:func:`cell`, Wilson 95%)."""
+    ``{eps: cell}`` (:func:`drrdn_lib.stats.accuracy_cell`, Wilson 95%)."""
     x, y = load_dataset(dataset, "test", data_dir=data_dir, limit=limit, seed=seed)
     device = model_device(model)
     x, y = x.to(device), y.to(device)
     curve = {}
     for e in eps_grid:
         if e == 0:
-            curve[e] = cell(int((predict_labels(model, x) == y).sum()), len(y))
+            curve[e] = accuracy_cell(int((predict_labels(model, x) == y).sum()), len(y))
             continue
         budget = eval_budget(dataset, pgd_steps, e)
         attack = PGD(budget.eps, budget.step_size, budget.steps, seed=seed)
         result = evaluate(model, x, y, {"pgd": attack}, checks="none", progress=False).attacks["pgd"]
-        curve[e] = cell(result.n_correct, result.n)
+        curve[e] = accuracy_cell(result.n_correct, result.n)
     return curve
 
 
@@ -450,16 +443,17 @@ def ablation_run(variant: str, dataset: str, *, seed: int = 0, from_zoo: bool = 
 
 
 def evaluate_ablation_run(model: nn.Module, variant: str, seed: int, params: dict, cache_dir,
-                          progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+                          progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
     """Notebook 03's evaluation of one variant's model (``params``: the notebook's
     parameters), one home for the notebook and ``scripts/train_ablation_runs.py
     --evaluate-into``: :func:`evaluate_for_notebook` of that model alone, without a black
-    box, cached in ``cache_dir``. Returns (frame, checks, records): the
+    box, cached in ``cache_dir``. Returns (frame, checks, records, flags): the
     :meth:`MainTable.to_frame` rows with a ``seed`` column (model = ``variant``); the
     gradient-masking checks run on the AutoAttack subset (:meth:`MainTable.checks_frame`
     with a ``seed`` column; no rows when ``checks`` is "none"); and the evaluation records
     as dicts (per-attack seconds and settings), ``{"all images": ...}`` plus
-    ``"autoattack subset"`` when AutoAttack ran on a subset."""
+    ``"autoattack subset"`` when AutoAttack ran on a subset; and, with the same keys, the
+    per-example "still correct" vectors (column -> bool (n,)) for paired tests."""
     tables, subset_tables, frame = evaluate_for_notebook(
         {seed: {variant: model}}, params["dataset"], data_dir=params.get("data_dir"),
         eval_limit=params["eval_limit"], autoattack=params["autoattack"],
@@ -467,10 +461,12 @@ def evaluate_ablation_run(model: nn.Module, variant: str, seed: int, params: dic
         attack_steps=params["attack_steps"], checks=params["checks"],
         check_samples=params["check_samples"], square_queries=params["square_queries"],
         black_box=False, progress=progress)
-    records = {"all images": tables[seed].records[variant].to_dict()}
+    stages = {"all images": tables[seed]}
     if subset_tables[seed] is not tables[seed]:
-        records["autoattack subset"] = subset_tables[seed].records[variant].to_dict()
-    return frame, subset_tables[seed].checks_frame().assign(seed=seed), records
+        stages["autoattack subset"] = subset_tables[seed]
+    records = {stage: t.records[variant].to_dict() for stage, t in stages.items()}
+    flags = {stage: t.per_example[variant] for stage, t in stages.items()}
+    return frame, subset_tables[seed].checks_frame().assign(seed=seed), records, flags
 
 
 def train_grid_from_standard(methods, dataset: str, seeds, *, pretrain_kw: dict,
@@ -607,10 +603,10 @@ class MainTable:
         """The number of test images evaluated."""
         return len(self.per_example[self.models[0]]["clean"])
 
-    def cell(self, model: str, column: str) -> AccuracyCell | None:
+    def cell(self, model: str, column: str) -> Accuracy | None:
         """Accuracy with its Wilson interval, or None for a model's own black-box column."""
         flags = self.per_example[model].get(column)
-        return None if flags is None else AccuracyCell.from_counts(int(flags.sum()), len(flags))
+        return None if flags is None else Accuracy.from_counts(int(flags.sum()), len(flags))
 
     def to_frame(self) -> pd.DataFrame:
         """One row per (model, column): n_correct, n, accuracy, lo, hi (fractions)."""
@@ -777,7 +773,7 @@ def learning_curves(runs: dict) -> pd.DataFrame:
                     k = round(entry[key] * n)
                     rows.append({"method": method, "seed": seed, "epoch": offset + entry["epoch"],
                                  "split": split, "stage": stage,
-                                 **{f: v for f, v in cell(k, n).items() if f != "kind"},
+                                 **{f: v for f, v in accuracy_cell(k, n).items() if f != "kind"},
                                  "lr": entry["lr"], "train_loss": entry["train_loss"], "eps": eps})
     return pd.DataFrame(rows)
 
@@ -803,7 +799,6 @@ def summarise_accuracies(frame: pd.DataFrame, by: str, columns, n: int) -> pd.Da
     """:func:`summarise_seeds` for a wide frame of accuracies in [0, 1] (one row per
     (``by``, seed), one column per accuracy), each measured on ``n`` examples: one seed
     gives the Wilson interval, several the mean -/+ sd over seeds."""
-    from .bounds import binomial_ci
     long = frame.melt(id_vars=[by, "seed"], value_vars=list(columns), var_name="column",
                       value_name="accuracy").rename(columns={by: "model"})
     intervals = [binomial_ci(round(a * n), n) for a in long["accuracy"]]

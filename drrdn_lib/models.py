@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-__all__ = ["SplitClassifier", "Normalize", "SmallCNN", "PreActResNet18", "WideResNet",
+__all__ = ["SplitClassifier", "Normalize", "SmallCNN", "SMALLCNN_INITS", "PreActResNet18", "WideResNet",
            "MODELS", "NORMALIZATIONS", "build_model"]
 
 #: Per-channel (mean, std) presets for :class:`Normalize`, on [0, 1] pixel values.
@@ -121,12 +121,12 @@ class SplitClassifier(nn.Module):
         return encoder, first.in_features, classifier
 
 
-def _init_weights(module: nn.Module) -> None:
-    """Kaiming-normal (fan_out, ReLU) convolutions with zero bias; batch norm 1/0;
-    linear layers keep PyTorch's default initialisation."""
+def _init_weights(module: nn.Module, conv_mode: str = "fan_out") -> None:
+    """Kaiming-normal convolutions (gain sqrt 2, ``conv_mode`` "fan_out" or "fan_in") with
+    zero bias; batch norm 1/0; linear layers keep PyTorch's default initialisation."""
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.kaiming_normal_(m.weight, mode=conv_mode, nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):
@@ -135,6 +135,10 @@ def _init_weights(module: nn.Module) -> None:
 
 
 # ----------------------------------------------------------------------------- SmallCNN
+#: SmallCNN's initialisations: TRADES's and the one every model here was trained with so far
+SMALLCNN_INITS = ("trades", "kaiming_fan_out")
+
+
 class SmallCNN(SplitClassifier):
     """The MNIST network of TRADES (Zhang et al., ICML 2019) and its predecessors.
 
@@ -148,6 +152,14 @@ class SmallCNN(SplitClassifier):
         image_size: H = W of the input (28); must be at least 16.
         dropout: dropout probability after the first fully connected layer (0.5, as TRADES).
         normalization: ``"none"`` (default, as TRADES), a preset name or (mean, std).
+        init: ``"trades"``: as TRADES's ``models/small_cnn.py`` (the paper's MNIST network),
+            convolutions Kaiming-normal with fan_in (gain sqrt 2) and zero bias, the two
+            hidden linear layers PyTorch's default, the last layer (the head, TRADES's
+            ``fc3``) all zero. ``"kaiming_fan_out"`` (default for now): convolutions
+            Kaiming-normal with fan_out and a default head, what every model of this
+            repository so far was trained with (conv1 starts about 5.8x smaller than
+            TRADES's). A configuration asks for TRADES's with ``model_kwargs={"init":
+            "trades"}``, which also gives it its own run folder (docs/method.md).
     Shapes: (B, in_channels, image_size, image_size) -> logits (B, C); features (B, 200).
     For DRRDN the encoder ends at the flattened convolutional features (64 * side^2) and
     the classifier is fc200-fc200-fc ``num_classes`` (:meth:`encoder_and_classifier`).
@@ -156,7 +168,9 @@ class SmallCNN(SplitClassifier):
     classifier_start = 12  # backbone[12] is the first fully connected layer
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, image_size: int = 28,
-                 dropout: float = 0.5, normalization="none"):
+                 dropout: float = 0.5, normalization="none", init: str = "kaiming_fan_out"):
+        if init not in SMALLCNN_INITS:
+            raise ValueError(f"SmallCNN init={init!r}; use one of {SMALLCNN_INITS}.")
         side = ((image_size - 4) // 2 - 4) // 2
         if side < 1:
             raise ValueError(f"SmallCNN image_size={image_size} is too small; it needs at "
@@ -177,7 +191,12 @@ class SmallCNN(SplitClassifier):
             nn.Linear(200, 200), nn.ReLU(inplace=True),
         )
         super().__init__(backbone, nn.Linear(200, num_classes), 200, num_classes)
-        _init_weights(self)
+        if init == "trades":
+            _init_weights(self, conv_mode="fan_in")
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+        else:
+            _init_weights(self, conv_mode="fan_out")
 
 
 # ----------------------------------------------------------------------- PreAct ResNet

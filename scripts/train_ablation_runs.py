@@ -63,7 +63,7 @@ def main(argv=None) -> None:
                   f"{run.best['val_clean_acc']:.4f}, val PGD {run.best['val_robust_acc']:.4f} "
                   f"({run.out_dir}; {time.perf_counter() - started:.0f} s so far)", flush=True)
             if args.evaluate_into:
-                frame, checks, _ = experiments.evaluate_ablation_run(
+                frame, checks, _, _ = experiments.evaluate_ablation_run(
                     run.best_model, variant, seed, params, Path(args.evaluate_into) / "cache", progress=True)
                 cells = ", ".join(f"{r.column} {100 * r.accuracy:.1f}% (n {r.n})" for r in frame.itertuples())
                 failed = ", ".join(checks.check[checks.passed.eq(False)]) or "none"

@@ -203,9 +203,11 @@ def test_ablation_evaluation_in_the_background_fills_the_notebooks_cache(tmp_pat
     params = parameters_from_file(Path(_script("train_ablation_runs").NOTEBOOK), path)
     run = experiments.ablation_run("without MI", "mnist5k", **experiments.ablation_training_kw(params))
     monkeypatch.setattr(experiments, "evaluate", lambda *args, **kwargs: 1 / 0)
-    frame, checks, records = experiments.evaluate_ablation_run(run.best_model, "without MI", 0, params,
+    frame, checks, records, flags = experiments.evaluate_ablation_run(run.best_model, "without MI", 0, params,
                                                                report / "cache")
     assert set(frame.column) == {"clean", "fgsm", "pgd2", "pgd3", "cw2", "cw3", "worst_case"}
     assert checks.empty and list(checks.columns) == ["model", "check", "passed", "message", "seed"]
     assert list(records) == ["all images"] and records["all images"]["n"] == 20
     assert set(records["all images"]["attacks"]) == {"fgsm", "pgd2", "pgd3", "cw2", "cw3"}
+    assert list(flags) == ["all images"] and flags["all images"]["pgd3"].shape == (20,)
+    assert int(flags["all images"]["clean"].sum()) == records["all images"]["n_clean_correct"]

@@ -1,4 +1,6 @@
 """Registry models: build, shapes, backbone/head split, normalisation inside, no fixed device."""
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -95,11 +97,33 @@ def test_dropout_only_in_train_mode():
     model = build_model("smallcnn", image_size=16)
     x = torch.rand(4, 1, 16, 16)
     model.eval()
-    assert torch.equal(model(x), model(x))
+    assert torch.equal(model.backbone(x), model.backbone(x))   # the features: TRADES's head starts at 0
     model.train()
     torch.manual_seed(0)
-    a = model(x)
-    assert not torch.equal(a, model(x))
+    a = model.backbone(x)
+    assert not torch.equal(a, model.backbone(x))
+
+
+def test_smallcnn_starts_as_trades_network():
+    """TRADES's models/small_cnn.py: kaiming_normal_ with its defaults (fan_in, gain sqrt 2)
+    on every convolution, zero conv biases, fc1/fc2 PyTorch's default, fc3 (our head) zero."""
+    torch.manual_seed(0)
+    model = build_model("smallcnn", init="trades")
+    convs = [m for m in model.backbone if isinstance(m, nn.Conv2d)]
+    for conv in convs:
+        fan_in = conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
+        assert conv.weight.std().item() == pytest.approx(math.sqrt(2 / fan_in), rel=0.15)
+        assert not conv.bias.any()
+    assert not model.head.weight.any() and not model.head.bias.any()
+    assert not model(torch.rand(2, 1, 28, 28)).any()                          # logits start at 0
+    fc1 = model.backbone[12]
+    assert fc1.weight.abs().max().item() <= 1 / math.sqrt(fc1.in_features) + 1e-6   # default uniform
+    legacy = build_model("smallcnn")                                          # today's default
+    ratio = convs[0].weight.std() / next(m for m in legacy.backbone if isinstance(m, nn.Conv2d)).weight.std()
+    assert ratio.item() == pytest.approx(math.sqrt(32 * 9 / 9), rel=0.2)     # conv1 5.7x larger
+    assert legacy.head.weight.any()
+    with pytest.raises(ValueError, match="init='xavier'.*trades"):
+        build_model("smallcnn", init="xavier")
 
 
 @pytest.mark.parametrize("call, match", [

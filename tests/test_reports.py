@@ -98,3 +98,44 @@ def test_the_ablation_report_is_the_cpu_scale_with_autoattack_and_checks():
     assert p["autoattack"] == "standard" and metrics["pgd_columns"] == ["pgd40", "pgd100"]
     assert {c["check"] for c in metrics["checks"]} >= {"stronger_pgd", "black_box"}
     assert not metrics["provenance"]["commit"].endswith("+dirty")
+
+
+# ----------------------------------------------------------------------------- paired tests
+PAIRED = [ROOT / "reports" / name / "paired.json" for name in ("02_main_results_cpu", "03_ablation_cpu")]
+DISCORDANT = re.compile(r"(\d[\d,]*) / (\d[\d,]*)(?: discordant)?,? (?:McNemar )?p = ([0-9.e-]+)")
+
+
+def _paired_rows() -> list[dict]:
+    return [r for path in PAIRED for r in json.loads(path.read_text())["rows"]]
+
+
+def test_every_paired_claim_in_the_texts_is_a_committed_row():
+    """Each "a / b discordant ... p = x" the READMEs and docs/method.md state is a row of a
+    report's paired.json (scripts/paired_tests.py on the committed records): its counts,
+    either way round, and its raw or Holm p-value as printed."""
+    from drrdn_lib.stats import format_p
+    rows = _paired_rows()
+    known = {(r["a_only"], r["b_only"]) for r in rows} | {(r["b_only"], r["a_only"]) for r in rows}
+    texts = [ROOT / "README.md", ROOT / "reports" / "README.md", ROOT / "docs" / "method.md"]
+    found = 0
+    for path in texts:
+        for a, b, p in DISCORDANT.findall(path.read_text().replace("\n", " ")):
+            pair = (int(a.replace(",", "")), int(b.replace(",", "")))
+            assert pair in known, f"{path.name}: {a} / {b} discordant is in no paired.json row"
+            ps = {format_p(r[k]) for r in rows for k in ("p_value", "p_holm")
+                  if {(r["a_only"], r["b_only"]), (r["b_only"], r["a_only"])} & {pair}}
+            assert p.rstrip(".") in ps, f"{path.name}: {a} / {b} with p = {p}, the rows give {sorted(ps)}"
+            found += 1
+    assert found >= 10
+
+
+def test_paired_rows_agree_with_the_reports_accuracies():
+    """The records behind paired.json are the report's: each row's two accuracies are cells of
+    the report's metrics (same model, same n)."""
+    metrics = json.loads((REPORT / "metrics.json").read_text())["accuracy"]
+    rows = json.loads(PAIRED[0].read_text())["rows"]
+    worst = [r for r in rows if r["what"].startswith("models, worst case over every attack")]
+    assert worst and all(metrics[r["a"]]["worst_case"]["value"] == pytest.approx(r["acc_a"]) and
+                         metrics[r["a"]]["worst_case"]["n"] == r["n"] for r in worst)
+    pgd = [r for r in rows if r["what"] == "models, pgd40, all images"]
+    assert pgd and all(metrics[r["b"]]["pgd40"]["value"] == pytest.approx(r["acc_b"]) for r in pgd)

@@ -56,11 +56,13 @@ data_dir = None
 out_dir = None          # None: results/02_main_results
 
 # %%
+import itertools
+
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from drrdn_lib import claims, experiments, plots, results
+from drrdn_lib import claims, experiments, plots, results, stats
 from drrdn_lib.paper_numbers import TABLE_CAPTIONS
 from drrdn_lib.protocol import PAPER
 
@@ -166,6 +168,34 @@ display(Markdown(f"**Ours, {scale}.** A model is *not trained at this scale* whe
 white_box_table
 
 # %% [markdown]
+# ### Two models on the same images: paired tests
+# Every model is scored on the same test images, so two models are compared by the images
+# only one of them gets right (discordant): the exact McNemar p-value, Holm-corrected over
+# the pairs of trained models in each column, and Newcombe's 95% interval for the
+# difference (`drrdn_lib.stats`); interval overlap is no test on paired data. Each model's
+# black box against its strongest white-box attack is the same kind of pair (two attacks,
+# one model). One seed (the first): with one training run per method these compare the
+# trained models, not the methods.
+
+# %%
+ranked = [m for m in methods if trained[m]]
+subset = subset_tables[seeds[0]]
+strongest = white[2] if len(white) > 2 else white[-1]
+paired = [r for c, t in [(c, table) for c in white] + [("worst_case", subset)]
+          for r in stats.paired_rows({m: t.per_example[m][c] for m in ranked},
+                                     list(itertools.combinations(ranked, 2)), what=c)]
+paired += [r for m in ranked if m != "standard" and "black_box" in table.per_example[m]
+           for r in stats.paired_rows({"black_box": table.per_example[m]["black_box"],
+                                       strongest: table.per_example[m][strongest]},
+                                      [("black_box", strongest)], what=m)]
+pd.DataFrame([{"column or model": labels.get(r["what"], names.get(r["what"], r["what"])),
+               "A": names.get(r["a"], labels.get(r["a"], r["a"])), "B": names.get(r["b"], labels.get(r["b"], r["b"])),
+               "n": r["n"], "A - B (points) [95%]": f"{100 * r['difference']['value']:+.1f} "
+               f"[{100 * r['difference']['lo']:+.1f}, {100 * r['difference']['hi']:+.1f}]",
+               "only A / only B": f"{r['a_only']} / {r['b_only']}",
+               "McNemar p (Holm)": stats.format_p(r["p_holm"])} for r in paired])
+
+# %% [markdown]
 # ### Beside the paper's table
 # The paper's number, ours with its interval, and ours minus the paper's, for every cell
 # that has a counterpart. At CI scale the eps (0.2 against 0.3), the data (1,000 digits
@@ -268,7 +298,7 @@ metrics = {"parameters": dict(dataset=dataset, model=model, methods=methods, see
            "n_autoattack": n_autoattack, "paper_table": paper_table.replace("table", "Table "),
            "labels": labels, "model_labels": {m: names[m] for m in methods}, "white_box_columns": white,
            "accuracy": accuracy, "trained": trained, "not_trained_rule": claims.NOT_TRAINED_RULE,
-           "paper_comparison": comparison.to_dict("records"),
+           "paper_comparison": comparison.to_dict("records"), "paired": paired,
            "checks": pd.concat([t.checks_frame().assign(seed=s) for s, t in subset_tables.items()]).to_dict("records"),
            "warnings": warnings, "training": training.to_dict("records"),
            "learning_curves": curves.to_dict("records"),
