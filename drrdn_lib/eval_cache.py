@@ -6,13 +6,18 @@ labels, and the attack's configuration (any JSON-able value), hashed together
 takes hours on a CPU; with a ``cache_dir``, each finished model (and each surrogate's
 transfer examples) is written at once and loaded back on the next run.
 
-Entries are pickled Python objects written by this library (``torch.save``), loaded with
-``weights_only=False``: point ``cache_dir`` only at folders this library wrote.
+Entries are written with ``torch.save`` and read back by :func:`safe_load`:
+``torch.load(weights_only=True)``, which rebuilds only tensors, plain Python types and
+the library's own record classes (:data:`ALLOWED`: ``EvaluationRecord``, ``AttackResult``,
+``CheckResult``, whose state is set field by field, never by running their code). A file
+that asks for anything else (e.g. a pickle whose ``__reduce__`` would call a function)
+is refused with :class:`UnsafeRecordError`; nothing in a committed cache runs code.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,7 +27,35 @@ from torch import nn
 
 from .files import save_torch_atomic
 
-__all__ = ["fingerprint", "cached"]
+__all__ = ["fingerprint", "cached", "safe_load", "UnsafeRecordError", "allowed_classes"]
+
+
+class UnsafeRecordError(ValueError):
+    """A stored record that is not tensors, plain types and the library's record classes."""
+
+
+def allowed_classes() -> list[type]:
+    """The library's own classes a stored record may hold (plain dataclasses)."""
+    from .evaluate import AttackResult, EvaluationRecord
+    from .masking_checks import CheckResult
+
+    return [EvaluationRecord, AttackResult, CheckResult]
+
+
+def safe_load(path: str | Path) -> Any:
+    """``torch.load(path, weights_only=True)`` with :func:`allowed_classes` allowed; a file
+    that holds anything else raises :class:`UnsafeRecordError` naming it."""
+    try:
+        with torch.serialization.safe_globals(allowed_classes()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        why = next((line.strip() for line in str(error).splitlines()
+                    if "nsupported" in line), "not a weights-only file")
+        raise UnsafeRecordError(
+            f"{path} is not a record this library wrote: it asks for objects outside the "
+            f"allow-list (tensors, plain types, {', '.join(c.__name__ for c in allowed_classes())}) "
+            f"and was not loaded ({why}); restore it (git checkout -- {Path(path).name}) or "
+            "delete it to compute it again.") from None
 
 
 def _update(digest, part: Any) -> None:
@@ -63,7 +96,7 @@ def cached(cache_dir: str | Path | None, kind: str, key: tuple, compute: Callabl
         return compute(None) if partial else compute()
     path = Path(cache_dir) / f"{kind}-{fingerprint(*key)}.pt"
     if path.is_file():
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return safe_load(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = path.with_name(f"{path.stem}.partial.pt")
     value = compute(state) if partial else compute()
