@@ -147,18 +147,49 @@ def test_main_results_leaves_an_untrained_model_out_of_every_comparison():
     assert "DRRDN did not train at this scale, so this run says nothing about the paper's claim." in sentences
 
 
-def test_main_results_within_noise_only_when_intervals_overlap():
+def _paired_row(a, b, a_only, b_only, n=1000, **fields):
+    """One ``m["paired"]`` row (``stats.paired_rows``) of two models on the same ``n``
+    examples with these discordant counts (a family of one: p_holm is the raw p)."""
+    import numpy as np
+    from drrdn_lib.stats import paired_rows
+    both = (n - a_only - b_only) // 2
+    right_a = np.r_[np.ones(both + a_only), np.zeros(b_only), np.zeros(n - both - a_only - b_only)]
+    right_b = np.r_[np.ones(both), np.zeros(a_only), np.ones(b_only), np.zeros(n - both - a_only - b_only)]
+    row = paired_rows({a: right_a.astype(bool), b: right_b.astype(bool)}, [(a, b)])[0]
+    return {**row, **fields}
+
+
+def test_main_results_decide_two_models_by_the_paired_test_not_by_interval_overlap():
+    """Overlapping intervals with 30 / 2 discordant digits are a difference beyond example
+    noise; 12 / 10 is not distinguishable; the words never fall back on interval overlap."""
     m = _main_results()
     for model in ("pgd_at", "trades", "mart"):
         _set(m, model, "worst_case", 0.30)
-    _set(m, "drrdn", "worst_case", 0.32)
+    _set(m, "drrdn", "worst_case", 0.32)  # every interval overlaps every other
+    m["paired"] = [_paired_row("drrdn", "pgd_at", 30, 2, what="worst_case"),
+                   _paired_row("drrdn", "trades", 12, 10, what="worst_case"),
+                   _paired_row("mart", "drrdn", 2, 30, what="worst_case")]
+    sentences = describe("02_main_results", m)
+    claim = next(s for s in sentences if s.startswith("The paper's claim"))
+    assert "within noise" not in claim and "overlap" not in claim
+    # p-values: scipy.stats.binomtest(2, 32) and binomtest(10, 22), two-sided
+    assert ("vs Madry (PGD-AT) (32.0% [27.0, 37.0] vs 30.0% [25.0, 35.0]), differ beyond example "
+            "noise (McNemar p = 2.5e-07 (Holm), 30 / 2 discordant)") in claim
+    assert ("vs TRADES (32.0% [27.0, 37.0] vs 30.0% [25.0, 35.0]), not distinguishable on these "
+            "1,000 examples (McNemar p = 0.83 (Holm), 12 / 10 discordant)") in claim
+    # a row stored b-then-a is read a-then-b
+    assert ("vs MART (32.0% [27.0, 37.0] vs 30.0% [25.0, 35.0]), differ beyond example noise "
+            "(McNemar p = 2.5e-07 (Holm), 30 / 2 discordant)") in claim
+    # the per-model sentence says these are models, not methods
+    assert ("One training run per method: every comparison above is between two trained models "
+            "on the same examples, not between the methods.") in sentences
+
+
+def test_main_results_without_paired_records_say_so_instead_of_deciding():
+    m = _main_results()
+    m.pop("paired")
     claim = next(s for s in describe("02_main_results", m) if s.startswith("The paper's claim"))
-    assert claim.count("within noise") == 3
-    _set(m, "drrdn", "worst_case", 0.60)
-    claim = next(s for s in describe("02_main_results", m) if s.startswith("The paper's claim"))
-    assert "vs TRADES higher" in claim and "within noise" not in claim
-    top = next(s for s in describe("02_main_results", m) if s.startswith("Most robust"))
-    assert top.endswith("DRRDN; every other trained model is below it beyond noise.")
+    assert "not compared by a paired test" in claim and "beyond" not in claim
 
 
 def test_main_results_several_seeds_show_sd_and_n():
@@ -403,12 +434,19 @@ def _ablation(full_pgd, variant_pgd, *, cpu=False):
     return m
 
 
-@pytest.mark.parametrize("variant_pgd, relation", [(0.80, "lower than"), (0.92, "within noise of"),
-                                                   (0.97, "higher than")])
-def test_ablation_compares_each_learned_variant_with_the_full_drrdn(variant_pgd, relation):
-    sentences = describe("03_ablation", _ablation(0.90, variant_pgd))
-    mine = [s for s in sentences if s.startswith("without MI: PGD-20 ")]
-    assert len(mine) == 1 and mine[0].count(f"{relation} full DRRDN's") == 2
+@pytest.mark.parametrize("discordant, words", [
+    ((40, 8), "differ beyond example noise (McNemar p = 3.3e-06 (Holm), 40 / 8 discordant)"),
+    ((11, 9), "not distinguishable on these 1,000 examples (McNemar p = 0.82 (Holm), 11 / 9 discordant)")])
+def test_ablation_compares_each_learned_variant_with_the_full_drrdn_by_the_paired_test(discordant, words):
+    m = _ablation(0.90, 0.92)  # the intervals overlap in both cases
+    m["paired"] = [_paired_row("without MI", "full DRRDN", *discordant, seed=0, column=c)
+                   for c in ("pgd20", "worst_case")]
+    sentences = describe("03_ablation", m)
+    mine = [s for s in sentences if s.startswith("without MI against full DRRDN (seed 0, the same "
+                                                 "test images): PGD-20 ")]
+    assert len(mine) == 1 and mine[0].count(words) == 2 and "within noise" not in mine[0]
+    assert ("One training run per variant: these compare trained models, not the losses they "
+            "leave out (a claim about a loss needs several seeds).") in sentences
     assert sentences[-1].startswith("The paper's Table 4 (PGD-40 and PGD-100 at eps 0.3): its number "
                                     "lies inside our PGD-10 interval for 1 and inside our PGD-20 "
                                     "interval for 0 of 2 trained rows; at this scale")
@@ -417,7 +455,8 @@ def test_ablation_compares_each_learned_variant_with_the_full_drrdn(variant_pgd,
 def test_ablation_at_the_cpu_scale_names_table_4s_attacks_and_the_schedule():
     sentences = describe("03_ablation", _ablation(0.90, 0.92, cpu=True))
     assert sentences[0].startswith("cpu scale (mnist, the full training split, eps of the protocol, 6 epochs")
-    assert any(s.startswith("without MI: PGD-100 ") for s in sentences)
+    assert any(s.startswith("without MI against full DRRDN (seed 0, the same test images): PGD-100 ")
+               for s in sentences)
     assert "inside our PGD-40 interval for 1 and inside our PGD-100 interval for 0 of 2 trained rows; " \
            "on a shorter schedule (epochs, seeds)" in sentences[-1]
 
@@ -440,9 +479,11 @@ def test_ablation_says_where_each_variants_validation_pgd_peaked_and_ended():
     sentence = next(s for s in describe("03_ablation", m) if s.startswith("Validation PGD per epoch"))
     assert "1,000 held-out images; epoch 4 is the first at a lower lr" in sentence
     assert "full DRRDN peaks at epoch 3 (92.0% [90.0, 94.0]) and ends at epoch 4 with 80.0% " \
-           "[78.0, 82.0], below its peak beyond noise" in sentence
+           "[78.0, 82.0], below the peak's interval" in sentence
+    # one model's epochs on the same validation digits, without per-digit records: no test decides
     assert "without MI peaks at epoch 3 (92.0% [90.0, 94.0]) and ends at epoch 4 with 91.0% " \
-           "[89.0, 93.0], within noise of its peak" in sentence
+           "[89.0, 93.0], its interval overlaps the peak's (no per-digit validation record: " \
+           "not a paired test, undecided)" in sentence
     m["learning_curves"] = _curve("full DRRDN", [0.70, 0.89, 0.89, 0.88], lrs, natural=[0.9, 0.9, 0.97, 0.96])
     sentence = next(s for s in describe("03_ablation", m) if s.startswith("Validation PGD per epoch"))
     assert "full DRRDN peaks at epoch 3 (89.0% [87.0, 91.0])" in sentence  # a PGD tie: training's rule
