@@ -64,7 +64,7 @@ import torch
 from torch import nn
 
 from .stats import CI_METHODS, Estimate, check_ci, proportion
-from .probes import (DEFAULT_STEPS, HEADS, check_head, count_wrong, fit_head, split_indices,
+from .probes import (DEFAULT_STEPS, HEADS, check_head, count_wrong, domain_rows_right, fit_head, split_indices,
                      standardise)
 from .torch_utils import eval_mode, model_device
 from .validate import (check_bool_vector, check_features, check_images, check_in_ball,
@@ -156,13 +156,10 @@ def _check_pair(z_nat, z_adv, n: int | None = None) -> tuple[torch.Tensor, torch
 def _domain_divergence(z_nat, z_adv, train, held, *, head, seed, steps, hidden, confidence,
                        ci_method) -> tuple[Estimate, Estimate]:
     """(proxy A-distance, e_dom) on an existing split; inputs already validated."""
-    domain = torch.cat([torch.zeros(len(train)), torch.ones(len(train))]).long().to(z_nat.device)
-    fit, nat_held, adv_held = standardise(torch.cat([z_nat[train], z_adv[train]]),
-                                           z_nat[held], z_adv[held])
-    clf = fit_head(head, fit, domain, 2, seed=seed, steps=steps, hidden=hidden)
-    zeros, ones = domain[:1].new_zeros(len(held)), domain[:1].new_ones(len(held))
-    e_dom = _sum_of_proportions(count_wrong(clf, nat_held, zeros),
-                                count_wrong(clf, adv_held, ones), len(held), scale=0.5, confidence=confidence, method=ci_method)
+    nat_right, adv_right = domain_rows_right(z_nat, z_adv, train, held, head=head, seed=seed,
+                                             steps=steps, hidden=hidden)
+    e_dom = _sum_of_proportions(int((~nat_right).sum()), int((~adv_right).sum()), len(held),
+                                scale=0.5, confidence=confidence, method=ci_method)
 
     def proxy(e):
         return min(2.0, max(0.0, 2.0 * (1.0 - 2.0 * e)))

@@ -301,23 +301,27 @@ def training_path(run: TrainResult) -> list[dict]:
 
 
 def pgd_accuracy_curve(model: nn.Module, dataset: str, eps_grid, *, limit: int | None = None,
-                       pgd_steps: int | None = None, seed: int = 0, data_dir=None) -> dict:
+                       pgd_steps: int | None = None, seed: int = 0, data_dir=None,
+                       return_right: bool = False):
     """PGD accuracy at each eps of ``eps_grid`` (eps 0: clean accuracy) on a stratified
     ``limit`` test subset, the evaluation PGD resized to that eps (step 2.5 eps / steps):
-    ``{eps: cell}`` (:func:`drrdn_lib.stats.accuracy_cell`, Wilson 95%)."""
+    ``{eps: cell}`` (:func:`drrdn_lib.stats.accuracy_cell`, Wilson 95%); with
+    ``return_right``, also ``{eps: (n,) bool numpy}``, which digits stay correct (one set of
+    digits for every eps, so two eps compare by a paired test)."""
     x, y = load_dataset(dataset, "test", data_dir=data_dir, limit=limit, seed=seed)
     device = model_device(model)
     x, y = x.to(device), y.to(device)
-    curve = {}
+    curve, right = {}, {}
     for e in eps_grid:
         if e == 0:
-            curve[e] = accuracy_cell(int((predict_labels(model, x) == y).sum()), len(y))
-            continue
-        budget = eval_budget(dataset, pgd_steps, e)
-        attack = PGD(budget.eps, budget.step_size, budget.steps, seed=seed)
-        result = evaluate(model, x, y, {"pgd": attack}, checks="none", progress=False).attacks["pgd"]
-        curve[e] = accuracy_cell(result.n_correct, result.n)
-    return curve
+            right[e] = (predict_labels(model, x) == y).cpu().numpy()
+        else:
+            budget = eval_budget(dataset, pgd_steps, e)
+            attack = PGD(budget.eps, budget.step_size, budget.steps, seed=seed)
+            record = evaluate(model, x, y, {"pgd": attack}, checks="none", progress=False)
+            right[e] = record.per_example["pgd"].cpu().numpy()
+        curve[e] = accuracy_cell(int(right[e].sum()), len(y))
+    return (curve, right) if return_right else curve
 
 
 def train_grid(methods, dataset: str, seeds, *, hyper_by_method: dict | None = None,

@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -86,12 +87,15 @@ def hybrid_representations(model: nn.Module, x_nat: torch.Tensor, x_adv: torch.T
 class HybridResult:
     """Accuracy of the fine-tuned classifier on each held-out hybrid type (``after``)
     and of the classifier as given (``before``): name -> :class:`Accuracy`;
-    ``classifier`` the fine-tuned copy (eval mode), ``settings`` the fine-tuning choices."""
+    ``classifier`` the fine-tuned copy (eval mode), ``settings`` the fine-tuning choices;
+    ``right``: name -> (n_test,) bool, which held-out images the fine-tuned classifier gets
+    right (the hybrids share their images, so two types compare by a paired test)."""
 
     after: dict[str, Accuracy]
     before: dict[str, Accuracy]
     classifier: nn.Module
     settings: dict = field(default_factory=dict)
+    right: dict[str, np.ndarray] = field(default_factory=dict)
 
     def to_frame(self, percent: bool = True) -> pd.DataFrame:
         """Rows per hybrid type: accuracy, lo, hi after fine-tuning, and before."""
@@ -111,10 +115,15 @@ def _check_hybrid_set(sets, labels, name: str) -> dict[str, torch.Tensor]:
     return {k: check_features(v, f"{name}[{k!r}]", len(labels)) for k, v in sets.items()}
 
 
-def _accuracy(classifier, features, labels, batch_size, confidence) -> Accuracy:
+def _right(classifier, features, labels, batch_size) -> np.ndarray:
+    """(n,) bool: which rows ``classifier`` labels correctly."""
     pred = predict_labels(classifier, features, batch_size)
-    return Accuracy.from_counts(int((pred == labels.to(pred.device)).sum()), len(labels),
-                                    confidence)
+    return (pred == labels.to(pred.device)).cpu().numpy()
+
+
+def _accuracy(classifier, features, labels, batch_size, confidence) -> Accuracy:
+    right = _right(classifier, features, labels, batch_size)
+    return Accuracy.from_counts(int(right.sum()), len(right), confidence)
 
 
 def finetune_on_hybrids(classifier: nn.Module, train: dict[str, torch.Tensor],
@@ -162,10 +171,11 @@ def finetune_on_hybrids(classifier: nn.Module, train: dict[str, torch.Tensor],
                 loss.backward()
                 optimiser.step()
     tuned.eval()
-    after = {k: _accuracy(tuned, v, test_labels, 1024, confidence) for k, v in test.items()}
+    right = {k: _right(tuned, v, test_labels, 1024) for k, v in test.items()}
+    after = {k: Accuracy.from_counts(int(r.sum()), len(r), confidence) for k, r in right.items()}
     settings = {"types": list(types), "epochs": epochs, "lr": lr, "batch_size": batch_size,
                 "weight_decay": weight_decay, "seed": seed, "optimiser": "adam"}
-    return HybridResult(after, before, tuned, settings)
+    return HybridResult(after, before, tuned, settings, right)
 
 
 def hybrid_table(drrdn: nn.Module, standard: nn.Module, train_images: tuple, test_images: tuple,

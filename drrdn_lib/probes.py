@@ -15,7 +15,7 @@ from torch import nn
 from .validate import check_features, check_int, check_labels, check_number
 
 __all__ = ["HEADS", "MIN_SIDE", "DEFAULT_STEPS", "check_head", "split_indices", "standardise",
-           "fit_head", "count_wrong", "probe_accuracy"]
+           "fit_head", "count_wrong", "probe_right", "probe_accuracy", "domain_rows_right", "domain_probe_right"]
 
 HEADS = ("linear", "mlp")
 MIN_SIDE = 10  # examples needed on each side of the train / held-out split
@@ -103,11 +103,13 @@ def count_wrong(head: nn.Module, features: torch.Tensor, labels: torch.Tensor) -
         return int((head(features).argmax(1) != labels).sum())
 
 
-def probe_accuracy(z: torch.Tensor, labels: torch.Tensor, *, head: str = "linear",
-                   heldout_fraction: float = 0.5, seed: int = 0, steps: int | None = None,
-                   hidden: int = 64) -> float:
-    """Held-out accuracy in [0, 1] of a fresh ``head`` predicting ``labels`` (int64 (n,)) from
-    the features ``z`` (n, D)."""
+def probe_right(z: torch.Tensor, labels: torch.Tensor, *, head: str = "linear",
+                heldout_fraction: float = 0.5, seed: int = 0, steps: int | None = None,
+                hidden: int = 64) -> torch.Tensor:
+    """(m,) bool on the CPU, per held-out example of the seeded split: whether a fresh
+    ``head`` fitted to predict ``labels`` (int64 (n,)) from ``z`` (n, D) gets it right.
+    Two representations of the same examples, probed with one seed, share their held-out
+    examples, so they compare by a paired test."""
     check_head(head)
     check_labels(labels, n=None)
     z = check_features(z, "z", len(labels))
@@ -117,4 +119,41 @@ def probe_accuracy(z: torch.Tensor, labels: torch.Tensor, *, head: str = "linear
     num_classes = max(2, int(labels.max()) + 1)
     clf = fit_head(head, fit, labels[train], num_classes, seed=seed,
                    steps=steps or DEFAULT_STEPS[head], hidden=hidden)
-    return 1.0 - count_wrong(clf, test, labels[held]) / len(held)
+    with torch.no_grad():
+        return (clf(test).argmax(1) == labels[held]).cpu()
+
+
+def probe_accuracy(z: torch.Tensor, labels: torch.Tensor, **kw) -> float:
+    """Held-out accuracy in [0, 1] of :func:`probe_right` (same arguments)."""
+    return float(probe_right(z, labels, **kw).float().mean())
+
+
+def domain_rows_right(z_nat: torch.Tensor, z_adv: torch.Tensor, train: torch.Tensor,
+                      held: torch.Tensor, *, head: str, seed: int, steps: int, hidden: int
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fresh natural-vs-adversarial head fitted on the ``train`` pairs of ``z_nat`` / ``z_adv``
+    ((n, D) each, row i of both is example i; inputs validated): (natural, adversarial) (m,)
+    bool, which of the m ``held`` rows of each it labels correctly."""
+    domain = torch.cat([torch.zeros(len(train)), torch.ones(len(train))]).long().to(z_nat.device)
+    fit, nat_held, adv_held = standardise(torch.cat([z_nat[train], z_adv[train]]),
+                                          z_nat[held], z_adv[held])
+    clf = fit_head(head, fit, domain, 2, seed=seed, steps=steps, hidden=hidden)
+    with torch.no_grad():
+        return clf(nat_held).argmax(1) == 0, clf(adv_held).argmax(1) == 1
+
+
+def domain_probe_right(z_nat: torch.Tensor, z_adv: torch.Tensor, *, head: str = "linear",
+                       heldout_fraction: float = 0.5, seed: int = 0, steps: int | None = None,
+                       hidden: int = 64) -> torch.Tensor:
+    """(2 m,) bool, per held-out row (the m natural rows, then their m adversarial pairs):
+    whether the probe of :func:`drrdn_lib.bounds.domain_divergence` (same split, seed and
+    head) labels it correctly; its mean is that function's ``1 - e_dom``. Two
+    representations of the same examples, probed with one seed, are scored on the same
+    rows, so they compare by a paired test."""
+    check_head(head)
+    z_nat = check_features(z_nat, "z_nat")
+    z_adv = check_features(z_adv, "z_adv", len(z_nat))
+    train, held = split_indices(len(z_nat), heldout_fraction, seed)
+    nat, adv = domain_rows_right(z_nat, z_adv, train, held, head=head, seed=seed,
+                                 steps=steps or DEFAULT_STEPS[head], hidden=hidden)
+    return torch.cat([nat, adv]).cpu()

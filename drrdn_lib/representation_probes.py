@@ -11,11 +11,13 @@ from __future__ import annotations
 import torch
 
 from .bounds import domain_divergence
-from .probes import probe_accuracy, split_indices
+from .probes import domain_probe_right, probe_accuracy, probe_right, split_indices
+from .stats import paired_rows
 from .torch_utils import eval_mode, model_device
 from .validate import check_features, check_images, check_int, check_labels
 
-__all__ = ["representation_sets", "disentanglement_summary", "pca_2d", "classifier_penultimate"]
+__all__ = ["representation_sets", "disentanglement_summary", "disentanglement_paired", "pca_2d",
+           "classifier_penultimate"]
 
 PARTS = ("z", "z_s", "z_i")
 
@@ -81,6 +83,20 @@ def disentanglement_summary(sets: dict, labels: torch.Tensor, seed: int = 0) -> 
         rec = check_features(sets[domain]["rec"], f"{domain} rec", n)
         rows[0][f"rec_error_{domain}"] = float(((rec - z) ** 2).sum() / (z ** 2).sum())
     return rows
+
+
+def disentanglement_paired(sets: dict, labels: torch.Tensor, seed: int = 0) -> list[dict]:
+    """The two comparisons of z_s and z_i that notebook 05 reads, on the same held-out
+    examples (:func:`drrdn_lib.stats.paired_rows`, Holm over both): the MLP domain probe on
+    z_i against z_s (the natural and adversarial held-out rows), and the linear label probe
+    on adversarial z_s against adversarial z_i."""
+    domain = {part: domain_probe_right(sets["nat"][part], sets["adv"][part], head="mlp", seed=seed).numpy()
+              for part in ("z_s", "z_i")}
+    label = {part: probe_right(sets["adv"][part], labels, seed=seed).numpy() for part in ("z_s", "z_i")}
+    flags = {f"{part} | {what}": v for what, group in (("domain", domain), ("label", label))
+             for part, v in group.items()}
+    return paired_rows(flags, [("z_i | domain", "z_s | domain"), ("z_s | label", "z_i | label")],
+                       what="z_s and z_i")
 
 
 def pca_2d(*blocks: torch.Tensor) -> list[torch.Tensor]:

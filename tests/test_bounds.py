@@ -375,3 +375,18 @@ def test_plot_lambda_by_n_draws_one_line_per_method_and_a_line_at_one():
     texts = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
     assert "TRADES" in texts and "MART (not trained)" in texts
     assert any(list(line.get_ydata()) == [1.0, 1.0] for line in figure.axes[0].get_lines())
+
+
+@pytest.mark.parametrize("head", ["linear", "mlp"])
+def test_the_probes_per_row_records_are_the_estimates_they_count(head):
+    """domain_probe_right / probe_right are the rows behind domain_divergence / probe_accuracy
+    (same split, seed and head), so two representations compare on the same rows."""
+    z_nat, z_adv = gaussian_pair(400, 1.0)
+    _, e_dom = bounds.domain_divergence(z_nat, z_adv, head=head, seed=3)
+    right = probes.domain_probe_right(z_nat, z_adv, head=head, seed=3)
+    assert right.shape == (400,) and right.dtype == torch.bool
+    assert int(right.sum()) == round((1 - e_dom.value) * 400)
+    labels = (z_nat[:, 1] > 0).long()
+    rows = probes.probe_right(z_nat, labels, head=head, seed=3)
+    assert rows.shape == (200,) and math.isclose(float(rows.float().mean()), probes.probe_accuracy(z_nat, labels, head=head, seed=3))
+    assert float(rows.float().mean()) > 0.8  # the class is in column 1: the probe finds it

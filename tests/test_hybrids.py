@@ -75,6 +75,9 @@ def test_accuracy_on_r_zs_zi_is_the_accuracy_on_z(data):
     tuned = finetune_on_hybrids(classifier, train, y[:200], test, y[200:], epochs=20, lr=1e-2)
     on_z = int((predict_labels(tuned.classifier, z_test) == y[200:]).sum())
     assert tuned.after["r(z_s, z_i)"].n_correct == on_z
+    right_on_z = (predict_labels(tuned.classifier, z_test) == y[200:]).numpy()
+    assert (tuned.right["r(z_s, z_i)"] == right_on_z).all()   # per image, for the paired tests
+    assert all(int(tuned.right[k].sum()) == tuned.after[k].n_correct for k in HYBRIDS)
     assert on_z > clean                                    # fine-tuning learnt something
     assert all(torch.equal(a, b) for a, b in zip(original, classifier.parameters()))
     again = finetune_on_hybrids(classifier, train, y[:200], test, y[200:], epochs=20, lr=1e-2)

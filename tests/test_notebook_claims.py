@@ -100,10 +100,19 @@ def test_sensitivity_leaves_an_untrained_model_out_of_every_comparison():
 def test_sensitivity_flags_a_rise_with_eps_and_accuracy_above_chance():
     m = _committed("06_sensitivity")
     curve = m["accuracy"]["drrdn"]
-    largest = max(curve, key=lambda c: float(c.removeprefix("pgd eps ")))
+    eps = sorted(float(c.removeprefix("pgd eps ")) for c in curve)
+    largest = f"pgd eps {eps[-1]:g}"
     curve[largest] = {"value": 0.9, "lo": 0.85, "hi": 0.95, "n": 200, "kind": "wilson"}
+    # the rise is decided on the same digits: 60 right only at the larger eps, 2 only at the smaller
+    m["paired"] = [_paired_row(f"drrdn eps {eps[-1]:g}", f"drrdn eps {eps[-2]:g}", 60, 2, n=200,
+                               what="eps curve")]
     sentences = describe("06_sensitivity", m)
-    assert any(s.startswith("PGD accuracy against eps: rises beyond noise") and "DRRDN" in s for s in sentences)
+    assert any(s.startswith("PGD accuracy against eps, each model's neighbouring eps on the same digits "
+                            "(McNemar, Holm): rises beyond example noise for DRRDN") for s in sentences)
+    m["paired"] = [_paired_row(f"drrdn eps {eps[-1]:g}", f"drrdn eps {eps[-2]:g}", 12, 10, n=200,
+                               what="eps curve")]   # the same accuracies, but not a paired difference
+    assert any(s.endswith("no trained model's accuracy rises beyond example noise as eps grows.")
+               for s in describe("06_sensitivity", m))
     at_eps = next(s for s in sentences if s.startswith("At eps "))
     assert "Above chance (10.0%) beyond noise for DRRDN" in at_eps
 
@@ -256,20 +265,25 @@ def test_hybrids_conclude_nothing_when_the_drrdn_has_not_learned():
     assert not any(s.startswith(("In this run", "The adversarial z_s alone")) for s in sentences)
 
 
-@pytest.mark.parametrize("s_part, i_part, verdict", [
-    (0.97, 0.90, "as the paper reads its Table 3"),       # z'_i lower beyond noise, z'_s within noise
-    (0.90, 0.90, "both adversarial parts lower accuracy"),
-    (0.90, 0.97, "the opposite of the paper's reading"),
-    (0.97, 0.96, "neither adversarial part lowers accuracy"),
+@pytest.mark.parametrize("s_only, i_only, verdict", [
+    ((10, 12), (1, 40), "as the paper reads its Table 3"),   # only z'_i lower beyond example noise
+    ((1, 40), (1, 40), "both adversarial parts lower accuracy"),
+    ((1, 40), (10, 12), "the opposite of the paper's reading"),
+    ((10, 12), (12, 10), "neither adversarial part lowers accuracy"),
 ])
-def test_hybrids_verdict_follows_the_intervals(s_part, i_part, verdict):
+def test_hybrids_verdict_follows_the_paired_tests(s_only, i_only, verdict):
+    """(a_only, b_only): hybrid vs r(z_s, z_i) on the same 300 images; the intervals are the
+    same in every case, so only the paired counts can decide."""
     m = _committed("07_table3_hybrids")
     m["trained"] = {"standard": True, "drrdn": True}
-    m["hybrids"]["r(z_s, z_i)"]["after"] = _cell(0.98)
-    m["hybrids"]["r(z'_s, z_i)"]["after"] = _cell(s_part)
-    m["hybrids"]["r(z_s, z'_i)"]["after"] = _cell(i_part)
+    for name in ("r(z_s, z_i)", "r(z'_s, z_i)", "r(z_s, z'_i)"):
+        m["hybrids"][name]["after"] = _cell(0.95)
+    m["paired"] = [_paired_row("r(z'_s, z_i)", "r(z_s, z_i)", *s_only, n=300),
+                   _paired_row("r(z_s, z'_i)", "r(z_s, z_i)", *i_only, n=300)]
     sentences = describe("07_table3_hybrids", m)
-    assert sentences[-1].startswith(f"In this run, {verdict}")
+    assert sentences[-1].startswith(f"In this run (one trained DRRDN: a statement about this model), {verdict}")
+    assert any(s.startswith("On the same 300 test images, after fine-tuning: the adversarial z_s alone")
+               for s in sentences)
     assert sentences[0].startswith("CI scale (") and "not findings" in sentences[0]
     assert sentences[-1].endswith("(CI scale: not a finding).")
 
@@ -282,21 +296,32 @@ def test_tsne_concludes_nothing_about_z_s_z_i_when_the_drrdn_has_not_learned():
     assert "The t-SNE maps are qualitative; the k-NN and probe accuracies are the evidence." in sentences
 
 
-def test_tsne_reading_counts_follow_the_intervals():
+def test_tsne_readings_are_tests_with_their_thresholds():
     m = _committed("08_figure2_tsne")
     m["trained"] = {"standard": True, "drrdn": True}
+    m["thresholds"] = {"domain_overlap_max": 0.6, "class_free_max": 0.2}
     reps = m["representations"]
     reps["Standard: features"].update(knn_adversarial=_cell(0.10))
     reps["DRRDN: z_s"].update(knn_natural=_cell(0.95), knn_adversarial=_cell(0.90), domain=_cell(0.51))
     reps["DRRDN: z_i"].update(knn_natural=_cell(0.11), domain=_cell(0.99, half=0.01))
+    m["paired"] = [_paired_row("DRRDN: z_s | knn_adversarial", "Standard: features | knn_adversarial", 120, 2, n=150),
+                   _paired_row("DRRDN: z_i | domain", "DRRDN: z_s | domain", 140, 3, n=300)]
     last = describe("08_figure2_tsne", m)[-1]
-    assert "4 of 4 as the paper reads its figure" in last and "within noise of chance" in last
-    reps["DRRDN: z_i"].update(domain=_cell(0.53))   # overlaps z_s's probe: within noise
+    assert last.startswith("Figure 2's readings as tests (thresholds fixed before the numbers")
+    assert "4 of 4 hold" in last
+    assert "holds if its upper end is at most 60.0%" in last and "at most 20.0%" in last
+    # z_i's k-NN at 78% [75, 81] is far above chance and less than z_s's: 'no class' does not hold
+    reps["DRRDN: z_i"].update(knn_natural=_cell(0.78))
     last = describe("08_figure2_tsne", m)[-1]
-    assert "(probe): within noise of z_s" in last and "3 of 4" in last
+    assert "z_i carries no class (k-NN on natural rows 78.0% [75.0, 81.0]; holds if its upper end " \
+           "is at most 20.0%, chance 10.0%): does not hold" in last and "3 of 4 hold" in last
+    # the probes differ by little on the same rows: not distinguishable, so reading 3 fails
+    m["paired"][1] = _paired_row("DRRDN: z_i | domain", "DRRDN: z_s | domain", 12, 10, n=300)
+    last = describe("08_figure2_tsne", m)[-1]
+    assert "not distinguishable on these 300 examples" in last and "2 of 4 hold" in last
     m["trained"]["standard"] = False                # no comparison with an untrained Standard
     last = describe("08_figure2_tsne", m)[-1]
-    assert "Standard features" not in last and "2 of 3" in last
+    assert "Standard features" not in last and "1 of 3 hold" in last
 
 
 # ------------------------------------------------------------------ 00: the zoo against Table 1
@@ -345,7 +370,7 @@ def test_quickstart_compares_each_zoo_model_with_its_paper_row_and_its_card():
     madry = next(s for s in sentences if s.startswith("Madry (PGD-AT) (madry)"))
     assert "NOT consistent with this run on PGD-40" in madry
     claim = next(s for s in sentences if s.startswith("The paper's claim"))
-    assert "97.55%" in claim and "higher than Madry (PGD-AT)'s" in claim
+    assert "97.55%" in claim and "higher (intervals apart) than Madry (PGD-AT)'s" in claim
 
 
 def test_difference_from_paper_plots_ours_minus_the_paper_with_our_interval():
@@ -409,7 +434,25 @@ def test_representations_drrdn_versus_baselines_follows_the_intervals():
         _js_rows(m, method, nats=0.30, lo=0.25, hi=0.35)
     _js_rows(m, "drrdn", nats=0.05, lo=0.01, hi=0.09)
     reading = next(s for s in describe("05_representations", m) if s.startswith("Proposition 1's reading"))
-    assert "DRRDN's z_s is below Standard, Madry (PGD-AT), TRADES, MART beyond noise" in reading
+    assert "DRRDN's z_s is below Standard, Madry (PGD-AT), TRADES, MART (intervals apart)" in reading
+    assert "not a paired test; one trained model each" in reading
+    _js_rows(m, "mart", nats=0.08, lo=0.04, hi=0.12)   # overlaps DRRDN's: undecided, never "within noise"
+    reading = next(s for s in describe("05_representations", m) if s.startswith("Proposition 1's reading"))
+    assert "undecided against MART (intervals overlap)" in reading and "within noise" not in reading
+
+
+def test_representations_compare_z_s_and_z_i_by_the_paired_test():
+    m = _committed("05_representations")
+    m["trained"]["drrdn"] = True
+    m["paired"] = [_paired_row("z_i | domain", "z_s | domain", 3, 60, n=400),
+                   _paired_row("z_s | label", "z_i | label", 12, 10, n=200)]
+    sentences = describe("05_representations", m)
+    domain = next(s for s in sentences if s.startswith("A fresh domain classifier (MLP)"))
+    assert "differ beyond example noise" in domain and domain.endswith(
+        "z_s carries more domain information than z_i, the opposite of DRRDN's intent.")
+    label = next(s for s in sentences if s.startswith("A linear probe reads the class"))
+    assert "not distinguishable on these 200 examples" in label
+    assert label.endswith("the class has not been shown to leave z_i.")
 
 
 # ------------------------------------------------------------------ 03: Table 4

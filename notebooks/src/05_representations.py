@@ -60,7 +60,7 @@ import seaborn as sns
 import torch
 from IPython.display import Markdown, display
 
-from drrdn_lib import alignment, claims, experiments, representation_probes, results, train
+from drrdn_lib import alignment, claims, experiments, representation_probes, results, stats, train
 from drrdn_lib.attacks import PGD
 from drrdn_lib.stats import accuracy_cell, proportion
 from drrdn_lib.data import load_dataset
@@ -152,14 +152,20 @@ pd.DataFrame([{"model": names[m], "natural": experiments.format_accuracy(**{k: a
 # ## 2. Domain and class information in DRRDN's parts
 # `domain_acc`: held-out accuracy of a fresh natural-vs-adversarial classifier (0.5: cannot
 # tell) with its interval. `label_acc`: held-out accuracy of a linear probe for the class.
-# `rec_error`: relative squared error of the reconstruction of `z`.
+# `rec_error`: relative squared error of the reconstruction of `z`. The two parts are
+# probed on the same held-out examples, so `z_s` and `z_i` compare by a paired test (exact
+# McNemar, Holm over the two comparisons the conclusions draw).
 
 # %%
 drrdn = best["drrdn"] if "drrdn" in best else None
 if drrdn is not None:
     sets = representation_probes.representation_sets(drrdn["net"], x, y, attack, adversarial=drrdn["adv"])
     summary = pd.DataFrame(representation_probes.disentanglement_summary(sets, y, seed=seed)).set_index("part")
+    paired = representation_probes.disentanglement_paired(sets, y, seed=seed)
     display(summary.round(3))
+    display(pd.DataFrame([{"comparison": f"{r['a']} vs {r['b']}", "accuracies": f"{r['acc_a']:.3f} vs {r['acc_b']:.3f}",
+                           "discordant": f"{r['a_only']} / {r['b_only']}", "McNemar p (Holm)": stats.format_p(r["p_holm"])}
+                          for r in paired]).set_index("comparison"))
 
 # %%
 if drrdn is not None:
@@ -167,12 +173,15 @@ if drrdn is not None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
     for ax, part in zip(axes, ("z_s", "z_i")):
         nat, adv = representation_probes.pca_2d(sets["nat"][part], sets["adv"][part])
-        ax.scatter(*nat.T.cpu(), c=y.cpu(), cmap="tab10", s=8, marker="o")
-        ax.scatter(*adv.T.cpu(), c=y.cpu(), cmap="tab10", s=8, marker="x")
+        ax.scatter(*nat.T.cpu(), c=y.cpu(), cmap="tab10", vmin=0, vmax=9, s=8, marker="o")
+        ax.scatter(*adv.T.cpu(), c=y.cpu(), cmap="tab10", vmin=0, vmax=9, s=8, marker="x")
         ax.set(title=f"DRRDN {part}: first two principal axes", xticks=[], yticks=[])
     kinds = [plt.Line2D([], [], ls="", marker=mk, color="black", label=lb)
              for mk, lb in (("o", "natural"), ("x", "adversarial"))]
-    fig.legend(handles=kinds, loc="lower center", ncol=2, frameon=False, bbox_to_anchor=(0.5, -0.04))
+    kinds += [plt.Line2D([], [], ls="", marker="s", color=plt.get_cmap("tab10")(k), label=f"digit {k}")
+              for k in range(10)]
+    fig.legend(handles=kinds, loc="center left", frameon=False, bbox_to_anchor=(1.0, 0.5),
+               fontsize="small", title="marker = domain\ncolour = class", title_fontsize="small")
     fig.suptitle(f"Colour = digit class; {scale}, PGD-{budget.steps}", fontsize=10)
     results.save_figure(fig, out, "pca_z_s_z_i")
 
@@ -356,6 +365,7 @@ metrics = {"parameters": dict(dataset=dataset, methods=methods, seed=seed, epoch
            "scale": scale, "protocol_scale": protocol_scale, "attack_steps": budget.steps,
            "labels": {m: names[m] for m in methods}, "accuracy": accuracy, "trained": trained,
            "summary": summary.reset_index().to_dict("records") if drrdn is not None else [],
+           "paired": paired if drrdn is not None else [],
            "controls": controls.to_dict("records"), "js": js.to_dict("records"),
            "over_epochs": over.to_dict("records"), "c_i": c_i.to_dict("records")}
 metrics["claims"] = claims.describe(NAME, metrics)

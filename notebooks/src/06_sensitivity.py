@@ -88,6 +88,11 @@ def point(record):
             "worst_case": stats.accuracy_cell(record.n_worst_case_correct, record.n)}
 
 
+def right_of(record):
+    """Which test digits the model gets right: natural, and under every attack (worst case)."""
+    return {c: record.per_example[c].cpu().numpy() for c in ("clean", "worst_case")}
+
+
 # %% [markdown]
 # ## 1. The models (shared with notebook 02) and who learned
 
@@ -104,9 +109,11 @@ pd.DataFrame([{"model": names[m], "natural % [95% CI]": experiments.format_accur
 # PGD with `eval_steps` steps of 2.5 eps / steps at each eps (eps 0: clean accuracy).
 
 # %%
-curves = {m: experiments.pgd_accuracy_curve(runs[m].best_model, dataset, eps_grid, limit=eval_limit,
-                                            pgd_steps=eval_steps, seed=seed, data_dir=data_dir)
-          for m in methods}
+curves, curve_right = {}, {}
+for m in methods:
+    curves[m], curve_right[m] = experiments.pgd_accuracy_curve(
+        runs[m].best_model, dataset, eps_grid, limit=eval_limit, pgd_steps=eval_steps, seed=seed,
+        data_dir=data_dir, return_right=True)
 display(Markdown(f"**PGD accuracy % [95% Wilson interval], {scale}.**"))
 pd.DataFrame({names[m]: {e: experiments.format_accuracy(**c) for e, c in curves[m].items()} for m in methods}
              ).rename_axis("eps")
@@ -117,12 +124,14 @@ pd.DataFrame({names[m]: {e: experiments.format_accuracy(**c) for e, c in curves[
 # notebook 02's); the remaining methods are single reference points.
 
 # %%
-points = []
+points, point_right = [], {}
 for family, method, key, grid in (("DRRDN lambda_adv sweep", "drrdn", "lambda_adv", lambda_adv_grid),
                                   ("TRADES beta sweep", "trades", "beta", beta_grid)):
     for value in grid:
+        record = evaluated(run_of(method, {key: value}))
         points.append({"family": family, "value": value, "label": f"{names[method]}, {key} {value:g}",
-                       **point(evaluated(run_of(method, {key: value})))})
+                       **point(record)})
+        point_right[points[-1]["label"]] = right_of(record)
 for m in methods:
     if m not in ("drrdn", "trades"):
         points.append({"family": names[m], "value": None, "label": names[m], **at_train_eps[m]})
@@ -131,6 +140,21 @@ learned = claims.trained_models({p["label"]: p["clean"]["value"] for p in points
                                 | ({"standard": standard_clean} if standard_clean is not None else {}))
 for p in points:
     p["trained"] = learned[p["label"]]
+
+# Paired tests (exact McNemar, Holm within each family): one model's PGD accuracy at
+# neighbouring eps (the same digits), and every pair of trained sweep points, one from each
+# sweep, natural and worst case (the same digits)
+eps_rows = stats.paired_rows(
+    {f"{m} eps {e:g}": v for m in methods for e, v in curve_right[m].items()},
+    [(f"{m} eps {b:g}", f"{m} eps {a:g}") for m in methods if trained[m]
+     for a, b in zip(sorted(eps_grid), sorted(eps_grid)[1:])], what="eps curve")
+sweeps = [[p["label"] for p in points if p["family"] == f and p["trained"]]
+          for f in ("DRRDN lambda_adv sweep", "TRADES beta sweep")]
+frontier_rows = [r for column in ("clean", "worst_case") for r in stats.paired_rows(
+    {k: v[column] for k, v in point_right.items()}, [(a, b) for a in sweeps[0] for b in sweeps[1]],
+    what=column)]
+for r, adjusted in zip(frontier_rows, stats.holm([r["p_value"] for r in frontier_rows])):
+    r.update(p_holm=adjusted, family_size=len(frontier_rows))
 pd.DataFrame([{"point": p["label"], "natural % [95% CI]": experiments.format_accuracy(**p["clean"]),
                "worst case % [95% CI]": experiments.format_accuracy(**p["worst_case"]),
                "learned": "yes" if p["trained"] else "NOT TRAINED"} for p in points])
@@ -162,7 +186,7 @@ metrics = {"parameters": dict(dataset=dataset, model=model, methods=methods, see
            "not_trained_rule": claims.NOT_TRAINED_RULE,
            "accuracy": {m: {f"pgd eps {e:g}": c for e, c in curves[m].items()} for m in methods},
            "frontier": {p["label"]: {"clean": p["clean"], "worst_case": p["worst_case"]} for p in points},
-           "frontier_points": points,
+           "frontier_points": points, "paired": eps_rows + frontier_rows,
            "autoattack_label": experiments.attack_label("autoattack", autoattack) if autoattack else None}
 metrics["claims"] = claims.describe(NAME, metrics)
 results.save_metrics(out, metrics)

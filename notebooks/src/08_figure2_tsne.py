@@ -58,6 +58,9 @@ perplexity = 30.0       # t-SNE's
 tsne_iter = 1000        # t-SNE's iterations
 knn_k = 10              # neighbours of the k-NN class accuracy
 domain_head = "mlp"     # the natural-vs-adversarial probe: "linear" or "mlp" (drrdn_lib.probes)
+# Figure 2's readings as tests (section 3), thresholds fixed before the numbers
+domain_overlap_max = 0.6    # "the domains overlap in z_s": the probe's upper 95% end at most this
+class_free_max = 0.2        # "z_i carries no class": its k-NN upper 95% end at most this (2x chance)
 device = "cpu"
 data_dir = None
 out_dir = None          # None: results/08_figure2_tsne
@@ -75,7 +78,7 @@ from drrdn_lib.attacks import PGD
 from drrdn_lib.bounds import domain_divergence
 from drrdn_lib.data import load_dataset
 from drrdn_lib.embedding import PANELS, figure2_embeddings, representation_rows
-from drrdn_lib.probes import split_indices
+from drrdn_lib.probes import domain_probe_right, split_indices
 from drrdn_lib.torch_utils import predict_labels
 
 NAME = "08_figure2_tsne"
@@ -156,26 +159,43 @@ results.save_figure(fig, out, "tsne");
 # **domain probe accuracy**, a `domain_head` probe trained to tell natural from adversarial
 # rows on the first half and scored on the second (its interval: two 97.5% Wilson
 # intervals, one per domain, averaged, valid whatever their dependence; 50% = the domains
-# are indistinguishable). Figure 2's reading in these terms: on `z_s` the adversarial rows
-# keep their class (high k-NN accuracy on adversarial rows) and the domains are hard to
-# tell apart; on `z_i` the domains are easy to tell apart and the class is not there
-# (k-NN accuracy near chance).
+# are indistinguishable).
+#
+# **Figure 2's four readings, each a test fixed before the numbers** (the thresholds are
+# parameters):
+# 1. *`z_s` keeps the class under attack better than the Standard features*: the k-NN on
+#    adversarial rows is right on more held-out images for `z_s` than for the Standard
+#    features, beyond example noise (exact McNemar on the same images, Holm over the two
+#    paired readings);
+# 2. *the domains overlap in `z_s`*: the probe's upper 95% end is at most
+#    `domain_overlap_max` (0.6: within 10 points of indistinguishable);
+# 3. *`z_i` separates the domains more than `z_s`*: the probe is right on more held-out rows
+#    on `z_i` than on `z_s`, beyond example noise (McNemar on the same rows, Holm);
+# 4. *`z_i` carries no class*: `z_i`'s k-NN class accuracy on natural rows has its upper 95%
+#    end at most `class_free_max` (0.2, twice chance). Less class than `z_s` is not enough:
+#    the paper's map shows no class structure in `z_i`.
 
 # %%
 fit_idx, held_idx = split_indices(len(y), 0.5, seed)
 n = len(y)
-numbers = {}
+numbers, right = {}, {}
 for name, rep in rows.items():
     z, classes = rep.features.numpy(), rep.classes.numpy()
     knn = KNeighborsClassifier(n_neighbors=knn_k).fit(z[fit_idx.numpy()], classes[fit_idx.numpy()])
     cells = {}
     for key, idx in (("knn_natural", held_idx), ("knn_adversarial", held_idx + n)):
-        correct = int((knn.predict(z[idx.numpy()]) == classes[idx.numpy()]).sum())
-        cells[key] = stats.accuracy_cell(correct, len(idx))
+        right[(name, key)] = knn.predict(z[idx.numpy()]) == classes[idx.numpy()]
+        cells[key] = stats.accuracy_cell(int(right[(name, key)].sum()), len(idx))
     _, e_dom = domain_divergence(rep.features[:n], rep.features[n:], head=domain_head, seed=seed)
     cells["domain"] = {"value": 1 - e_dom.value, "lo": 1 - e_dom.hi, "hi": 1 - e_dom.lo,
                        "n": e_dom.n, "kind": "wilson"}
+    right[(name, "domain")] = domain_probe_right(rep.features[:n], rep.features[n:],
+                                                 head=domain_head, seed=seed).numpy()
     numbers[name] = {"model": owner[name], "width": rep.features.shape[1], **cells}
+# readings 1 and 3: two paired comparisons on the same held-out images / rows, Holm over both
+flags = {f"{name} | {key}": v for (name, key), v in right.items()}
+paired = stats.paired_rows(flags, [("DRRDN: z_s | knn_adversarial", "Standard: features | knn_adversarial"),
+                                   ("DRRDN: z_i | domain", "DRRDN: z_s | domain")], what="figure 2 reading")
 pd.DataFrame({
     "representation": list(numbers),
     "width": [v["width"] for v in numbers.values()],
@@ -217,12 +237,14 @@ metrics = {"parameters": dict(dataset=dataset, model=model, seed=seed, epochs=ep
                               eps_ramp_epochs=eps_ramp_epochs, bf16=bf16, channels_last=channels_last,
                               from_zoo=from_zoo,
                               attack_steps=attack_steps, eval_limit=eval_limit, perplexity=perplexity,
-                              tsne_iter=tsne_iter, knn_k=knn_k, domain_head=domain_head),
+                              tsne_iter=tsne_iter, knn_k=knn_k, domain_head=domain_head,
+                              domain_overlap_max=domain_overlap_max, class_free_max=class_free_max),
            "protocol_scale": protocol_scale, "scale": scale,
            "x_adv": {"attack": "PGD (L-inf) against each model", "eps": budget.eps,
                      "step_size": budget.step_size, "steps": budget.steps},
            "n_test": len(y), "n_heldout": len(held_idx), "chance": 1 / (int(y.max()) + 1), "models": models, "trained": trained,
-           "not_trained_rule": claims.NOT_TRAINED_RULE, "representations": numbers,
+           "not_trained_rule": claims.NOT_TRAINED_RULE, "representations": numbers, "paired": paired,
+           "thresholds": {"domain_overlap_max": domain_overlap_max, "class_free_max": class_free_max},
            "runs": {m: experiments.run_origin(r) for (m, _), r in runs.items()}}
 metrics["claims"] = claims.describe(NAME, metrics)
 results.save_metrics(out, metrics)
