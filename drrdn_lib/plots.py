@@ -188,12 +188,15 @@ def _legend_outside(ax, title=None):
 
 
 def _dodged_errorbars(frame: pd.DataFrame, columns, model_labels: dict, value: str,
-                      shift: str | None = None, ax=None):
+                      shift: str | None = None, ax=None, style_order: list | None = None):
     """One marker per (model, column) of ``frame`` with its [``lo``, ``hi``] error bar,
     the models side by side within each column's slot; the plotted value is ``value``
-    minus ``shift`` (a column of ``frame``) when given. Returns the axes."""
+    minus ``shift`` (a column of ``frame``) when given. ``style_order``: the models whose
+    positions in it fix each model's colour and marker (default: ``frame``'s models), so
+    that two panels of one figure agree. Returns the axes."""
     frame = frame[frame["column"].isin(columns)]
     models = list(dict.fromkeys(frame["model"]))
+    style_order = style_order or models
     if ax is None:
         _, ax = plt.subplots(figsize=(1.1 * len(columns) + 3, 4.2))
     width = 0.8 / max(len(models), 1)
@@ -202,13 +205,20 @@ def _dodged_errorbars(frame: pd.DataFrame, columns, model_labels: dict, value: s
         rows = frame[frame["model"] == model].set_index("column").reindex(columns)
         x = [j - 0.4 + width * (i + 0.5) for j in range(len(columns))]
         y = rows[value] - (rows[shift] if shift else 0)
+        k = style_order.index(model)
         ax.errorbar(x, y, yerr=[rows[value] - rows["lo"], rows["hi"] - rows[value]],
-                    fmt=markers[i % len(markers)], capsize=3, label=model_labels.get(model, model))
+                    fmt=markers[k % len(markers)], color=f"C{k % 10}", capsize=3,
+                    label=model_labels.get(model, model))
     return ax
 
 
+def _zoomed_limits(lo, hi, margin: float = 0.01) -> tuple[float, float]:
+    """Axis limits around the fractions [min lo, max hi], widened by ``margin``, within [0, 1.05]."""
+    return max(0.0, float(min(lo)) - margin), min(1.05, float(max(hi)) + margin)
+
+
 def plot_accuracy_intervals(summary, columns, column_labels: dict, model_labels: dict,
-                            title: str, ax=None):
+                            title: str, ax=None, zoom: list | None = None):
     """Accuracy (fraction) per attack column and model, with the rows' intervals as error
     bars (Wilson 95% for one seed, mean +/- sd over seeds for several).
 
@@ -218,18 +228,35 @@ def plot_accuracy_intervals(summary, columns, column_labels: dict, model_labels:
         columns: the column keys on the x axis, in order; column_labels / model_labels:
             key -> what the reader sees.
         title: the figure's title (say the scale in it).
+        zoom: models (e.g. the robust ones) drawn again in a second panel whose y axis spans
+            only their intervals, so that gaps of a few points are visible; ignored with ``ax``.
     Returns: the matplotlib Figure (a line marks accuracy 1, the legend sits outside).
     """
-    ax = _dodged_errorbars(summary, columns, model_labels, "value", ax=ax)
-    ax.axhline(1.0, color="black", lw=0.8)
-    ax.set_xticks(range(len(columns)))
-    ax.set_xticklabels([textwrap.fill(column_labels.get(c, c), 18) for c in columns], fontsize="small")
-    ax.set_ylim(-0.02, 1.05)
-    ax.set_ylabel("test accuracy (fraction)")
-    ax.set_title(title)
-    _legend_outside(ax)
-    ax.figure.tight_layout()
-    return ax.figure
+    frame = summary if isinstance(summary, pd.DataFrame) else pd.DataFrame(summary)
+    panels = [ax]
+    if ax is None:
+        _, panels = plt.subplots(1, 2 if zoom else 1, squeeze=False,
+                                 figsize=((1.6 if zoom else 1.1) * len(columns) + 3, 4.4))
+        panels = list(panels[0])
+    order = list(dict.fromkeys(frame["model"]))
+    for i, axis in enumerate(panels):
+        part = frame if i == 0 else frame[frame["model"].isin(zoom)]
+        _dodged_errorbars(part, columns, model_labels, "value", ax=axis, style_order=order)
+        axis.axhline(1.0, color="black", lw=0.8)
+        axis.set_xticks(range(len(columns)))
+        axis.set_xticklabels([textwrap.fill(column_labels.get(c, c), 12) for c in columns], fontsize="small")
+        shown = part[part["column"].isin(columns)]
+        axis.set_ylim(*((-0.02, 1.05) if i == 0 else _zoomed_limits(shown["lo"], shown["hi"])))
+        axis.set_title("every model" if len(panels) == 2 and i == 0 else
+                       f"zoom: {', '.join(model_labels.get(m, m) for m in zoom)}" if i else "",
+                       fontsize="medium")
+    panels[0].set_ylabel("test accuracy (fraction)")
+    panels[0].figure.suptitle(textwrap.fill(title, 110), fontsize="medium")
+    handles, names = panels[0].get_legend_handles_labels()   # every model, one style each
+    panels[-1].legend(handles, names, fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left",
+                      borderaxespad=0)
+    panels[0].figure.tight_layout()
+    return panels[0].figure
 
 
 def plot_transfer_matrix(cells, model_labels: dict, title: str, ax=None):
@@ -261,32 +288,46 @@ def plot_transfer_matrix(cells, model_labels: dict, title: str, ax=None):
     return ax.figure
 
 
-def plot_paper_vs_ours(comparison, model_labels: dict, title: str, ax=None):
+def plot_paper_vs_ours(comparison, model_labels: dict, title: str, ax=None,
+                       zoom_above: float = 0.8):
     """Our accuracy against the paper's, one point per (model, column) with our interval;
-    the dashed diagonal is agreement, and lines mark accuracy 1 on both axes.
+    the dashed diagonal is agreement, and lines mark accuracy 1 on both axes. A second
+    panel zooms on the cells the paper puts above ``zoom_above`` (the robust models under
+    attack crowd one corner of the full view); ignored with ``ax``.
 
     Args:
         comparison: ``experiments.compare_with_paper`` (``paper``, ``ours``, ``lo``, ``hi``
             in percent, ``model``).
     Returns: the matplotlib Figure."""
     frame = comparison if isinstance(comparison, pd.DataFrame) else pd.DataFrame(comparison)
+    panels = [ax]
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.5, 4.6))
+        _, panels = plt.subplots(1, 2, figsize=(11, 4.8))
     markers = "osD^vP*X"
-    for i, model in enumerate(dict.fromkeys(frame["model"])):
-        rows = frame[frame["model"] == model]
-        ax.errorbar(rows["paper"] / 100, rows["ours"] / 100,
-                    yerr=[(rows["ours"] - rows["lo"]) / 100, (rows["hi"] - rows["ours"]) / 100],
-                    fmt=markers[i % len(markers)], capsize=3, label=model_labels.get(model, model))
-    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="ours = paper")
-    ax.axhline(1.0, color="black", lw=0.8)
-    ax.axvline(1.0, color="black", lw=0.8)
-    ax.set(xlim=(-0.02, 1.05), ylim=(-0.02, 1.05), xlabel="the paper's accuracy (fraction)",
-           ylabel="our accuracy (fraction)")
-    ax.set_title(textwrap.fill(title, 60), fontsize="medium")
-    _legend_outside(ax)
-    ax.figure.tight_layout()
-    return ax.figure
+    models = list(dict.fromkeys(frame["model"]))
+    for j, axis in enumerate(panels):
+        part = frame if j == 0 else frame[frame["paper"] >= 100 * zoom_above]
+        for i, model in enumerate(models):
+            rows = part[part["model"] == model]
+            if len(rows):
+                axis.errorbar(rows["paper"] / 100, rows["ours"] / 100,
+                              yerr=[(rows["ours"] - rows["lo"]) / 100, (rows["hi"] - rows["ours"]) / 100],
+                              fmt=markers[i % len(markers)], capsize=3, label=model_labels.get(model, model))
+        axis.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="ours = paper")
+        axis.axhline(1.0, color="black", lw=0.8)
+        axis.axvline(1.0, color="black", lw=0.8)
+        if j == 0 or not len(part):
+            limits = {"xlim": (-0.02, 1.05), "ylim": (-0.02, 1.05)}
+        else:
+            limits = {"xlim": _zoomed_limits(part["paper"] / 100, part["paper"] / 100),
+                      "ylim": _zoomed_limits(part["lo"] / 100, part["hi"] / 100)}
+        axis.set(**limits, xlabel="the paper's accuracy (fraction)", ylabel="our accuracy (fraction)")
+        axis.set_title("every cell" if j == 0 else f"zoom: the paper's cells above {zoom_above:.0%}",
+                       fontsize="medium")
+    panels[0].figure.suptitle(textwrap.fill(title, 100), fontsize="medium")
+    _legend_outside(panels[-1])
+    panels[0].figure.tight_layout()
+    return panels[0].figure
 
 
 def plot_difference_from_paper(comparison, columns, column_labels: dict, model_labels: dict,
@@ -399,6 +440,26 @@ def plot_frontier(points, title: str, ax=None):
     return ax.figure
 
 
+def _lr_drops(frame: pd.DataFrame) -> list[int]:
+    """The own-stage epochs whose lr is below the previous epoch's (first seed, any model)."""
+    if "lr" not in frame:
+        return []
+    own = frame[frame.get("stage", "own") == "own"] if "stage" in frame else frame
+    lrs = own.drop_duplicates("epoch").set_index("epoch")["lr"].sort_index()
+    return [int(e) for e, prev, now in zip(lrs.index[1:], lrs.values[:-1], lrs.values[1:]) if now < prev]
+
+
+def _kept_epoch(rows: pd.DataFrame) -> int | None:
+    """The epoch training keeps (highest validation PGD, ties by natural accuracy) among a
+    model's own-stage epochs; None when it has no PGD rows."""
+    own = rows[rows["stage"] == "own"] if "stage" in rows else rows
+    pgd = own[own["split"] == "PGD"].set_index("epoch")["value"]
+    if pgd.empty:
+        return None
+    natural = own[own["split"] == "natural"].set_index("epoch")["value"]
+    return int(max(pgd.index, key=lambda e: (pgd[e], natural.get(e, 0.0))))
+
+
 def plot_learning_curves(curves, model_labels: dict, title: str):
     """Validation accuracy after every epoch, natural and under the run's validation PGD,
     one line per model (the first seed when there are several) with Wilson 95% error bars;
@@ -422,12 +483,25 @@ def plot_learning_curves(curves, model_labels: dict, title: str):
                         label=model_labels.get(method, method))
         if len(pre):
             ax.axvline(pre.max() + 0.5, color="grey", ls=":", lw=1)
+        for epoch in _lr_drops(frame):
+            ax.axvline(epoch - 0.5, color="tab:red", ls="--", lw=0.8)
+        for i, (method, rows) in enumerate(frame[frame["split"] == split].groupby("method", sort=False)):
+            kept = _kept_epoch(frame[frame["method"] == method])
+            if kept is not None:
+                at = rows[rows["epoch"] == kept]
+                ax.scatter(at["epoch"] + 0.04 * (i - 2), at["value"], s=140, facecolors="none",
+                           edgecolors="black", lw=1.2, zorder=4,
+                           label="kept epoch (best validation PGD)" if i == 0 else None)
         ax.set_title(f"validation accuracy, {split}", fontsize="medium")
-        ax.set_xlabel("epoch" + (" (left of the dotted line: the shared pre-training)" if len(pre) else ""))
+        ax.set_xlabel("epoch")
         ax.set_xticks(sorted(frame["epoch"].unique()))
         ax.set_ylim(-0.02, 1.02)
     axes[0].set_ylabel("accuracy (fraction)")
     _legend_outside(axes[1])
     fig.suptitle(textwrap.fill(title, 110), fontsize="medium")
-    fig.tight_layout()
+    notes = (["left of the dotted line: the shared pre-training"] if len(pre) else []) + \
+        (["red dashes: the lr is lowered before that epoch"] if _lr_drops(frame) else [])
+    if notes:
+        fig.text(0.01, 0.01, "; ".join(notes), fontsize="small", color="dimgrey")
+    fig.tight_layout(rect=(0, 0.04 if notes else 0, 1, 1))
     return fig

@@ -355,3 +355,36 @@ def test_learning_curves_give_each_epochs_validation_cells_and_the_ramped_eps(tm
 def pd_concat(frames):
     import pandas as pd
     return pd.concat(frames, ignore_index=True)
+
+
+def test_learning_curves_mark_the_lr_drops_and_the_kept_epoch():
+    import pandas as pd
+    from drrdn_lib import plots
+    rows = [{"method": "drrdn", "seed": 0, "epoch": e, "split": split, "stage": "own", "value": v,
+             "lo": v - 0.02, "hi": v + 0.02, "lr": lr}
+            for e, p, lr in ((1, 0.6, 0.01), (2, 0.9, 0.01), (3, 0.8, 0.001), (4, 0.85, 0.0001))
+            for split, v in (("PGD", p), ("natural", 0.95))]
+    fig = plots.plot_learning_curves(pd.DataFrame(rows), {"drrdn": "DRRDN"}, "test")
+    for ax in fig.axes:
+        drops = [line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == "--"]
+        assert drops == [2.5, 3.5]                      # before epochs 3 and 4, the lowered lrs
+        from matplotlib.collections import PathCollection
+        kept = [c.get_offsets()[0][0] for c in ax.collections
+                if isinstance(c, PathCollection) and c.get_facecolors().size == 0]
+        assert len(kept) == 1 and round(kept[0]) == 2   # the best validation PGD: epoch 2
+
+
+def test_accuracy_and_paper_figures_zoom_where_the_robust_models_are():
+    import pandas as pd
+    from drrdn_lib import plots
+    summary = pd.DataFrame([{"model": m, "column": c, "value": v, "lo": v - 0.01, "hi": v + 0.01}
+                            for m, vals in (("standard", (0.99, 0.01)), ("pgd_at", (0.99, 0.95)),
+                                            ("drrdn", (0.98, 0.91))) for c, v in zip(("clean", "pgd"), vals)])
+    fig = plots.plot_accuracy_intervals(summary, ["clean", "pgd"], {}, {}, "t", zoom=["pgd_at", "drrdn"])
+    full, zoom = fig.axes
+    assert full.get_ylim() == (-0.02, 1.05)
+    assert zoom.get_ylim()[0] == pytest.approx(0.89) and zoom.get_ylim()[1] == pytest.approx(1.01)
+    comparison = pd.DataFrame({"model": ["pgd_at", "pgd_at", "standard"], "paper": [99.0, 96.0, 1.0],
+                               "ours": [98.0, 94.0, 0.5], "lo": [97.0, 93.0, 0.1], "hi": [99.0, 95.0, 2.0]})
+    full, zoom = plots.plot_paper_vs_ours(comparison, {}, "t").axes
+    assert zoom.get_xlim() == pytest.approx((0.95, 1.0)) and zoom.get_ylim() == pytest.approx((0.92, 1.0))

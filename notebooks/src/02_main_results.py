@@ -13,7 +13,8 @@
 # model's transfer examples); gradient-masking checks that can fail; an interval on every
 # accuracy; MART (beta 6) as a fifth model.
 #
-# **Scale.** The defaults below are CI scale: 1,000 `mnist5k` training digits, eps 0.2
+# **Scale.** This run's scale is printed below the setup cell and the conclusions open with
+# it; the defaults below are CI scale: 1,000 `mnist5k` training digits, eps 0.2
 # instead of 0.3, a few epochs, 100 test digits, PGD/CW with 10 and 20 steps in place of the
 # paper's 40 and 100, and a *reduced* AutoAttack. Its numbers check that the pipeline runs;
 # they are not findings and are not comparable with the paper's, which the tables show
@@ -85,6 +86,10 @@ elif paper_budget:
              + ("" if autoattack else ", AutoAttack not run"))
 else:
     scale = f"CI scale: {dataset}, {train_limit or 'all'} training images, eps {eps}, {eval_limit} test images"
+
+
+# %%
+display(Markdown(f"**This run's scale:** {scale}."))
 
 # %% [markdown]
 # ## 1. Training
@@ -225,7 +230,8 @@ shown[~comparison.column.str.startswith("bb_")]
 # %%
 fig = plots.plot_accuracy_intervals(
     summary, ["clean", *white] + (["autoattack"] if autoattack else []) + ["black_box", "worst_case"],
-    labels, names, f"Test accuracy with 95% intervals ({scale})")
+    labels, names, f"Test accuracy with 95% intervals ({scale})",
+    zoom=[m for m in methods if m != "standard" and trained[m]] or None)  # the robust models' gaps, visible
 results.save_figure(fig, out, "white_box_accuracy")
 
 # %% [markdown]

@@ -174,17 +174,26 @@ paper_table
 
 # %%
 sns.set_theme(style="whitegrid")
-fig, ax = plt.subplots(figsize=(8, 0.6 * len(variants) + 1.5))
-plot = summary[summary.column.isin(["clean", pgd_b, "worst_case"])]
-for offset, (column, part) in zip((-0.22, 0.0, 0.22), plot.groupby("column", sort=False)):
-    y = [list(variants).index(m) + offset for m in part.model]
+fig, ax = plt.subplots(figsize=(8.5, 0.8 * len(variants) + 1.8))
+columns = ["clean", pgd_a, pgd_b, "worst_case"]
+plot = summary[summary.column.isin(columns)]
+offsets = dict(zip(columns, (-0.27, -0.09, 0.09, 0.27)))
+for column, part in plot.groupby("column", sort=False):
+    y = [list(variants).index(m) + offsets[column] for m in part.model]
     ax.errorbar(part.value, y, xerr=[part.value - part.lo, part.hi - part.value], fmt="o",
                 capsize=3, label=f"{labels[column]} (n={int(part.n.iloc[0]):,})")
+for key, marker, column in (("pgd40", "D", pgd_a), ("pgd100", "s", pgd_b)):  # Table 4, beside our row
+    rows = [r for r in paper_rows if r["variant"] in variants]
+    ax.scatter([r[f"paper_{key}"] / 100 for r in rows],
+               [list(variants).index(r["variant"]) + offsets[column] for r in rows], marker=marker,
+               s=36, facecolors="none", edgecolors="black", zorder=3,
+               label=f"the paper's {experiments.attack_label(key)} (eps 0.3, 100 epochs)")
 ax.set_yticks(range(len(variants)), list(variants))
 ax.invert_yaxis()
 ax.axvline(1.0, color="grey", lw=0.8)
 ax.legend(loc="lower left", bbox_to_anchor=(1.01, 0.0), frameon=False)
-left = max(0.0, np.floor(10 * (plot.lo.min() - 0.05)) / 10)  # zoom in where every model learned
+left = max(0.0, np.floor(10 * (min(plot.lo.min(), min([r["paper_pgd100"] for r in paper_rows] or [100]) / 100)
+                               - 0.05)) / 10)  # zoom in where every model learned
 ax.set(xlabel="accuracy (95% Wilson interval)" if len(seeds) == 1 else "accuracy (mean ± sd)",
        ylabel="", xlim=(left, 1.0 + 0.02 * (1.0 - left)),
        title=(f"DRRDN ablation, CI scale: {dataset}, {train_limit} images, eps {eps}"

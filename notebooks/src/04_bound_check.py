@@ -20,7 +20,8 @@
 # estimate from above, which shrinks as the head sees more pairs: section 3 shows it against
 # n). Notebook 01 shows on a toy how loose or tight the bound can be.
 #
-# **Scale.** The defaults are notebook 02's CI recipe (the same cached runs): 1,000
+# **Scale.** This run's scale is printed below the setup cell and the conclusions open with
+# it; the defaults are notebook 02's CI recipe (the same cached runs): 1,000
 # `mnist5k` training digits, eps 0.2, one Standard run fine-tuned one epoch by every method.
 # Its numbers check the pipeline; they are not findings. `cpu.yaml` runs notebook 02's
 # cpu-scale runs (official MNIST, the protocol's eps and attacks).
@@ -65,6 +66,10 @@ protocol_scale = (dataset in ("mnist", "cifar10") and eps is None and train_limi
 scale = (f"{dataset}, the protocol's eps and attacks, {epochs} training epochs" if protocol_scale else
          f"CI scale: {dataset}, {train_limit or 'all'} training images, eps {eps}, "
          f"{bound_limit} test images")
+
+
+# %%
+display(Markdown(f"**This run's scale:** {scale}."))
 
 # %% [markdown]
 # ## 1. Training (shared with notebook 02)

@@ -12,7 +12,8 @@
 # alignment is not enough, class-conditional alignment is what robustness needs)? (3) How does
 # that distance move over training, and what did DRRDN's own domain classifier `c_i` see?
 #
-# **Scale.** The defaults are notebook 02's CI parameters, so the runs are loaded from
+# **Scale.** This run's scale is printed below the setup cell and the conclusions open with
+# it; the defaults are notebook 02's CI parameters, so the runs are loaded from
 # `results/runs`, not retrained: one Standard run on 1,000 `mnist5k` digits (eps 0.2, 4
 # epochs), then every method fine-tuned from it for one epoch (the CI rule of notebook 02).
 # The representation is measured on `eval_limit` test digits and their PGD versions. These
@@ -84,6 +85,10 @@ attack = PGD(budget.eps, budget.step_size, budget.steps, seed=seed)
 js_kw = dict(head=js_head, calibration=js_calibration, heldout_fraction=js_heldout, seed=seed)
 print(f"{len(y)} test pairs, PGD-{budget.steps} at eps {budget.eps:g}; runs:",
       {m: experiments.run_origin(r) for (m, _), r in runs.items()})
+
+
+# %%
+display(Markdown(f"**This run's scale:** {scale}."))
 
 # %% [markdown]
 # ## 1. The models, and which of them learned

@@ -7,7 +7,8 @@
 # `beta` traces two accuracy-robustness frontiers on the same axes (robust: the worst case
 # over FGSM, PGD, CW and AutoAttack): does DRRDN's lie above and to the right?
 #
-# **Scale.** The defaults are notebook 02's CI recipe (the same cached runs): 1,000
+# **Scale.** This run's scale is printed below the setup cell and the conclusions open with
+# it; the defaults are notebook 02's CI recipe (the same cached runs): 1,000
 # `mnist5k` training digits, eps 0.2, one Standard run fine-tuned one epoch by every method
 # and every point of the sweeps, 200 test digits, a reduced AutoAttack. Its numbers check
 # the pipeline; they are not findings. Every accuracy has its 95% Wilson interval; a model
@@ -92,6 +93,10 @@ def right_of(record):
     """Which test digits the model gets right: natural, and under every attack (worst case)."""
     return {c: record.per_example[c].cpu().numpy() for c in ("clean", "worst_case")}
 
+
+
+# %%
+display(Markdown(f"**This run's scale:** {scale}."))
 
 # %% [markdown]
 # ## 1. The models (shared with notebook 02) and who learned

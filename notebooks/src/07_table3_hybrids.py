@@ -26,7 +26,8 @@
 # Standard model's classifier (not a fresh one) is what the paper names. Its accuracy
 # *before* fine-tuning is shown too.
 #
-# **Scale.** The defaults are CI scale and reuse notebook 02's CI runs (the same training
+# **Scale.** This run's scale is printed below the setup cell and the conclusions open with
+# it; the defaults are CI scale and reuse notebook 02's CI runs (the same training
 # parameters, so `experiments.train_for_notebook` loads them from `results/runs`): 1,000
 # `mnist5k` training digits, eps 0.2 instead of 0.3, one Standard run that both the
 # Standard model and the DRRDN start from, PGD-10 for x', a few hundred images. Its numbers
@@ -82,6 +83,10 @@ protocol_scale, budget, scale = experiments.attack_scale(
     dataset, eps=eps, attack_steps=attack_steps, train_limit=train_limit,
     init_from_standard=init_from_standard, epochs=epochs, eval_limit=eval_limit)
 
+
+
+# %%
+display(Markdown(f"**This run's scale:** {scale}."))
 
 # %% [markdown]
 # ## 1. The models: notebook 02's Standard and DRRDN runs

@@ -26,7 +26,8 @@
 # accuracy of a probe telling natural from adversarial (`bounds.domain_divergence`; 50% =
 # the domains are indistinguishable), each with a 95% interval.
 #
-# **Scale.** The defaults are CI scale and reuse notebook 02's CI runs (the same training
+# **Scale.** This run's scale is printed below the setup cell and the conclusions open with
+# it; the defaults are CI scale and reuse notebook 02's CI runs (the same training
 # parameters; `experiments.train_for_notebook` loads them from `results/runs`): 1,000
 # `mnist5k` training digits, eps 0.2, both models fine-tuned from one Standard run, PGD-10,
 # a few hundred test images. Its numbers check that the pipeline runs; they are not
@@ -87,6 +88,10 @@ protocol_scale, budget, scale = experiments.attack_scale(
     dataset, eps=eps, attack_steps=attack_steps, train_limit=train_limit,
     init_from_standard=init_from_standard, epochs=epochs, eval_limit=eval_limit)
 
+
+
+# %%
+display(Markdown(f"**This run's scale:** {scale}."))
 
 # %% [markdown]
 # ## 1. The models and their adversarial examples
