@@ -66,7 +66,8 @@ def _update(digest, part: Any) -> None:
     elif isinstance(part, torch.Tensor):
         array = part.detach().cpu().contiguous()
         digest.update(f"{array.dtype}{tuple(array.shape)}".encode())
-        digest.update(array.view(torch.uint8).numpy().tobytes() if array.numel() else b"")
+        flat = array.reshape(-1)  # a 0-d tensor (batch norm's step count) cannot be viewed as bytes
+        digest.update(flat.view(torch.uint8).numpy().tobytes() if array.numel() else b"")
     elif isinstance(part, np.ndarray):
         _update(digest, torch.from_numpy(np.ascontiguousarray(part)))
     else:
