@@ -101,8 +101,8 @@ from pathlib import Path
 
 import yaml
 
-from .files import (STAGE, SWAP, FolderLocked, commit_folder, finish_swap, folder_lock, fresh_stage,
-                    write_json_atomic, write_text_atomic)
+from .files import (STAGE, SWAP, FolderLocked, WriteError, commit_folder, finish_swap, folder_lock,
+                    fresh_stage, make_folder, write_json_atomic, write_text_atomic)
 from .notebook_params import ParameterError, check_parameters, declared_parameters
 from .results import REPO_ROOT, save_figure, to_jsonable
 
@@ -652,7 +652,7 @@ def run_grid(grid: Grid, executor: str = "local", workers: int = 1,
           f"{sum(state == 'complete' for state in states.values())} complete (skipped), "
           + (f"{running} running elsewhere (skipped), " if running and not force else "")
           + f"{len(todo)} to run ({executor}) -> {grid.out_root}", flush=True)
-    grid.out_root.mkdir(parents=True, exist_ok=True)
+    make_folder(grid.out_root)
     with tqdm(total=len(todo), desc="runs", unit="run") as bar:
         if executor == "local":
             return _run_local(todo, workers, force, bar)
@@ -755,7 +755,7 @@ def plot_summary(table, metrics: list[str], out_dir: Path) -> Path | None:
 def aggregate(grid: Grid, metrics: list[str] | None = None):
     """Write ``summary.csv`` and ``summary.png`` in ``out_root``; return (table, csv, png or None)."""
     table, metric_columns = summary_table(grid)
-    grid.out_root.mkdir(parents=True, exist_ok=True)
+    make_folder(grid.out_root)
     csv_path = write_text_atomic(grid.out_root / "summary.csv", table.to_csv(index=False))
     chosen = _choose_metrics(numeric_metrics(table, metric_columns), metrics or grid.plot_metrics)
     return table, csv_path, plot_summary(table, chosen, grid.out_root)
@@ -822,7 +822,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.aggregate_only:
             run_grid(grid, args.executor, args.workers, args.force)
         table, csv_path, figure = aggregate(grid, args.metrics)
-    except GridError as error:
+    except (GridError, WriteError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return _report(table, csv_path, figure)

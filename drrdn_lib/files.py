@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
-__all__ = ["FolderLocked", "WriteError", "atomic_write", "fresh_stage", "commit_folder",
+__all__ = ["FolderLocked", "WriteError", "make_folder", "atomic_write", "fresh_stage", "commit_folder",
            "finish_swap", "STAGE", "SWAP", "write_bytes_atomic", "write_text_atomic",
            "write_json_atomic", "save_npz_atomic", "save_torch_atomic", "to_jsonable",
            "file_mode", "folder_lock", "LOCK_NAME"]
@@ -95,7 +95,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
     propagates. Returns ``path``.
     """
     path = Path(path)
-    _make_folder(path.parent, path)
+    make_folder(path.parent, path)
     try:
         handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as error:
@@ -117,8 +117,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
     return path
 
 
-def _make_folder(folder: Path, target: Path) -> None:
-    """Create ``folder`` (and its parents) for ``target``, or say which part is a file."""
+def make_folder(folder: str | os.PathLike, target: str | os.PathLike | None = None) -> Path:
+    """Create ``folder`` (and its parents) for ``target`` (default: the folder itself) and
+    return it; :class:`WriteError` naming the part of the path that is a file, if one is."""
+    folder = Path(folder)
+    target = folder if target is None else target
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as error:
@@ -126,7 +129,8 @@ def _make_folder(folder: Path, target: Path) -> None:
         raise WriteError(error.errno, f"cannot write {target}: {blocker} is a file, not a folder; "
                          "move that file away or choose another output folder") from error
     except OSError as error:
-        raise _write_error(target, error) from error
+        raise _write_error(Path(target), error) from error
+    return folder
 
 
 def _write_error(path: Path, error: OSError) -> OSError:
@@ -217,7 +221,7 @@ def _remove(path: Path) -> None:
 def fresh_stage(folder: str | os.PathLike, name: str = STAGE) -> Path:
     """An empty staging folder ``folder/name`` (the leftovers of a killed attempt removed)."""
     stage = Path(folder) / name
-    _make_folder(Path(folder), stage)
+    make_folder(folder, stage)
     _remove(stage)
     stage.mkdir()
     return stage
@@ -305,8 +309,7 @@ def folder_lock(folder: str | os.PathLike, wait: float | None = 0.0,
     Yields the folder's path. A lock is per open file: a second ``folder_lock`` on the
     same folder in the same process also waits or fails (it is not re-entrant).
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_folder(folder)
     lock_path = folder / name
     handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask applies
     locked = False

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .validate import is_int, is_number
+from .validate import MAX_SEED, check_seed, is_int, is_number
 
 __all__ = ["TrainConfig", "ConfigError", "config_from_dict", "SCHEDULES"]
 
@@ -214,10 +214,11 @@ class TrainConfig:
         for name, types in FIELD_TYPES.items():
             value = getattr(self, name)
             if not isinstance(value, types):
-                allowed = " or ".join("None" if t is type(None) else t.__name__ for t in types)
-                hint = " (true/false, not a string)" if bool in types and isinstance(value, str) else ""
-                raise ConfigError(f"{name}={value!r} is a {type(value).__name__}; it must be "
-                                  f"{allowed}{hint}.")
+                words = {bool: "True or False", type(None): "None"}
+                allowed = " or ".join(words.get(t, f"a {t.__name__}") for t in types)
+                hint = "; write it without quotes" if bool in types and isinstance(value, str) else ""
+                raise ConfigError(f"{name}={value!r} must be {allowed} (got "
+                                  f"{type(value).__name__}{hint}).")
 
     def _check_names(self) -> None:
         from .methods import METHODS, check_hyper
@@ -308,9 +309,13 @@ class TrainConfig:
     def _check_runtime(self) -> None:
         import torch
 
-        for name in ("seed", "data_seed", "keep_every"):
-            if not is_int(getattr(self, name)) or getattr(self, name) < 0:
-                raise ConfigError(f"{name}={getattr(self, name)!r} must be an integer >= 0.")
+        for name in ("seed", "data_seed"):
+            try:
+                check_seed(name, getattr(self, name), MAX_SEED)
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
+        if not is_int(self.keep_every) or self.keep_every < 0:
+            raise ConfigError(f"keep_every={self.keep_every!r} must be an integer >= 0.")
         for name in ("train_limit", "val_limit"):
             value = getattr(self, name)
             if value is not None and (not is_int(value) or value < 2):

@@ -45,7 +45,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .files import write_bytes_atomic, write_json_atomic
+from .files import make_folder, write_bytes_atomic, write_json_atomic
 from .results import REPO_ROOT, repo_relative
 
 __all__ = ["ZooError", "zoo_folder", "available", "card", "load_pretrained", "training_run",
@@ -317,7 +317,7 @@ def add_to_zoo(run_dir: str | os.PathLike, name: str, *, command: str, eval_limi
         "training": training,
         "evaluation": evaluation,
     }
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     _install(folder, name, weights, info)
     return info
 
