@@ -312,7 +312,7 @@ def test_prepare_keeps_the_previous_good_file_when_a_write_fails(tmp_path, monke
             stream.write(b"PK\x03\x04 the first bytes of a zip")
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(np, "savez_compressed", full_disk_midway)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OSError, match="mnist.npz: the disk is full: free space"):
         prepare.write_npz("mnist", _small_mnist(1), tmp_path)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["mnist.npz"]
 
