@@ -476,6 +476,7 @@ def _execute(run: Run) -> dict:
     if status["state"] == "complete" or not kept:
         write_json_atomic(stage / "status.json", status)
         commit_folder(run.out_dir, stage, last=("status.json",))
+        shutil.rmtree(run.out_dir / FAILED_ATTEMPT, ignore_errors=True)  # an older attempt's
         return status
     return _keep_previous(run, stage, status)
 

@@ -123,8 +123,9 @@ def _pending(folder: Path, name: str) -> tuple[Path, Path]:
 
 def _finish_pending(folder: Path, name: str) -> None:
     """Complete an install that a dead process left between its two moves: a pending card
-    whose SHA-256 is that of the installed weights goes into place; any other pending
-    file (an install that never reached its moves) is removed."""
+    whose SHA-256 is that of the installed weights goes into place. Other pending files
+    (an install under way, or one that died before its moves) are left to the next
+    :func:`add_to_zoo` of that name, which writes over them."""
     weights, card_path = _pending(folder, name)
     try:
         info = json.loads(card_path.read_text())
@@ -134,9 +135,6 @@ def _finish_pending(folder: Path, name: str) -> None:
         done = False
     if done:
         os.replace(card_path, folder / f"{name}.json")
-    else:
-        card_path.unlink(missing_ok=True)
-        weights.unlink(missing_ok=True)
 
 
 def _install(folder: Path, name: str, weights: bytes, info: dict) -> None:

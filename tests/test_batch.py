@@ -393,6 +393,7 @@ def test_a_forced_rerun_keeps_the_old_result_until_the_new_one_is_complete(tmp_p
     assert batch.run_one(run, force=True)["state"] == "complete"
     assert json.loads((run.out_dir / "metrics.json").read_text()) == {"score": 5}
     assert not (run.out_dir / "old_figure.png").exists() and not (run.out_dir / ".attempt").exists()
+    assert not (run.out_dir / ".failed").exists()
 
     # a swap cut short by a kill after its commit point is finished when the folder is read
     stage = files.fresh_stage(run.out_dir)
