@@ -50,10 +50,19 @@ The state of a run is ``status.json`` checked against the folder: ``complete`` n
 missing metrics file is never silently dropped from the means); ``running`` while a
 process holds the folder lock, and ``interrupted`` when none does (the process was killed,
 crashed or its job was cancelled); ``stale`` when ``run.json`` differs from the grid's
-(only by hand: the hash names the parameters); ``not run``. Complete runs, and runs
-running elsewhere, are skipped; failed and interrupted runs run again; stale folders are
-refused unless ``--force``, which reruns everything. A run first deletes its old
-``metrics.json``, since notebooks merge into that file.
+(only by hand: the hash names the parameters); ``not run``. A ``metrics.json`` whose
+``status`` is ``diverged`` or ``failed`` (a training run's) makes the run ``failed``.
+Complete runs, and runs running elsewhere, are skipped; failed and interrupted runs run
+again; stale folders are refused unless ``--force``, which reruns everything.
+
+A run never destroys a result before its replacement is complete: the notebook runs into
+``<run folder>/.attempt/`` (so notebooks that merge into ``metrics.json`` start from an
+empty one), and its files replace the folder's only when it completes
+(:func:`drrdn_lib.files.commit_folder`; a swap cut short by a kill is finished the next
+time the folder is read). A re-run of a complete (or stale) run that fails or is killed
+keeps the old result: ``status.json`` stays ``complete`` and records the attempt as
+``last_attempt``, with its files in ``.failed/``. A run with no complete result to keep
+shows ``running`` at once, and its files (a failed notebook too) replace the folder's.
 
 ``out_root/summary.csv`` has one row per run: run_id, setting, notebook, seed, state (as
 above), error (for failed and interrupted runs), ``param.<name>`` for each parameter (lists
@@ -92,7 +101,8 @@ from pathlib import Path
 
 import yaml
 
-from .files import FolderLocked, folder_lock, write_json_atomic, write_text_atomic
+from .files import (STAGE, SWAP, FolderLocked, WriteError, commit_folder, finish_swap, folder_lock,
+                    fresh_stage, make_folder, write_json_atomic, write_text_atomic)
 from .notebook_params import ParameterError, check_parameters, declared_parameters
 from .results import REPO_ROOT, save_figure, to_jsonable
 
@@ -106,6 +116,7 @@ EXECUTORS = ("local", "slurm", "submitit-local")
 SUMMARY_COLUMNS = ("run_id", "setting", "notebook", "seed", "state", "error")
 STATES = ("complete", "failed", "interrupted", "running", "stale", "not run")
 FAILED_STATES = ("failed", "interrupted")  # reported with their error; exit code 1
+FAILED_ATTEMPT = ".failed"  # the files of a failed re-run of a complete run (the result is kept)
 LOCK_WAIT_S = 2.0  # how long a run waits for its folder's lock before reporting it busy
 MAX_ID_PART = 120
 HASH_DIGITS = 8
@@ -360,7 +371,22 @@ def _metrics_problem(out_dir: Path) -> str | None:
         return f"metrics.json is unreadable or truncated ({type(error).__name__}: {error})"
     if not isinstance(metrics, dict):
         return f"metrics.json holds a {type(metrics).__name__}, not a mapping of metric names"
+    if metrics.get("status") in ("diverged", "failed"):
+        return (f"metrics.json says the run {metrics['status']}: "
+                f"{metrics.get('error') or 'no reason recorded'}")
     return None
+
+
+def _finish_interrupted_swap(folder: Path) -> None:
+    """Complete the swap of a new result into ``folder`` that a killed run left half done
+    (:func:`drrdn_lib.files.finish_swap`), unless a process holds the folder."""
+    if not (folder / SWAP).is_dir():
+        return
+    try:
+        with folder_lock(folder, wait=0):
+            finish_swap(folder)
+    except FolderLocked:
+        pass
 
 
 def _interrupted(status: dict) -> str:
@@ -377,6 +403,7 @@ def run_status(run: Run) -> dict:
     ``running`` status whose folder lock nobody holds is ``interrupted``; ``stale`` is a
     complete run whose ``run.json`` differs from the grid's (edited by hand).
     """
+    _finish_interrupted_swap(run.out_dir)
     status = _read_json(run.out_dir / "status.json")
     status = status if isinstance(status, dict) else {}
     state = status.get("state", "not run")
@@ -425,24 +452,47 @@ def _process_record() -> dict:
 
 
 def _execute(run: Run) -> dict:
-    """Run the notebook into the (locked) run folder and record its status."""
+    """Run the notebook into a staging folder beside the run folder's result (which the
+    caller holds locked) and record its status; the stage replaces the folder's contents
+    when the run completes, or when the folder holds no complete result to keep."""
     from .run_notebook import execute
 
-    (run.out_dir / "metrics.json").unlink(missing_ok=True)
-    write_json_atomic(run.out_dir / "run.json", run.record())
+    kept = run_status(run)["state"] in ("complete", "stale")
+    stage = fresh_stage(run.out_dir, STAGE)
     status = {"run_id": run.run_id, "state": "running", "started": _now(), **_process_record()}
-    write_json_atomic(run.out_dir / "status.json", status)
+    write_json_atomic(stage / "run.json", run.record())
+    if not kept:  # nothing to keep: the folder says at once that a run is under way
+        write_json_atomic(run.out_dir / "run.json", run.record())
+        write_json_atomic(run.out_dir / "status.json", status)
     start = time.monotonic()
     try:
-        output = execute(_repo_path(run.notebook), run.out_dir, run.parameters, progress=False)
-        problem = _metrics_problem(run.out_dir)
+        output = execute(_repo_path(run.notebook), stage, run.parameters, progress=False)
+        problem = _metrics_problem(stage)
         status.update(executed_notebook=output.name,
                       **({"state": "failed", "error": problem} if problem else {"state": "complete"}))
     except Exception as error:  # noqa: BLE001 - any failure is this run's, not the batch's
         status.update(_describe_failure(error))
     status.update(finished=_now(), duration_s=round(time.monotonic() - start, 2))
-    write_json_atomic(run.out_dir / "status.json", status)
-    return status
+    if status["state"] == "complete" or not kept:
+        write_json_atomic(stage / "status.json", status)
+        commit_folder(run.out_dir, stage, last=("status.json",))
+        shutil.rmtree(run.out_dir / FAILED_ATTEMPT, ignore_errors=True)  # an older attempt's
+        return status
+    return _keep_previous(run, stage, status)
+
+
+def _keep_previous(run: Run, stage: Path, status: dict) -> dict:
+    """After a failed re-run of a complete run: the complete result stays, the attempt's
+    files go to ``.failed/`` and ``status.json`` records the attempt as ``last_attempt``."""
+    failed = run.out_dir / FAILED_ATTEMPT
+    shutil.rmtree(failed, ignore_errors=True)
+    os.replace(stage, failed)
+    attempt = {k: v for k, v in status.items() if k != "run_id"}
+    previous = _read_json(run.out_dir / "status.json") or {}
+    write_json_atomic(run.out_dir / "status.json",
+                      {**previous, "last_attempt": {**attempt, "outputs": FAILED_ATTEMPT}})
+    return {**status, "error": f"{status.get('error', '')} (the previous complete result in "
+                               f"{run.out_dir} is kept; this attempt's files are in {FAILED_ATTEMPT}/)"}
 
 
 def run_one(run: Run, force: bool = False) -> dict:
@@ -454,6 +504,7 @@ def run_one(run: Run, force: bool = False) -> dict:
     """
     try:
         with folder_lock(run.out_dir, wait=LOCK_WAIT_S):
+            finish_swap(run.out_dir)  # a killed run's committed result first
             current = run_status(run)
             if current["state"] == "complete" and not force:
                 return current
@@ -602,7 +653,7 @@ def run_grid(grid: Grid, executor: str = "local", workers: int = 1,
           f"{sum(state == 'complete' for state in states.values())} complete (skipped), "
           + (f"{running} running elsewhere (skipped), " if running and not force else "")
           + f"{len(todo)} to run ({executor}) -> {grid.out_root}", flush=True)
-    grid.out_root.mkdir(parents=True, exist_ok=True)
+    make_folder(grid.out_root)
     with tqdm(total=len(todo), desc="runs", unit="run") as bar:
         if executor == "local":
             return _run_local(todo, workers, force, bar)
@@ -705,7 +756,7 @@ def plot_summary(table, metrics: list[str], out_dir: Path) -> Path | None:
 def aggregate(grid: Grid, metrics: list[str] | None = None):
     """Write ``summary.csv`` and ``summary.png`` in ``out_root``; return (table, csv, png or None)."""
     table, metric_columns = summary_table(grid)
-    grid.out_root.mkdir(parents=True, exist_ok=True)
+    make_folder(grid.out_root)
     csv_path = write_text_atomic(grid.out_root / "summary.csv", table.to_csv(index=False))
     chosen = _choose_metrics(numeric_metrics(table, metric_columns), metrics or grid.plot_metrics)
     return table, csv_path, plot_summary(table, chosen, grid.out_root)
@@ -772,7 +823,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.aggregate_only:
             run_grid(grid, args.executor, args.workers, args.force)
         table, csv_path, figure = aggregate(grid, args.metrics)
-    except GridError as error:
+    except (GridError, WriteError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return _report(table, csv_path, figure)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .validate import is_int
+from .validate import check_seed, is_int
 from . import data_files
 from .data_files import DataError, read_mnist5k, read_raw
 
@@ -169,13 +169,17 @@ def _to_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, t
     return x, torch.from_numpy(labels.astype(np.int64))
 
 
-def _check_args(name: str, split: str, limit: int | None) -> None:
+def _check_args(name: str, split: str, limit: int | None, seed=0) -> None:
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; known datasets: {sorted(DATASETS)}.")
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; use one of {SPLITS}.")
     if limit is not None and (not is_int(limit) or limit < 1):
         raise DataError(f"limit must be a positive integer or None, got {limit!r}.")
+    try:
+        check_seed("seed", seed)
+    except ValueError as error:
+        raise DataError(str(error)) from None
 
 
 def load_dataset(name: str, split: str, data_dir: str | os.PathLike | None = None,
@@ -197,7 +201,7 @@ def load_dataset(name: str, split: str, data_dir: str | os.PathLike | None = Non
         images float32 ``(N, C, H, W)`` in [0, 1] (``toy``: ``(N, dim + 1)`` features) and
         labels int64 ``(N,)``.
     """
-    _check_args(name, split, limit)
+    _check_args(name, split, limit, seed)
     if toy_kwargs and name != "toy":
         raise DataError(f"extra arguments {sorted(toy_kwargs)} only apply to the toy dataset.")
     if name == "toy":

@@ -140,17 +140,35 @@ def read_idx(path: Path) -> np.ndarray:
     return body.reshape(dims).copy()  # frombuffer is read-only
 
 
+# what the official CIFAR-10 python batches hold besides plain types: numpy arrays
+_CIFAR_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                  ("numpy", "ndarray"), ("numpy", "dtype")}
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """An unpickler that rebuilds plain types and numpy arrays and refuses everything else
+    (a pickle that names any other function would run it)."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _CIFAR_GLOBALS:
+            raise pickle.UnpicklingError(f"it asks for {module}.{name}, which a CIFAR-10 batch "
+                                         "never holds (refused: loading it could run code)")
+        return super().find_class(module, name)
+
+
 def read_cifar_batches(folder: Path) -> dict[str, np.ndarray]:
-    """Read the official ``cifar-10-batches-py`` folder into HWC uint8 arrays."""
+    """Read the official ``cifar-10-batches-py`` folder into HWC uint8 arrays (unpickled
+    by :class:`_ArraysOnly`: nothing but arrays and plain types is rebuilt)."""
     def load(name):
         path = folder / name
         if not path.exists():
             raise DataError(f"missing {path}. To obtain it: {HOW_TO_GET['cifar10']}.")
         try:
             with open(path, "rb") as handle:
-                batch = pickle.load(handle, encoding="bytes")
+                batch = _ArraysOnly(handle, encoding="bytes").load()
         except (pickle.UnpicklingError, EOFError, ValueError) as err:
-            raise DataError(f"{path} is corrupt or truncated ({err}).") from err
+            raise DataError(f"{path} is corrupt, truncated or not an official CIFAR-10 batch "
+                            f"({err}); download it again ({HOW_TO_GET['cifar10']}).") from err
         images = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         return images.transpose(0, 2, 3, 1), np.asarray(batch[b"labels"], dtype=np.uint8)
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .files import save_torch_atomic
+from .files import make_folder, save_torch_atomic
 
 __all__ = ["fingerprint", "cached", "safe_load", "UnsafeRecordError", "allowed_classes"]
 
@@ -66,7 +66,8 @@ def _update(digest, part: Any) -> None:
     elif isinstance(part, torch.Tensor):
         array = part.detach().cpu().contiguous()
         digest.update(f"{array.dtype}{tuple(array.shape)}".encode())
-        digest.update(array.view(torch.uint8).numpy().tobytes() if array.numel() else b"")
+        flat = array.reshape(-1)  # a 0-d tensor (batch norm's step count) cannot be viewed as bytes
+        digest.update(flat.view(torch.uint8).numpy().tobytes() if array.numel() else b"")
     elif isinstance(part, np.ndarray):
         _update(digest, torch.from_numpy(np.ascontiguousarray(part)))
     else:
@@ -97,7 +98,7 @@ def cached(cache_dir: str | Path | None, kind: str, key: tuple, compute: Callabl
     path = Path(cache_dir) / f"{kind}-{fingerprint(*key)}.pt"
     if path.is_file():
         return safe_load(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     state = path.with_name(f"{path.stem}.partial.pt")
     value = compute(state) if partial else compute()
     save_torch_atomic(value, path)

@@ -48,9 +48,18 @@ from .masking_checks import (CheckResult, GradientMaskingWarning, gradient_maski
 from .torch_utils import eval_mode, model_device, predict_logits
 from .validate import check_images, check_int, check_labels, check_logits
 
-__all__ = ["AttackResult", "EvaluationRecord", "evaluate", "protocol_attacks", "MODES"]
+__all__ = ["AttackResult", "EvaluationRecord", "evaluate", "protocol_attacks", "MODES",
+           "ResumeMismatch", "resume_binding"]
 
 MODES = ("individual", "cascade")
+RESUME_FORMAT = 2  # 2: bound to resume_binding(); 1 (n, batch size, attack names) is refused
+# the modules whose code decides an example's flags: an edit to one of them invalidates a resume
+FLAG_CODE = ("attacks", "autoattack_adapter", "evaluate", "torch_utils")
+
+
+class ResumeMismatch(ValueError):
+    """A resume file written for another evaluation (other weights, examples, attacks,
+    settings or code); the message names what differs."""
 
 
 # --------------------------------------------------------------------------- records
@@ -235,13 +244,22 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
         square_queries: Square queries for the black-box check (1000).
         progress: show a tqdm bar over batches.
         resume_file: where the attacks' per-example flags are saved after every batch; a
-            call that finds the file (written for the same number of examples and attacks)
-            skips the batches it records. The attacks seed every call, so a resumed run
-            gives the same flags as an uninterrupted one. The checks are not resumed.
+            call that finds the file skips the batches it records. The file is bound to
+            everything that determines the flags (:func:`resume_binding`: the model's
+            weights, the images and labels, each attack's class and full configuration,
+            the mode, the batch size and the evaluation code's version); a file written
+            for anything else is refused (:class:`ResumeMismatch`, naming what differs),
+            and the file is read with ``weights_only=True`` (``eval_cache.safe_load``:
+            no code runs). It is removed when the evaluation returns. The attacks seed
+            every call, so a resumed run gives the same flags as an uninterrupted one.
+            Every attack must have a ``config()`` (a plain callable cannot be bound).
+            The checks are not resumed.
     Returns: an :class:`EvaluationRecord`; the model's train/eval mode is restored.
     Raises: ``ValueError`` for bad images, labels or logits (module docstring).
     """
     attack_dict = _as_attack_dict(attacks, budget)
+    if resume_file is not None:
+        _check_bindable(attack_dict)
     which = resolve_checks(checks)
     if mode not in MODES:
         raise ValueError(f"mode={mode!r}: use one of {MODES}.")
@@ -267,6 +285,8 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
             record.checks = gradient_masking_checks(model, images[pick], labels[pick], ref, which,
                                                     whitebox[pick], square_queries, batch_size)
     record.seconds = time.time() - start
+    if resume_file is not None:  # done: the progress file has served its evaluation
+        Path(resume_file).unlink(missing_ok=True)
     for check in record.checks:
         if check.passed is False:
             message = f"gradient-masking check '{check.name}' failed: {check.message}"
@@ -296,7 +316,9 @@ def _run_attacks(model, images, labels, clean, attack_dict, mode, batch_size, pr
     flags.update({name: torch.zeros(n, dtype=torch.bool) for name in attack_dict})
     results = {name: AttackResult(name, _config(a), 0, n) for name, a in attack_dict.items()}
     start = 0
-    state = _load_state(resume_file, n, batch_size, list(attack_dict))
+    binding = (None if resume_file is None else
+               resume_binding(model, images, labels, attack_dict, mode, batch_size))
+    state = _load_state(resume_file, binding)
     if state is not None:
         start, flags, results = state["next"], state["flags"], state["results"]
     n_batches = math.ceil(n / batch_size)
@@ -314,23 +336,70 @@ def _run_attacks(model, images, labels, clean, attack_dict, mode, batch_size, pr
                 flags[name][lo:lo + len(y)] = still.cpu()
                 alive &= still
             if resume_file is not None:
-                save_torch_atomic({"n": n, "batch_size": batch_size, "attacks": list(attack_dict),
+                save_torch_atomic({"format": RESUME_FORMAT, "binding": binding,
                                    "next": lo + batch_size, "flags": flags, "results": results},
                                   resume_file)
             bar.update(1)
     return flags, results
 
 
-def _load_state(resume_file, n: int, batch_size: int, attacks: list[str]) -> dict | None:
-    """The saved progress of :func:`_run_attacks`, or None (no file). A file written for
-    other examples or attacks raises: it belongs to another evaluation."""
+def _check_bindable(attack_dict) -> None:
+    """A resume file is bound to each attack's configuration: refuse attacks without one."""
+    plain = [name for name, attack in attack_dict.items() if not hasattr(attack, "config")]
+    if plain:
+        raise ValueError(f"resume_file needs attacks with a config() (drrdn_lib.attacks.Attack); "
+                         f"{plain} are plain callables, whose settings a resume file cannot be "
+                         "bound to. Wrap them in an Attack, or pass resume_file=None.")
+
+
+def _code_version() -> str:
+    """SHA-256 (16 hex digits) of the source of :data:`FLAG_CODE` and torch's version."""
+    import hashlib
+    import importlib
+
+    digest = hashlib.sha256(str(torch.__version__).encode())
+    for module in FLAG_CODE:
+        digest.update(Path(importlib.import_module(f"drrdn_lib.{module}").__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def resume_binding(model, images, labels, attack_dict, mode: str, batch_size: int) -> dict:
+    """What a resume file of :func:`evaluate` is bound to: fingerprints of the model's
+    weights and of the examples, each attack's class and configuration, the mode, the
+    batch size and the evaluation code's version (JSON types only)."""
+    from .eval_cache import fingerprint
+
+    return {"model": fingerprint(model), "examples": fingerprint(images, labels),
+            "n": int(images.shape[0]),
+            "attacks": [[name, type(a).__name__, _config(a)] for name, a in attack_dict.items()],
+            "mode": mode, "batch_size": int(batch_size), "code": _code_version()}
+
+
+BINDING_WORDS = {"model": "the model's weights", "examples": "the images or labels",
+                 "n": "the number of examples", "attacks": "the attacks or their configurations",
+                 "mode": "the mode", "batch_size": "the batch size",
+                 "code": "the evaluation code (drrdn_lib.attacks/evaluate/... or torch)"}
+
+
+def _load_state(resume_file, binding: dict | None) -> dict | None:
+    """The saved progress of :func:`_run_attacks`, or None (no file). The file is read
+    without running code (``eval_cache.safe_load``); one bound to another evaluation raises
+    :class:`ResumeMismatch` naming what differs."""
+    from .eval_cache import safe_load
+
     if resume_file is None or not Path(resume_file).is_file():
         return None
-    state = torch.load(resume_file, map_location="cpu", weights_only=False)
-    saved = (state.get("n"), state.get("batch_size"), state.get("attacks"))
-    if saved != (n, batch_size, attacks):
-        raise ValueError(f"{resume_file} records (n, batch_size, attacks) = {saved}, this "
-                         f"evaluation {(n, batch_size, attacks)}; delete it or pass another file.")
+    state = safe_load(resume_file)
+    what = f"{resume_file} holds the progress of another evaluation"
+    fix = "; delete it to start this evaluation afresh, or pass another resume_file."
+    if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
+        raise ResumeMismatch(f"{what} (written by an older version that did not record what it "
+                             f"belongs to){fix}")
+    saved = state.get("binding") or {}
+    differing = [BINDING_WORDS.get(key, key) for key in BINDING_WORDS
+                 if saved.get(key) != binding.get(key)]
+    if differing:
+        raise ResumeMismatch(f"{what}: {', '.join(differing)} differ{fix}")
     return state
 
 

@@ -190,11 +190,17 @@ def zoo_run(method: str, dataset: str, *, zoo_dir=None, **kw) -> TrainResult:
 
     config = make_config(method, dataset, **kw)
     wanted = run_folder(config).name
-    trained = {}
-    for name in zoo.available(zoo_dir):
-        trained[name] = run_folder(config_from_dict(zoo.card(name, zoo_dir)["training"]["config"])).name
-        if trained[name] == wanted:
-            return zoo.training_run(name, config.device, zoo_dir)
+    trained = {name: run_folder(config_from_dict(zoo.card(name, zoo_dir)["training"]["config"],
+                                                 recorded=True)).name
+               for name in zoo.available(zoo_dir)}
+    matches = [name for name, run in trained.items() if run == wanted]
+    if len(matches) > 1:
+        raise zoo.ZooError(f"the zoo cards {matches} all record the training configuration of "
+                           f"{method} (seed {config.seed}) with these parameters (run {wanted}), "
+                           "so which one is meant is ambiguous; remove the duplicates from the "
+                           "zoo, or load one by name (zoo.training_run(NAME)).")
+    if matches:
+        return zoo.training_run(matches[0], config.device, zoo_dir)
     raise zoo.ZooError(f"no zoo model was trained as {method} (seed {config.seed}) with these "
                        f"parameters (run {wanted}); the zoo has {trained or 'no models'}. Train it "
                        "(scripts/train_main_runs.py) or choose the parameters a zoo card records.")

@@ -5,7 +5,15 @@ temporary file in the target's folder, flushed and ``fsync``-ed, given the mode 
 ``open()`` would give it (``0o666`` minus the umask, so collaborators sharing a umask
 can read results and checkpoints), then moved over the target with ``os.replace``. A
 crash, a kill or a full disk at any point leaves either the old file or the new one,
-never a mix, and the temporary file is removed when the write fails in this process.
+never a mix, and the temporary file is removed when the write fails in this process. A
+write that fails for want of space or because the target's folder is a file says so and
+what to do (:class:`WriteError`, an ``OSError``).
+
+:func:`commit_folder` does the same for a folder's contents: a result built in a staging
+folder beside the old one (``<folder>/.attempt``, :func:`fresh_stage`) replaces it only once
+it is complete. Renaming the stage to ``<folder>/.swap`` is the commit point; if the
+process dies while the entries are moved, :func:`finish_swap` completes the move the next
+time the folder is read, so the folder holds either the old result or the new one.
 
 :func:`folder_lock` keeps two processes from writing one run folder at once. It holds
 an ``fcntl.flock`` on ``<folder>/.lock``; the kernel drops the lock when its holder
@@ -14,26 +22,35 @@ exits, however it exits (even SIGKILL), so a crash never leaves a folder locked.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import math
 import os
+import shutil
 import socket
 import tempfile
 import time
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
-__all__ = ["FolderLocked", "atomic_write", "write_bytes_atomic", "write_text_atomic",
+__all__ = ["FolderLocked", "WriteError", "make_folder", "atomic_write", "fresh_stage", "commit_folder",
+           "finish_swap", "STAGE", "SWAP", "write_bytes_atomic", "write_text_atomic",
            "write_json_atomic", "save_npz_atomic", "save_torch_atomic", "to_jsonable",
            "file_mode", "folder_lock", "LOCK_NAME"]
 
 LOCK_NAME = ".lock"
+STAGE, SWAP, MANIFEST = ".attempt", ".swap", ".manifest.json"
 _POLL_S = 0.05  # how often a waiting folder_lock retries
 
 
 class FolderLocked(RuntimeError):
     """Another process holds a folder's lock; the message names the folder and the holder."""
+
+
+class WriteError(OSError):
+    """A file that could not be written (a full disk, a folder that is a file, no
+    permission); the message names the file and what to do. The old file is kept."""
 
 
 # ----------------------------------------------------------------------------- atomic writes
@@ -78,8 +95,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
     propagates. Returns ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    make_folder(path.parent, path)
+    try:
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise _write_error(path, error) from error
     try:
         with os.fdopen(handle, "wb") as stream:
             write(stream)
@@ -87,11 +107,45 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
             os.fchmod(stream.fileno(), file_mode())  # mkstemp makes 0600 files
             os.fsync(stream.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        raise _write_error(path, error) from error
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
     return path
+
+
+def make_folder(folder: str | os.PathLike, target: str | os.PathLike | None = None) -> Path:
+    """Create ``folder`` (and its parents) for ``target`` (default: the folder itself) and
+    return it; :class:`WriteError` naming the part of the path that is a file, if one is."""
+    folder = Path(folder)
+    target = folder if target is None else target
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        blocker = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), folder)
+        raise WriteError(error.errno, f"cannot write {target}: {blocker} is a file, not a folder; "
+                         "move that file away or choose another output folder") from error
+    except OSError as error:
+        raise _write_error(Path(target), error) from error
+    return folder
+
+
+def _write_error(path: Path, error: OSError) -> OSError:
+    """``error`` as a :class:`WriteError` whose message says what to do (if it is one of
+    the failures a user can fix); other OS errors are returned unchanged."""
+    if isinstance(error, WriteError):
+        return error
+    hints = {errno.ENOSPC: "the disk is full: free space (or choose another folder) and run again",
+             errno.EDQUOT: "the disk quota is exceeded: free space and run again",
+             errno.EACCES: "no permission to write there: choose another folder",
+             errno.EROFS: "the file system is read-only: choose another folder"}
+    if error.errno not in hints:
+        return error
+    return WriteError(error.errno, f"cannot write {path}: {hints[error.errno]} (the old "
+                      f"{path.name}, if any, is unchanged)")
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
@@ -154,6 +208,66 @@ def save_torch_atomic(obj, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda stream: torch.save(obj, stream))
 
 
+# ----------------------------------------------------------------------------- folder swap
+
+def _remove(path: Path) -> None:
+    """Delete a file, link or folder tree (nothing if absent)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def fresh_stage(folder: str | os.PathLike, name: str = STAGE) -> Path:
+    """An empty staging folder ``folder/name`` (the leftovers of a killed attempt removed)."""
+    stage = Path(folder) / name
+    make_folder(folder, stage)
+    _remove(stage)
+    stage.mkdir()
+    return stage
+
+
+def commit_folder(folder: str | os.PathLike, stage: str | os.PathLike,
+                  last: tuple[str, ...] = ()) -> Path:
+    """Make ``stage``'s entries the contents of ``folder``: every visible entry of ``folder``
+    (a name not starting with ``.``) that ``stage`` lacks is removed, every entry of
+    ``stage`` replaces its namesake, those named in ``last`` after the others (e.g. a
+    status file that says the result is complete). The caller holds the folder's lock.
+    Returns ``folder``."""
+    folder, stage = Path(folder), Path(stage)
+    names = sorted((p.name for p in stage.iterdir() if p.name != MANIFEST),
+                   key=lambda name: (name in last, last.index(name) if name in last else 0, name))
+    write_json_atomic(stage / MANIFEST, names)
+    _remove(folder / SWAP)
+    os.replace(stage, folder / SWAP)  # the commit point: from here on the new result wins
+    _fsync_folder(folder)
+    finish_swap(folder)
+    return folder
+
+
+def finish_swap(folder: str | os.PathLike) -> bool:
+    """Complete a :func:`commit_folder` that a dead process left half done (idempotent);
+    False when there is none. The caller holds the folder's lock."""
+    folder = Path(folder)
+    swap = folder / SWAP
+    try:
+        names = json.loads((swap / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    for entry in folder.iterdir():
+        if not entry.name.startswith(".") and entry.name not in names:
+            _remove(entry)
+    for name in names:
+        if (swap / name).exists() or (swap / name).is_symlink():
+            target = folder / name
+            if (target.is_dir() and not target.is_symlink()) or (swap / name).is_dir():
+                _remove(target)  # rename cannot put a folder over a file, or over a full folder
+            os.replace(swap / name, target)
+    _fsync_folder(folder)
+    _remove(swap)
+    return True
+
+
 # ----------------------------------------------------------------------------- folder lock
 
 def _holder(lock_path: Path) -> str:
@@ -195,8 +309,7 @@ def folder_lock(folder: str | os.PathLike, wait: float | None = 0.0,
     Yields the folder's path. A lock is per open file: a second ``folder_lock`` on the
     same folder in the same process also waits or fails (it is not re-entrant).
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_folder(folder)
     lock_path = folder / name
     handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask applies
     locked = False

@@ -80,6 +80,16 @@ def _normalization_layer(normalization, in_channels: int) -> nn.Module:
     return Normalize(mean, std)
 
 
+def _check_batch_of_images(x: torch.Tensor) -> None:
+    """A batch of images (B, C, H, W): say what is missing otherwise (no sync, no pass)."""
+    if isinstance(x, torch.Tensor) and x.ndim != 4:
+        fix = (" A batch without its channel axis? Add it with x.unsqueeze(1) (grayscale: "
+               "(B, 28, 28) -> (B, 1, 28, 28)). One image without its batch axis? Use "
+               "x.unsqueeze(0)." if x.ndim == 3 else "")
+        raise ValueError(f"the model takes a batch of images (B, C, H, W); got shape "
+                         f"{tuple(x.shape)}.{fix}")
+
+
 class SplitClassifier(nn.Module):
     """A classifier ``head(backbone(x))`` with its feature extractor exposed.
 
@@ -100,10 +110,12 @@ class SplitClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (B, num_classes) for images (B, C, H, W) in [0, 1]."""
+        _check_batch_of_images(x)
         return self.head(self.backbone(x))
 
     def representation(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone features (B, feature_dim)."""
+        _check_batch_of_images(x)
         return self.backbone(x)
 
     #: index in ``backbone`` where the paper's classifier starts (None: only ``head``)

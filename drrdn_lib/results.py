@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from .files import to_jsonable, write_bytes_atomic, write_json_atomic
+from .files import make_folder, to_jsonable, write_bytes_atomic, write_json_atomic
 from .provenance import REPO_ROOT, provenance  # provenance reads the commit now, as the code is loaded
 
 __all__ = ["REPO_ROOT", "repo_relative", "run_dir", "write_json_atomic", "save_metrics", "save_figure", "to_jsonable"]
@@ -25,9 +25,7 @@ def repo_relative(path: str | os.PathLike) -> Path:
 
 def run_dir(name: str, out_dir: str | os.PathLike | None = None) -> Path:
     """The folder for a run's outputs, created if needed: ``out_dir`` or ``results/<name>``."""
-    path = Path(out_dir) if out_dir else REPO_ROOT / "results" / name
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return make_folder(Path(out_dir) if out_dir else REPO_ROOT / "results" / name)
 
 
 def save_metrics(out_dir: str | os.PathLike, metrics: dict, name: str = "metrics.json") -> Path:

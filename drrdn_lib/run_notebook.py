@@ -23,7 +23,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from .files import write_json_atomic
+from .files import WriteError, make_folder, write_json_atomic, write_text_atomic
 from .notebook_params import ParameterError, check_parameters
 from .results import REPO_ROOT, repo_relative
 
@@ -43,7 +43,8 @@ def strip_machine_metadata(path: Path) -> None:
             for key, value in output.get("data", {}).items():
                 if isinstance(value, str):
                     output["data"][key] = value.replace(prefix, "")
-    nbformat.write(nb, path)
+    text = nbformat.writes(nb)
+    write_text_atomic(path, text if text.endswith("\n") else text + "\n")  # as nbformat.write
 
 
 def execute(notebook: str | Path, out_dir: str | Path, parameters: dict | None = None,
@@ -61,7 +62,7 @@ def execute(notebook: str | Path, out_dir: str | Path, parameters: dict | None =
     if not notebook.exists():
         raise FileNotFoundError(f"no notebook at {notebook}; the notebooks are in {REPO_ROOT / 'notebooks'}.")
     check_parameters(notebook, dict(parameters or {}))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir)
     # the kernel starts in the repository root: a folder inside it is passed relative, so the
     # executed notebook's injected parameters name no machine path
     params = dict(parameters or {}, out_dir=str(repo_relative(out_dir)))
@@ -127,7 +128,9 @@ def _parameters(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command line; exit status 2 for bad parameters (nothing is run), 0 on success."""
+    """The command line; exit status 2 for bad parameters or an output folder that cannot
+    be written (nothing is run), 1 when a cell of the notebook fails (its error in one
+    line), 0 on success."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebook", type=Path)
     parser.add_argument("out_dir", type=Path)
@@ -141,7 +144,18 @@ def main(argv: list[str] | None = None) -> int:
     except ParameterError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    output = execute(args.notebook, args.out_dir, params)
+    try:
+        output = execute(args.notebook, args.out_dir, params)
+    except WriteError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # noqa: BLE001 - the notebook's own error, said in one line
+        if not hasattr(error, "ename"):
+            raise
+        print(f"error: the notebook failed in cell In[{error.exec_count}]: {error.ename}: "
+              f"{error.evalue}\nthe partly executed notebook is {Path(args.out_dir) / args.notebook.name}",
+              file=sys.stderr)
+        return 1
     print(f"executed notebook: {output}")
     for path in sorted(output.parent.iterdir()):
         if path != output and not path.name.startswith("."):

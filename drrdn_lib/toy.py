@@ -42,7 +42,7 @@ import torch
 from scipy import integrate, optimize
 from scipy.stats import norm
 
-from .validate import check_int, check_number
+from .validate import check_int, check_number, check_seed
 
 DEFAULT_DIM = 100
 DEFAULT_P = 0.95
@@ -127,9 +127,7 @@ def sample_toy(n: int, dim: int = DEFAULT_DIM, p: float = DEFAULT_P, eta: float 
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer (the number of examples), got {n!r}.")
     eta, p = _resolve_eta(dim, eta), _check_p(p)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an integer, got {seed!r}.")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed("seed", seed))
     y = rng.choice(np.array([-1.0, 1.0]), size=n)
     agree = rng.random(n) < p
     robust = np.where(agree, y, -y)

@@ -19,8 +19,13 @@ never the test set) and the last weights, and writes into ``config.out_dir``:
 - ``checkpoint_epoch_NNN.pt``: with ``config.keep_every = k``, the weights after every
   k-th epoch (``epoch_checkpoints`` lists them; ``load_model(run, which=epoch)``).
 
-A non-finite loss raises :class:`TrainingDiverged` before the bad step is taken; the
-last good checkpoint stays. ``load_checkpoint`` / ``load_model`` read runs back.
+A non-finite loss raises :class:`TrainingDiverged` before the bad step is taken, and so
+does a step that leaves a weight (or a batch-norm statistic) NaN or infinite while the
+loss was finite; the last good checkpoint stays, and ``metrics.json`` says ``"diverged"``
+with the error and ``diverged_at`` (epoch, batch, reason). Any other error ends the run
+with ``"failed"`` and the error (``"interrupted"`` for Ctrl-C), so ``metrics.json`` never
+stays ``"running"`` after a run that this process saw end. ``load_checkpoint`` /
+``load_model`` read runs back.
 """
 from __future__ import annotations
 
@@ -36,7 +41,7 @@ import torch
 from torch import nn
 
 from .provenance import provenance
-from .files import FolderLocked, folder_lock, save_torch_atomic, write_json_atomic
+from .files import FolderLocked, folder_lock, make_folder, save_torch_atomic, write_json_atomic
 from .objective_base import NonFiniteLoss
 from .train_config import ConfigError, TrainConfig
 
@@ -50,7 +55,12 @@ CHECKPOINT_FORMAT = 2  # 2: one state per optimiser of the method's update, by n
 
 
 class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite; the last good checkpoint is kept."""
+    """The training loss, or a weight after a step, became NaN or infinite; the last good
+    checkpoint is kept. ``where``: ``{"epoch", "batch", "reason"}`` (also in metrics.json)."""
+
+    def __init__(self, message: str, where: dict | None = None):
+        super().__init__(message)
+        self.where = where or {}
 
 
 @dataclasses.dataclass
@@ -253,7 +263,7 @@ def wall_seconds(history: list) -> dict:
 
 def _write_metrics(out_dir: Path | None, config: TrainConfig, history: list,
                    best_epoch: int | None, status: str, error: str | None = None,
-                   sessions: list | None = None) -> None:
+                   sessions: list | None = None, diverged_at: dict | None = None) -> None:
     if out_dir is None:
         return
     by_epoch = {h["epoch"]: h for h in history}
@@ -261,6 +271,7 @@ def _write_metrics(out_dir: Path | None, config: TrainConfig, history: list,
         "status": status, "method": config.method, "model": config.model,
         "dataset": config.dataset, "seed": config.seed, "epochs_done": len(history),
         "epochs": config.epochs, "history": history, "error": error,
+        **({"diverged_at": diverged_at} if diverged_at else {}),
         "best": by_epoch.get(best_epoch), "last": history[-1] if history else None,
         "wall_seconds": wall_seconds(history),
         "provenance": sessions or []})
@@ -356,7 +367,7 @@ class _Run:
             if resume:
                 raise ConfigError("resume=True needs config.out_dir (the run to continue).")
             return
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        make_folder(self.out_dir)
         last = self.out_dir / LAST
         if last.exists() and not resume:
             raise ConfigError(f"{self.out_dir} already holds a run ({LAST}); pass resume=True "
@@ -462,12 +473,11 @@ def _train_epoch(run: _Run, epoch: int, bar) -> dict[str, float]:
             with autocast:
                 terms = run.update(images, labels, budget)
         except NonFiniteLoss as error:
-            raise TrainingDiverged(
-                f"{config.method}: {error} at epoch {epoch + 1}, batch {index + 1} (terms "
-                f"{error.terms}); lower the lr ({config.lr}) or the loss weights. "
-                + (f"The last good checkpoint (epoch {len(run.history)}) is in {run.out_dir}."
-                   if run.out_dir is not None and run.history else "No checkpoint was written.")
-            ) from None
+            raise _diverged(run, epoch, index, str(error), f"terms {error.terms}") from None
+        bad = _non_finite_tensor(run.model)
+        if bad is not None:
+            raise _diverged(run, epoch, index, f"the weights became non-finite ({bad} holds NaN "
+                            "or inf) after the step", f"the loss was finite: {terms['loss']:.4g}")
         value = terms["loss"]
         for name, term in terms.items():
             sums[name] = sums.get(name, 0.0) + term * len(labels)
@@ -475,6 +485,29 @@ def _train_epoch(run: _Run, epoch: int, bar) -> dict[str, float]:
         bar.update(1)
         bar.set_postfix(epoch=epoch + 1, loss=f"{value:.3f}", refresh=False)
     return {f"train_{name}": total / seen for name, total in sums.items()}
+
+
+def _non_finite_tensor(model: nn.Module) -> str | None:
+    """The name of the first floating parameter or buffer holding a NaN or an infinity, or
+    None (one reduction per tensor, one synchronisation)."""
+    named = [(name, t) for name, t in (*model.named_parameters(), *model.named_buffers())
+             if t.is_floating_point()]
+    if not named:
+        return None
+    bad = torch.stack([~torch.isfinite(t.detach()).all() for _, t in named])
+    return named[int(bad.nonzero()[0, 0])][0] if bool(bad.any()) else None
+
+
+def _diverged(run: _Run, epoch: int, index: int, reason: str, detail: str) -> TrainingDiverged:
+    """The :class:`TrainingDiverged` of batch ``index`` of ``epoch`` (0-based): where, why,
+    what to do, and where the last good checkpoint is."""
+    config = run.config
+    kept = (f"The last good checkpoint (epoch {len(run.history)}) is in {run.out_dir}."
+            if run.out_dir is not None and run.history else "No checkpoint was written.")
+    return TrainingDiverged(
+        f"{config.method}: {reason} at epoch {epoch + 1}, batch {index + 1} ({detail}); lower "
+        f"the lr ({config.lr}) or the loss weights. {kept}",
+        {"epoch": epoch + 1, "batch": index + 1, "reason": reason})
 
 
 def _end_epoch(run: _Run, epoch: int, train_terms: dict, seconds: float) -> dict:
@@ -514,7 +547,8 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
             that finished is returned as it is); without a checkpoint there, start afresh.
     Raises:
         ConfigError: bad configuration, or ``out_dir`` holds another run.
-        TrainingDiverged: a non-finite loss; ``metrics.json`` says ``"diverged"``.
+        TrainingDiverged: a non-finite loss, or non-finite weights after a step;
+            ``metrics.json`` says ``"diverged"``, with ``diverged_at`` (epoch, batch, reason).
     """
     config.validate()
     with _run_folder_lock(config, resume):
@@ -546,15 +580,23 @@ def _train_epochs(run: _Run, config: TrainConfig) -> None:
     steps = len(_batches(len(run.train_y), config.batch_size, torch.Generator()))
     bar = tqdm(total=config.epochs * steps, initial=run.start_epoch * steps,
                disable=not config.progress, desc=f"{config.method}/{config.model}")
+    def ended(status: str, error: BaseException, **extra) -> None:
+        _write_metrics(run.out_dir, config, run.history, run.best_epoch, status,
+                       f"{type(error).__name__}: {error}" if status != "diverged" else str(error),
+                       sessions=run.sessions, **extra)
     try:
         for epoch in range(run.start_epoch, config.epochs):
             started = time.perf_counter()
-            try:
-                terms = _train_epoch(run, epoch, bar)
-            except TrainingDiverged as error:
-                _write_metrics(run.out_dir, config, run.history, run.best_epoch, "diverged",
-                               str(error), sessions=run.sessions)
-                raise
+            terms = _train_epoch(run, epoch, bar)
             _end_epoch(run, epoch, terms, time.perf_counter() - started)
+    except TrainingDiverged as error:
+        ended("diverged", error, diverged_at=error.where)
+        raise
+    except Exception as error:
+        ended("failed", error)
+        raise
+    except KeyboardInterrupt as error:
+        ended("interrupted", error)
+        raise
     finally:
         bar.close()

@@ -8,11 +8,14 @@ affordable ``"preact_resnet18"``); ``drrdn_lib.experiments.make_config`` fills t
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
-from .validate import is_int, is_number
+from .validate import MAX_SEED, check_seed, is_int, is_number
 
 __all__ = ["TrainConfig", "ConfigError", "config_from_dict", "SCHEDULES"]
 
@@ -29,6 +32,22 @@ OMIT_AT_DEFAULT = {"channels_last": False, "compile": False}
 # options added after runs were committed: written by to_dict() only when set, so that
 # configurations without them keep their run hash (and their checkpoints still resume)
 OMIT_AT_DEFAULT.update({"eps_ramp_epochs": 0})
+
+
+# fields whose value must be one of these types (None only where listed); the numbers'
+# ranges are checked by the _check_* methods, which also refuse bools for numbers
+FIELD_TYPES = {
+    "method": (str,), "model": (str,), "dataset": (str,), "schedule": (str,),
+    "milestones": (tuple, type(None)), "hyper": (dict,), "model_kwargs": (dict,),
+    "select_on": (str, type(None)), "device": (str,), "bf16": (bool,),
+    "augment": (bool, type(None)), "init_from": (str, type(None)),
+    "data_dir": (str, type(None)), "out_dir": (str, type(None)),
+    "channels_last": (bool,), "compile": (bool,), "progress": (bool,),
+}
+PATH_FIELDS = ("out_dir", "data_dir", "init_from")
+# set while a recorded configuration (a card's, a checkpoint's) is read back: checks of this
+# machine (does init_from exist here, is there a GPU) do not apply to a record
+_RECORDED = contextvars.ContextVar("recorded_config", default=False)
 
 
 class ConfigError(ValueError):
@@ -128,14 +147,13 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self):
-        if self.milestones is not None and not isinstance(self.milestones, tuple):
+        if isinstance(self.milestones, list):
             self.milestones = tuple(self.milestones)
-        if self.out_dir is not None:
-            self.out_dir = str(self.out_dir)
-        if self.data_dir is not None:
-            self.data_dir = str(self.data_dir)
-        if self.init_from is not None:
-            self.init_from = str(self.init_from)
+        for name in PATH_FIELDS:
+            if isinstance(getattr(self, name), os.PathLike):
+                setattr(self, name, os.fspath(getattr(self, name)))
+        if type(self.device).__name__ == "device":  # a torch.device names the same thing
+            self.device = str(self.device)
         self.validate()
 
     # -- derived values ------------------------------------------------------------
@@ -183,11 +201,24 @@ class TrainConfig:
     # -- validation ----------------------------------------------------------------
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first bad value and what to use instead."""
+        self._check_types()
         self._check_names()
         self._check_optimisation()
         self._check_schedule()
         self._check_attacks()
         self._check_runtime()
+
+    def _check_types(self) -> None:
+        """Every field of :data:`FIELD_TYPES` has one of its types (``augment="false"``, a
+        string, would otherwise switch augmentation on)."""
+        for name, types in FIELD_TYPES.items():
+            value = getattr(self, name)
+            if not isinstance(value, types):
+                words = {bool: "True or False", type(None): "None"}
+                allowed = " or ".join(words.get(t, f"a {t.__name__}") for t in types)
+                hint = "; write it without quotes" if bool in types and isinstance(value, str) else ""
+                raise ConfigError(f"{name}={value!r} must be {allowed} (got "
+                                  f"{type(value).__name__}{hint}).")
 
     def _check_names(self) -> None:
         from .methods import METHODS, check_hyper
@@ -278,9 +309,13 @@ class TrainConfig:
     def _check_runtime(self) -> None:
         import torch
 
-        for name in ("seed", "data_seed", "keep_every"):
-            if not is_int(getattr(self, name)) or getattr(self, name) < 0:
-                raise ConfigError(f"{name}={getattr(self, name)!r} must be an integer >= 0.")
+        for name in ("seed", "data_seed"):
+            try:
+                check_seed(name, getattr(self, name), MAX_SEED)
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
+        if not is_int(self.keep_every) or self.keep_every < 0:
+            raise ConfigError(f"keep_every={self.keep_every!r} must be an integer >= 0.")
         for name in ("train_limit", "val_limit"):
             value = getattr(self, name)
             if value is not None and (not is_int(value) or value < 2):
@@ -288,26 +323,40 @@ class TrainConfig:
         if self.out_dir is not None and Path(self.out_dir).exists() and not Path(self.out_dir).is_dir():
             raise ConfigError(f"out_dir={self.out_dir!r} is a file, not a folder; choose a "
                               "folder for the run's files.")
-        if self.init_from is not None and not Path(self.init_from).exists():
+        recorded = _RECORDED.get()
+        if self.init_from is not None and not recorded and not Path(self.init_from).exists():
             raise ConfigError(f"init_from={self.init_from!r} does not exist; give a run "
                               "folder or a checkpoint file, or None.")
-        device = str(self.device)
-        if device != "cpu" and not device.startswith("cuda"):
+        device = self.device
+        if device != "cpu" and not (device == "cuda" or (device.startswith("cuda:")
+                                                          and device[5:].isdigit())):
             raise ConfigError(f"device={device!r}; use 'cpu', 'cuda' or 'cuda:N'.")
-        if device.startswith("cuda") and not torch.cuda.is_available():
+        if device.startswith("cuda") and not recorded and not torch.cuda.is_available():
             raise ConfigError(f"device={device!r} but no CUDA GPU is visible; use device='cpu'.")
-        for name in ("channels_last", "compile"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name}={getattr(self, name)!r} must be True or False.")
-        if not isinstance(self.bf16, bool):
-            raise ConfigError(f"bf16={self.bf16!r} must be True or False.")
 
 
-def config_from_dict(values: dict) -> TrainConfig:
+@contextlib.contextmanager
+def _reading_a_record():
+    token = _RECORDED.set(True)
+    try:
+        yield
+    finally:
+        _RECORDED.reset(token)
+
+
+def config_from_dict(values: dict, *, recorded: bool = False) -> TrainConfig:
     """A :class:`TrainConfig` from ``to_dict()`` output (e.g. a run's config.json);
-    unknown keys are an error naming them."""
+    unknown keys are an error naming them.
+
+    ``recorded``: the values describe a run trained elsewhere or earlier (a zoo card, a
+    finished run's config.json): every value is checked, but not against this machine
+    (``init_from`` need not exist here, a CUDA device need not be visible)."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"a configuration must be a mapping of field names to values; "
+                          f"got {type(values).__name__}.")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"unknown configuration field(s) {unknown}; known: {sorted(known)}.")
-    return TrainConfig(**values)
+    with _reading_a_record() if recorded else contextlib.nullcontext():
+        return TrainConfig(**values)

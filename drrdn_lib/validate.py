@@ -14,7 +14,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["is_int", "is_number", "check_int", "check_number", "check_finite", "check_images",
+__all__ = ["is_int", "is_number", "check_int", "check_seed", "MAX_SEED", "check_number", "check_finite", "check_images",
            "check_labels", "check_logits", "check_features", "check_bool_vector", "check_in_ball"]
 
 
@@ -36,6 +36,19 @@ def check_int(name: str, value, minimum: int = 1, *, hint: str = "") -> int:
     if not is_int(value) or value < minimum:
         raise ValueError(f"{name}={value!r} must be an integer >= {minimum}"
                          f"{' (' + hint + ')' if hint else ''}.")
+    return int(value)
+
+
+MAX_SEED = 2 ** 32 - 1  # numpy's legacy global seed (np.random.seed) takes no more
+
+
+def check_seed(name: str, value, maximum: int | None = None) -> int:
+    """``int(value)`` for a seed: an integer >= 0 (and <= ``maximum``), else ``ValueError``
+    saying so (instead of numpy's or torch's message from deep inside)."""
+    if not is_int(value) or value < 0 or (maximum is not None and value > maximum):
+        upper = f" and <= {maximum}" if maximum is not None else ""
+        raise ValueError(f"{name}={value!r} must be an integer >= 0{upper} (e.g. 0, 1, 2): it "
+                         "seeds the random number generators.")
     return int(value)
 
 
@@ -100,6 +113,10 @@ def check_images(images: torch.Tensor, bounds: tuple[float, float] | None = (0.0
                          f"{images.dtype}; convert with {fix}.")
     if images.ndim < 1:
         raise ValueError(f"{name} must have a batch axis (N, ...), got a scalar.")
+    if images.ndim == 3 and bounds is not None:
+        raise ValueError(f"{name} of shape {tuple(images.shape)} {_verb(name, 'has', 'have')} no "
+                         "channel axis; the models take (N, C, H, W): add it with "
+                         "x.unsqueeze(1) (grayscale, e.g. MNIST (N, 28, 28) -> (N, 1, 28, 28)).")
     if _looks_nhwc(images.shape):
         raise ValueError(f"{name} of shape {tuple(images.shape)} {_verb(name, 'looks', 'look')} "
                          f"NHWC (channels last); "

@@ -24,13 +24,19 @@ Each model is two files there:
   (:func:`drrdn_lib.official_eval.evaluate_official`: test subset, attacks, accuracies
   with 95% Wilson intervals).
 
-:func:`add_to_zoo` evaluates before writing anything and writes the card last, so a model
-whose evaluation failed is never listed; :func:`load_pretrained` checks the weights'
-SHA-256 against the card.
+:func:`add_to_zoo` evaluates and builds the whole card (weights serialised in memory,
+their SHA-256, the training record) before writing anything; both files are then written
+beside the old ones (``.<name>.pt.new``, ``.<name>.json.new``) and moved into place,
+weights first, card last. A failure before the moves leaves the old model as it was; a
+process killed between the two moves leaves a pending card that matches the new weights,
+and the next read of the zoo completes the move (:func:`_finish_pending`). So a failed
+``overwrite=True`` never destroys the model it was to replace. :func:`load_pretrained`
+checks the weights' SHA-256 against the card and loads with ``weights_only=True``.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -39,7 +45,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .files import save_torch_atomic, write_json_atomic
+from .files import make_folder, write_bytes_atomic, write_json_atomic
 from .results import REPO_ROOT, repo_relative
 
 __all__ = ["ZooError", "zoo_folder", "available", "card", "load_pretrained", "training_run",
@@ -58,18 +64,39 @@ class ZooError(ValueError):
 
 def zoo_folder(zoo_dir: str | os.PathLike | None = None) -> Path:
     """The zoo's folder: ``zoo_dir``, else ``$DRRDN_ZOO``, else the repository's ``zoo/``."""
+    if zoo_dir is not None and not isinstance(zoo_dir, (str, os.PathLike)):
+        raise ZooError(f"zoo_dir={zoo_dir!r} must be a folder path (str or Path) or None.")
     return Path(zoo_dir or os.environ.get("DRRDN_ZOO") or REPO_ROOT / "zoo").expanduser()
 
 
-def available(zoo_dir: str | os.PathLike | None = None) -> list[str]:
-    """The names of the models whose card is in the zoo, sorted ([] for no folder)."""
+def _existing_folder(zoo_dir: str | os.PathLike | None) -> Path | None:
+    """The zoo's folder; ZooError when a folder named by ``zoo_dir`` or ``$DRRDN_ZOO`` is not
+    one (a mistyped path must not read as an empty zoo); None for a missing default."""
     folder = zoo_folder(zoo_dir)
-    return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+    if folder.is_dir():
+        return folder
+    if zoo_dir or os.environ.get("DRRDN_ZOO"):
+        source = "zoo_dir" if zoo_dir else "$DRRDN_ZOO"
+        what = "is a file" if folder.exists() else "does not exist"
+        raise ZooError(f"the zoo folder {folder} ({source}) {what}; give the folder that holds "
+                       f"the <name>.pt and <name>.json files (default: {REPO_ROOT / 'zoo'}).")
+    return None
+
+
+def available(zoo_dir: str | os.PathLike | None = None) -> list[str]:
+    """The names of the models whose card is in the zoo, sorted ([] when the default zoo/
+    is missing; :class:`ZooError` when a folder given by ``zoo_dir`` or ``$DRRDN_ZOO`` is)."""
+    folder = _existing_folder(zoo_dir)
+    if folder is None:
+        return []
+    for pending in folder.glob(".*.json.new"):
+        _finish_pending(folder, pending.name[1:-len(".json.new")])
+    return sorted(p.stem for p in folder.glob("*.json"))
 
 
 def card(name: str, zoo_dir: str | os.PathLike | None = None) -> dict:
     """The card of model ``name`` (see the module docstring)."""
-    names = available(zoo_dir)
+    names = available(zoo_dir)  # also completes a pending install
     if name not in names:
         raise ZooError(f"no model {name!r} in the zoo ({zoo_folder(zoo_dir)}); available: "
                        f"{names or 'none'}" + ("." if names else f"; {ADD_HINT}."))
@@ -87,6 +114,43 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _pending(folder: Path, name: str) -> tuple[Path, Path]:
+    """The staged weights and card of ``name`` (written beside the installed files)."""
+    return folder / f".{name}.pt.new", folder / f".{name}.json.new"
+
+
+def _finish_pending(folder: Path, name: str) -> None:
+    """Complete an install that a dead process left between its two moves: a pending card
+    whose SHA-256 is that of the installed weights goes into place. Other pending files
+    (an install under way, or one that died before its moves) are left to the next
+    :func:`add_to_zoo` of that name, which writes over them."""
+    weights, card_path = _pending(folder, name)
+    try:
+        info = json.loads(card_path.read_text())
+        installed = folder / info["weights"]["file"]
+        done = not weights.exists() and installed.is_file() and _sha256(installed) == info["weights"]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        done = False
+    if done:
+        os.replace(card_path, folder / f"{name}.json")
+
+
+def _install(folder: Path, name: str, weights: bytes, info: dict) -> None:
+    """Write ``<name>.pt`` and ``<name>.json`` beside the old ones, then move them into
+    place, weights first, card last (the module docstring). On a failure before the moves
+    the staged files are removed and the old model is untouched."""
+    staged_weights, staged_card = _pending(folder, name)
+    try:
+        write_bytes_atomic(staged_weights, weights)
+        write_json_atomic(staged_card, info)
+    except BaseException:
+        staged_weights.unlink(missing_ok=True)
+        staged_card.unlink(missing_ok=True)
+        raise
+    os.replace(staged_weights, folder / info["weights"]["file"])
+    os.replace(staged_card, folder / f"{name}.json")
 
 
 def load_pretrained(name: str, device: str | torch.device = "cpu",
@@ -134,7 +198,7 @@ def training_run(name: str, device: str | torch.device = "cpu",
     curve = info["training"]["learning_curve"]
     history = curve["per_epoch"]
     best = next(h for h in history if h["epoch"] == curve["best_epoch"])
-    return TrainResult(config=config_from_dict(info["training"]["config"]), model=model,
+    return TrainResult(config=config_from_dict(info["training"]["config"], recorded=True), model=model,
                        best_model=model, history=history, best=best, last=history[-1], out_dir=None,
                        source=f"zoo/{info['weights']['file']}")
 
@@ -171,7 +235,7 @@ def _training_record(run_dir: Path, config: dict, metrics: dict, command: str) -
 
     sessions = metrics.get("provenance") or []
     history, best = metrics["history"], metrics["best"]
-    select = config_from_dict(config).resolved_select_on()
+    select = config_from_dict(config, recorded=True).resolved_select_on()
     keep = ("epoch", "lr", "train_loss", "val_clean_acc", "val_robust_acc", "seconds")
     return {
         "command": command,
@@ -232,23 +296,27 @@ def add_to_zoo(run_dir: str | os.PathLike, name: str, *, command: str, eval_limi
                        f"{MAX_WEIGHTS_BYTES / 2 ** 20:.0f} MiB per model (files live in git).")
     model = build_run_model(checkpoint["model_spec"])
     model.load_state_dict(state)
+    training = _training_record(run_dir, config, metrics, command)  # checked before the hours of evaluation
     evaluation = evaluate_official(model.to(device), limit=eval_limit, seed=seed,
                                    attack_steps=attack_steps, batch_size=batch_size,
                                    progress=progress)
-    folder.mkdir(parents=True, exist_ok=True)
-    weights = save_torch_atomic(saved, folder / f"{name}.pt")
+    buffer = io.BytesIO()
+    torch.save(saved, buffer)
+    weights = buffer.getvalue()
     from .experiments import MODEL_LABELS
     info = {
         "format": CARD_FORMAT, "name": name, "method": config["method"],
         "method_label": MODEL_LABELS.get(config["method"], config["method"]),
         "model": config["model"], "dataset": config["dataset"],
-        "weights": {"file": weights.name, "sha256": _sha256(weights), "bytes": weights.stat().st_size,
-                    "dtype": "float32", "parameters": sum(p.numel() for p in model.parameters()),
+        "weights": {"file": f"{name}.pt", "sha256": hashlib.sha256(weights).hexdigest(),
+                    "bytes": len(weights), "dtype": "float32",
+                    "parameters": sum(p.numel() for p in model.parameters()),
                     "checkpoint": "best", "epoch": int(checkpoint["epoch"])},
-        "training": _training_record(run_dir, config, metrics, command),
+        "training": training,
         "evaluation": evaluation,
     }
-    write_json_atomic(folder / f"{name}.json", info)
+    make_folder(folder)
+    _install(folder, name, weights, info)
     return info
 
 

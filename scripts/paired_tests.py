@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from drrdn_lib.eval_cache import safe_load as load_record  # noqa: E402
+from drrdn_lib.files import write_text_atomic  # noqa: E402
 from drrdn_lib.stats import format_p, paired_rows  # noqa: E402
 
 #: the report's label of each white-box worst case the records give
@@ -113,7 +114,7 @@ def main(argv=None) -> int:
         rows = ablation(report) if "summary" in kind and "pgd_columns" in kind else main_results(report)
         out = {"command": "python scripts/paired_tests.py " + " ".join(map(str, args.reports)),
                "report": report.name, "rows": rows}
-        (report / "paired.json").write_text(json.dumps(out, indent=1) + "\n")
+        write_text_atomic(report / "paired.json", json.dumps(out, indent=1) + "\n")
         print(f"## {report.name} ({len(rows)} comparisons; Holm within each family)\n\n{markdown(rows)}\n")
     return 0
 

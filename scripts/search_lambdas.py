@@ -94,7 +94,8 @@ def main(argv=None) -> int:
     n = len(load_dataset("mnist", "val")[1])
     for row in rows:
         row["val_robust_ci"] = list(binomial_ci(round(row["val_robust_acc"] * n), n))
-    JSON.write_text(json.dumps(
+    from drrdn_lib.files import write_text_atomic
+    write_text_atomic(JSON, json.dumps(
         {"command": "python scripts/search_lambdas.py " + " ".join(argv or sys.argv[1:]),
          "grid": [list(g) for g in GRID], "train_limit": args.train_limit,
          "validation_examples": n, "runs": rows}, indent=1))

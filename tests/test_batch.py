@@ -348,3 +348,81 @@ def test_a_slurm_job_missing_from_the_queue_twice_in_a_row_is_lost(monkeypatch):
     assert found == [[], [], [], ["run1"], ["run1"]]  # squeue failing (None) decides nothing
     with pytest.raises(batch.LostJob, match="7_1 left the queue without a result"):
         batch._raise_lost(active[1][0])
+
+
+# ---- nothing lost: a re-run replaces a complete result only once it is complete itself ----
+
+def _raising_execute(error: BaseException):
+    """A stand-in for run_notebook.execute that writes part of its outputs, then raises."""
+    def execute(notebook, out_dir, parameters, progress=True):
+        (out_dir / "metrics.json").write_text('{"score": 99}')
+        raise error
+    return execute
+
+
+def test_a_forced_rerun_keeps_the_old_result_until_the_new_one_is_complete(tmp_path, monkeypatch):
+    from drrdn_lib import files, run_notebook
+
+    [run] = load_grid(_write_grid(tmp_path, [{"notebook": NOTEBOOK}], seeds=[0])).runs
+    _complete_by_hand(run, '{"score": 1}')
+    (run.out_dir / "old_figure.png").write_bytes(b"png")
+    old = {p.name: p.read_bytes() for p in run.out_dir.iterdir() if p.is_file()}
+
+    # a re-run that fails, and one that is killed (an exception no except clause takes)
+    for error in (RuntimeError("cell failed"), KeyboardInterrupt()):
+        monkeypatch.setattr(run_notebook, "execute", _raising_execute(error))
+        if isinstance(error, KeyboardInterrupt):
+            with pytest.raises(KeyboardInterrupt):
+                batch.run_one(run, force=True)
+        else:
+            status = batch.run_one(run, force=True)
+            assert status["state"] == "failed" and "previous complete result" in status["error"]
+        assert batch.run_state(run) == "complete"
+        kept = json.loads((run.out_dir / "status.json").read_text())
+        assert kept["state"] == "complete"
+        for name, content in old.items():
+            if name != "status.json":
+                assert (run.out_dir / name).read_bytes() == content, name
+    assert kept["last_attempt"]["state"] == "failed" and "cell failed" in kept["last_attempt"]["error"]
+    assert json.loads((run.out_dir / ".failed" / "metrics.json").read_text()) == {"score": 99}
+    table, _ = batch.summary_table(load_grid(tmp_path / "grid.yaml"))
+    assert list(table["score"]) == [1]
+
+    # a re-run that completes replaces everything, the old figure included
+    monkeypatch.setattr(run_notebook, "execute", _fake_execute('{"score": 5}'))
+    assert batch.run_one(run, force=True)["state"] == "complete"
+    assert json.loads((run.out_dir / "metrics.json").read_text()) == {"score": 5}
+    assert not (run.out_dir / "old_figure.png").exists() and not (run.out_dir / ".attempt").exists()
+    assert not (run.out_dir / ".failed").exists()
+
+    # a swap cut short by a kill after its commit point is finished when the folder is read
+    stage = files.fresh_stage(run.out_dir)
+    (stage / "metrics.json").write_text('{"score": 7}')
+    (stage / "status.json").write_text(json.dumps({"state": "complete"}))
+    (stage / "run.json").write_text(json.dumps(run.record()))
+    moved = []
+    real_replace = os.replace
+
+    def die_after_the_commit(src, dst):
+        if moved and Path(src).parent.name == ".swap":
+            raise KeyboardInterrupt  # killed between two moves
+        moved.append(dst)
+        real_replace(src, dst)
+    monkeypatch.setattr(os, "replace", die_after_the_commit)
+    with pytest.raises(KeyboardInterrupt):
+        files.commit_folder(run.out_dir, stage, last=("status.json",))
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert batch.run_state(run) == "complete"
+    assert json.loads((run.out_dir / "metrics.json").read_text()) == {"score": 7}
+    assert not (run.out_dir / ".swap").exists()
+
+
+def test_a_diverged_training_run_counts_as_failed(tmp_path, monkeypatch):
+    from drrdn_lib import run_notebook
+
+    [run] = load_grid(_write_grid(tmp_path, [{"notebook": NOTEBOOK}], seeds=[0])).runs
+    monkeypatch.setattr(run_notebook, "execute", _fake_execute(json.dumps(
+        {"status": "diverged", "error": "weights became nan at epoch 2, batch 3"})))
+    status = batch.run_one(run)
+    assert status["state"] == "failed" and "the run diverged: weights became nan" in status["error"]
+    assert batch.run_state(run) == "failed"

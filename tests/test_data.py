@@ -312,7 +312,7 @@ def test_prepare_keeps_the_previous_good_file_when_a_write_fails(tmp_path, monke
             stream.write(b"PK\x03\x04 the first bytes of a zip")
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(np, "savez_compressed", full_disk_midway)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OSError, match="mnist.npz: the disk is full: free space"):
         prepare.write_npz("mnist", _small_mnist(1), tmp_path)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["mnist.npz"]
 
@@ -378,3 +378,20 @@ def test_prepare_mnist_test_regenerates_the_shipped_arrays(real_data_dir, tmp_pa
     assert prepare.main(["mnist-test", "--source", str(real_data_dir), "--out", str(tmp_path)]) == 0
     made, shipped = (data_files.read_mnist_test(p) for p in (tmp_path / "mnist_test.npz", _shipped()))
     assert all(np.array_equal(made[k], shipped[k]) for k in ("x_test", "y_test"))
+
+
+def test_a_cifar_batch_that_would_run_code_is_refused(tmp_path):
+    """The official CIFAR-10 batches are pickles: they are read by an unpickler that rebuilds
+    only numpy arrays and plain types, so a doctored file cannot run code."""
+    marker = tmp_path / "marker"
+
+    class RunsCode:
+        def __reduce__(self):
+            return exec, (f"open({str(marker)!r}, 'w').write('ran')",)
+    batches = tmp_path / "cifar-10-batches-py"
+    batches.mkdir()
+    with open(batches / "data_batch_1", "wb") as handle:
+        pickle.dump({b"data": RunsCode(), b"labels": [0]}, handle)
+    with pytest.raises(DataError, match="asks for builtins.exec.*refused"):
+        data_files.read_cifar_batches(batches)
+    assert not marker.exists()

@@ -58,3 +58,42 @@ def test_a_partial_entry_gets_its_state_file_and_it_is_removed_once_stored(tmp_p
     assert seen[0].name.startswith("evaluate-") and seen[0].name.endswith(".partial.pt")
     assert not seen[0].exists() and len(list(tmp_path.glob("evaluate-*.pt"))) == 1
     assert cached(None, "evaluate", (1,), lambda state: state, partial=True) is None
+
+
+class _RunsCodeWhenLoaded:
+    """A record that writes a marker file when unpickled (as an attacker's would run code)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').write('ran')",)
+
+
+def test_a_record_that_would_run_code_is_refused_by_every_reader(tmp_path):
+    """Cache entries and evaluate()'s resume files are read with weights_only=True and an
+    allow-list of the library's record classes: a pickle that calls a function is refused
+    before it runs, with a message that names the file."""
+    import pytest
+
+    from drrdn_lib.eval_cache import UnsafeRecordError, safe_load
+    from drrdn_lib.evaluate import evaluate
+    from drrdn_lib.attacks import PGD
+
+    marker, record = tmp_path / "marker", tmp_path / "evaluate-0123456789abcdef.pt"
+    torch.save({"value": _RunsCodeWhenLoaded(marker)}, record)
+    torch.load(record, weights_only=False)  # the record is really malicious
+    assert marker.read_text() == "ran"
+    marker.unlink()
+    with pytest.raises(UnsafeRecordError, match=f"{record} is not a record this library wrote"):
+        safe_load(record)
+    net, x, y = _net(0), torch.rand(4, 1, 4, 4), torch.randint(0, 3, (4,))
+    with pytest.raises(UnsafeRecordError):
+        evaluate(net, x, y, {"pgd": PGD(0.1, 0.05, 2, seed=0)}, checks="none", progress=False,
+                 resume_file=record)
+    key = (1, "a")
+    from drrdn_lib.eval_cache import fingerprint
+    record.rename(tmp_path / f"kind-{fingerprint(*key)}.pt")
+    with pytest.raises(UnsafeRecordError):
+        cached(tmp_path, "kind", key, lambda: 1)
+    assert not marker.exists()

@@ -1,5 +1,6 @@
 """Evaluation: per-attack and worst-case accuracy, the record and its JSON, the
 gradient-masking checks (they pass on an honest model and flag a masked one)."""
+import copy
 import json
 import warnings
 
@@ -256,27 +257,66 @@ def test_a_plain_callable_attack_is_checked_too(trained):
         run(model, images, labels, attacks={"crop": lambda m, x, y: x[:, :, :4]})
 
 
+class CountingPGD(PGD):
+    """A PGD that records each call's batch size and raises KeyboardInterrupt at call ``die_at``."""
+
+    def __init__(self, *args, die_at=None, **kw):
+        super().__init__(*args, **kw)
+        self.calls, self.die_at = [], die_at
+
+    def __call__(self, model, images, labels):
+        self.calls.append(len(images))
+        if len(self.calls) == self.die_at:
+            raise KeyboardInterrupt
+        return super().__call__(model, images, labels)
+
+
 def test_a_killed_evaluation_resumes_after_its_last_batch_with_the_same_flags(trained, tmp_path):
     """96 examples in batches of 40: killed in the third batch, the second call attacks only
     that batch and ends with the flags of an uninterrupted run."""
     model, images, labels = trained
-    pgd = PGD(EPS, EPS / 4, 10, seed=0)
-    whole = run(model, images, labels, attacks={"pgd": pgd})
-    calls = []
-
-    def dies_in_batch_three(m, x, y):
-        calls.append(len(x))
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return pgd(m, x, y)
+    whole = run(model, images, labels, attacks={"pgd": PGD(EPS, EPS / 4, 10, seed=0)})
     state = tmp_path / "evaluate.partial.pt"
+    dying = CountingPGD(EPS, EPS / 4, 10, seed=0, die_at=3)
     with pytest.raises(KeyboardInterrupt):
-        run(model, images, labels, attacks={"pgd": dies_in_batch_three}, resume_file=state)
-    assert state.is_file() and len(calls) == 3
-    calls.clear()
-    resumed = run(model, images, labels, attacks={"pgd": dies_in_batch_three}, resume_file=state)
-    assert calls == [int(whole.per_example["clean"][80:].sum())]  # only the last batch's clean-correct
+        run(model, images, labels, attacks={"pgd": dying}, resume_file=state)
+    assert state.is_file() and len(dying.calls) == 3
+    dying.calls.clear()
+    resumed = run(model, images, labels, attacks={"pgd": dying}, resume_file=state)
+    assert dying.calls == [int(whole.per_example["clean"][80:].sum())]  # only the last batch's clean-correct
     for name in ("clean", "pgd", "worst_case"):
         assert torch.equal(resumed.per_example[name], whole.per_example[name]), name
-    with pytest.raises(ValueError, match="records \\(n, batch_size, attacks\\)"):
-        run(model, images, labels, attacks={"other": pgd}, resume_file=state)
+    assert not state.exists()  # a finished evaluation leaves no progress behind
+
+
+def test_a_resume_file_serves_only_the_computation_it_was_written_for(trained, tmp_path):
+    """The PGD-AT-at-42% bug: progress written for one model (or attack, or examples) is
+    refused for any other, by a message naming what differs; an unbound file of the old
+    format is refused; a plain callable cannot be bound."""
+    from drrdn_lib.evaluate import ResumeMismatch
+
+    model, images, labels = trained
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        other[-1].bias.add_(1.0)
+    state = tmp_path / "evaluate.partial.pt"
+    with pytest.raises(KeyboardInterrupt):
+        run(model, images, labels, attacks={"pgd": CountingPGD(EPS, EPS / 4, 10, seed=0, die_at=2)},
+            resume_file=state)
+    saved = state.read_bytes()
+    pgd = CountingPGD(EPS, EPS / 4, 10, seed=0)
+    cases = [(other, images, labels, {"pgd": pgd}, "the model's weights differ"),
+             (model, images, labels, {"pgd": CountingPGD(EPS, EPS / 4, 11, seed=0)}, "the attacks or their"),
+             (model, images.flip(0), labels.flip(0), {"pgd": pgd}, "the images or labels differ")]
+    for net, x, y, attacks, message in cases:
+        with pytest.raises(ResumeMismatch, match=message):
+            run(net, x, y, attacks=attacks, resume_file=state)
+        assert state.read_bytes() == saved  # refused, not overwritten
+    fresh = run(other, images, labels, attacks={"pgd": pgd})
+    state.unlink()
+    assert run(other, images, labels, attacks={"pgd": pgd}, resume_file=state).summary() == fresh.summary()
+    torch.save({"n": 96, "batch_size": 40, "attacks": ["pgd"], "next": 40}, state)
+    with pytest.raises(ResumeMismatch, match="older version that did not record what it belongs to"):
+        run(model, images, labels, attacks={"pgd": pgd}, resume_file=state)
+    with pytest.raises(ValueError, match=r"\['plain'\] are plain callables"):
+        run(model, images, labels, attacks={"plain": lambda m, x, y: x}, resume_file=state)

@@ -181,3 +181,21 @@ def test_papermill_sees_every_parameter_the_notebooks_parameters_cell_assigns(pa
     assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
                 for t in node.targets if isinstance(t, ast.Name)}
     assert set(notebook_params.declared_parameters(path)) == assigned
+
+
+def test_a_failing_cell_or_an_unwritable_folder_exits_non_zero_in_one_line(notebook, tmp_path,
+                                                                          capsys, monkeypatch):
+    """The quickstart with a mistyped zoo_dir used to exit 0; a notebook's error now ends
+    the command with status 1 and the error in one line, a folder that is a file with 2."""
+    from papermill.exceptions import PapermillExecutionError
+
+    def failing(source, output, parameters, **kw):
+        raise PapermillExecutionError(3, 4, "zoo.available(zoo_dir)", "ZooError",
+                                      "the zoo folder /nowhere (zoo_dir) does not exist", [])
+    monkeypatch.setattr(papermill, "execute_notebook", failing)
+    code, err = _main(notebook, tmp_path, capsys, "-p", "epochs", "2")
+    assert code == 1
+    assert "the notebook failed in cell In[4]: ZooError: the zoo folder /nowhere" in err
+    (tmp_path / "file").write_text("x")
+    code = run_notebook.main([str(notebook), str(tmp_path / "file" / "out")])
+    assert code == 2 and "is a file, not a folder" in capsys.readouterr().err

@@ -55,7 +55,7 @@ def test_sample_statistics_match_the_definition():
     ({"n": 10, "p": 1.5}, r"p=1.5 must be a finite number in \[0, 1\] \(a probability"),
     ({"n": 10, "eta": -0.1}, "eta=-0.1 must be a finite number >= 0"),
     ({"n": 10, "eta": float("nan")}, "eta=nan must be a finite number >= 0"),
-    ({"n": 10, "seed": "a"}, "seed must be an integer"),
+    ({"n": 10, "seed": "a"}, "seed='a' must be an integer >= 0"),
 ])
 def test_sample_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -56,6 +56,12 @@ TINY = dict(method="pgd_at", epochs=2, batch_size=32, lr=0.05, train_eps=0.2,
     ({"model_kwargs": {"dropoutt": 0.1}}, "do not fit model 'smallcnn'.*unexpected keyword argument 'dropoutt'"),
     ({"method": "drrdn", "model_kwargs": {"robust_dim": 8}}, "no 'robust_dim'"),
     ({"out_dir": __file__}, "is a file, not a folder"),
+    ({"augment": "false"}, "augment='false' must be True or False or None \\(got str; write it without quotes\\)"),
+    ({"progress": 1}, "progress=1 must be True or False \\(got int\\)"),
+    ({"method": ["pgd_at"]}, "method=\\['pgd_at'\\] must be a str \\(got list\\)"),
+    ({"milestones": "5"}, "milestones='5' must be a tuple or None"),
+    ({"init_from": 3}, "init_from=3 must be a str or None"),
+    ({"device": "cuda:x"}, "device='cuda:x'; use 'cpu', 'cuda' or 'cuda:N'"),
 ])
 def test_bad_config_rejected_before_training(change, message):
     with pytest.raises(ConfigError, match=message):
@@ -66,6 +72,19 @@ def test_bad_config_rejected_before_training(change, message):
 def test_cuda_without_gpu_rejected():
     with pytest.raises(ConfigError, match="no CUDA GPU is visible"):
         TrainConfig(**TINY, device="cuda")
+
+
+def test_a_recorded_configuration_is_checked_but_not_against_this_machine(tmp_path):
+    """A zoo card's (or a moved run's) configuration names an init_from folder that need not
+    exist here; read as a record it loads, typed and range-checked all the same."""
+    from drrdn_lib.train_config import config_from_dict
+    values = {**TrainConfig(**TINY).to_dict(), "init_from": str(tmp_path / "moved")}
+    with pytest.raises(ConfigError, match="does not exist"):
+        config_from_dict(values)
+    assert config_from_dict(values, recorded=True).init_from == str(tmp_path / "moved")
+    with pytest.raises(ConfigError, match="augment='no' must be True or False or None"):
+        config_from_dict({**values, "augment": "no"}, recorded=True)
+    assert TrainConfig(**TINY, out_dir=tmp_path).out_dir == str(tmp_path)  # paths become strings
 
 
 def test_default_milestones_and_config_roundtrip():
@@ -210,6 +229,44 @@ def test_nan_loss_stops_run_and_keeps_last_good_checkpoint(tmp_path, monkeypatch
     assert all(torch.isfinite(t).all() for t in checkpoint["model"].values())
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["status"] == "diverged" and "nan" in metrics["error"]
+
+
+def _nan_gradient_in_last_batch_of_first_epoch():
+    """A finite loss whose gradient is NaN (0 * d sqrt(z)/dz at z = 0) on batch 3 of epoch 1:
+    the step makes every weight NaN while the loss stays finite."""
+    calls = {"n": 0}
+
+    def objective(model, images, labels, budget):
+        loss, terms = methods.standard(model, images, labels, budget)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            total = sum(p.sum() for p in model.parameters())
+            loss = loss + 0.0 * torch.sqrt(total - total.detach())
+        return loss, terms
+    return objective
+
+
+def test_a_step_that_makes_the_weights_non_finite_is_recorded_as_divergence(tmp_path, monkeypatch):
+    monkeypatch.setitem(methods.METHODS, "nan_grad_test", _nan_gradient_in_last_batch_of_first_epoch())
+    config = TrainConfig(**{**TINY, "method": "nan_grad_test"}, out_dir=str(tmp_path))
+    with pytest.raises(TrainingDiverged, match=r"weights became non-finite \(\S+ holds NaN or inf\) "
+                                               r"after the step at epoch 1, batch 3 \(the loss was finite"):
+        train(config)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "diverged" and "non-finite" in metrics["error"]
+    assert metrics["diverged_at"]["epoch"] == 1 and metrics["diverged_at"]["batch"] == 3
+    assert not (tmp_path / "checkpoint_last.pt").exists()  # no NaN weights were saved
+
+    # any other error ends the run as failed, never "running"
+    def broken_validation(*args, **kwargs):
+        raise ValueError("validation broke")
+    monkeypatch.setitem(methods.METHODS, "ok_test", methods.standard)
+    from drrdn_lib import train as train_module
+    monkeypatch.setattr(train_module, "evaluate_accuracy", broken_validation)
+    with pytest.raises(ValueError, match="validation broke"):
+        train(TrainConfig(**{**TINY, "method": "ok_test"}, out_dir=str(tmp_path / "b")))
+    metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and metrics["error"] == "ValueError: validation broke"
 
 
 def test_drrdn_initialised_from_a_plain_run(tmp_path):

@@ -110,3 +110,43 @@ def test_check_features_and_bool_vector():
     assert v.check_bool_vector([1, 0, 1], "ok").tolist() == [True, False, True]
     with pytest.raises(ValueError, match=r"outside \{0, 1\}"):
         v.check_bool_vector([2, 0], "ok")
+
+
+def test_deep_errors_are_said_where_they_start(tmp_path, monkeypatch):
+    """A missing channel axis, a bad seed, an output folder that is a file and a full disk
+    each name what is wrong and what to do, not numpy's or the OS's words from deep inside."""
+    import errno
+    import os
+
+    from drrdn_lib import files, models, results
+    from drrdn_lib.data import load_dataset
+    from drrdn_lib.data_files import DataError
+    from drrdn_lib.toy import sample_toy
+    from drrdn_lib.validate import check_images
+
+    with pytest.raises(ValueError, match=r"\(5, 28, 28\) have no channel axis.*x.unsqueeze\(1\)"):
+        check_images(torch.rand(5, 28, 28))
+    with pytest.raises(ValueError, match=r"got shape \(5, 28, 28\).*x.unsqueeze\(1\)"):
+        models.build_model("smallcnn")(torch.rand(5, 28, 28))
+    with pytest.raises(DataError, match=r"seed=-1 must be an integer >= 0 \(e.g. 0, 1, 2\)"):
+        load_dataset("toy", "train", limit=10, seed=-1)
+    with pytest.raises(ValueError, match=r"seed=2.5 must be an integer >= 0"):
+        sample_toy(10, seed=2.5)
+    from drrdn_lib.train_config import ConfigError, TrainConfig
+    with pytest.raises(ConfigError, match=r"seed=4294967296 must be an integer >= 0 and <= 4294967295"):
+        TrainConfig(seed=2 ** 32)
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file")
+    with pytest.raises(files.WriteError, match=f"{blocker} is a file, not a folder; move that file"):
+        results.save_metrics(blocker / "run", {"a": 1})
+    with pytest.raises(files.WriteError, match="is a file, not a folder"):
+        results.run_dir("x", blocker)
+    path = files.write_json_atomic(tmp_path / "m.json", {"old": 1})
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(files.WriteError, match=r"cannot write .*m.json: the disk is full: free space"):
+        files.write_json_atomic(path, {"new": 1})
+    monkeypatch.undo()
+    assert path.read_text() == '{\n  "old": 1\n}\n'

@@ -129,6 +129,7 @@ def test_unknown_missing_and_corrupt_models_say_what_to_do(fixture_zoo, tmp_path
     folder, _ = fixture_zoo
     with pytest.raises(zoo.ZooError, match=r"no model 'drrdn' in the zoo .*available: \['fixture'\]"):
         zoo.load_pretrained("drrdn", zoo_dir=folder)
+    (tmp_path / "empty").mkdir()
     with pytest.raises(zoo.ZooError, match="available: none; add one with .*add_to_zoo.py"):
         zoo.card("fixture", tmp_path / "empty")
     shutil.copytree(folder, tmp_path / "zoo")
@@ -166,3 +167,77 @@ def test_the_zoo_folder_comes_from_the_environment(fixture_zoo, monkeypatch):
     folder, _ = fixture_zoo
     monkeypatch.setenv("DRRDN_ZOO", str(folder))
     assert zoo.available() == ["fixture"] and zoo.zoo_folder() == folder
+
+
+# ------------------------------------------------------------------ nothing lost, nothing ambiguous
+def _copy_zoo(fixture_zoo, tmp_path):
+    """A copy of the fixture zoo and of its run folder, to be damaged at will."""
+    folder, run = fixture_zoo
+    shutil.copytree(folder, tmp_path / "zoo")
+    shutil.copytree(run, tmp_path / "run")
+    return tmp_path / "zoo", tmp_path / "run"
+
+
+def test_a_failed_overwrite_keeps_the_old_model_and_a_killed_one_is_completed(fixture_zoo, tmp_path,
+                                                                               monkeypatch):
+    import errno
+    import os
+    from drrdn_lib.files import WriteError
+
+    folder, run = _copy_zoo(fixture_zoo, tmp_path)
+    monkeypatch.setattr(official_eval, "evaluate_official", lambda *a, **k: {"results": {"new": 1}})
+    old_card, old_weights = (folder / "fixture.json").read_text(), (folder / "fixture.pt").read_bytes()
+    # the run was fine-tuned from a folder that has since moved: the card still builds
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "init_from": str(tmp_path / "moved")}))
+
+    def full_disk(*args, **kwargs):
+        raise WriteError(errno.ENOSPC, "cannot write the card: the disk is full")
+    monkeypatch.setattr(zoo, "write_json_atomic", full_disk)
+    with pytest.raises(WriteError, match="disk is full"):
+        zoo.add_to_zoo(run, "fixture", command="x", eval_limit=10, zoo_dir=folder, overwrite=True)
+    monkeypatch.undo()
+    assert (folder / "fixture.json").read_text() == old_card
+    assert (folder / "fixture.pt").read_bytes() == old_weights
+    assert sorted(p.name for p in folder.iterdir()) == ["fixture.json", "fixture.pt"]
+    zoo.load_pretrained("fixture", zoo_dir=folder)  # not "corrupt"
+
+    # killed between moving the weights and moving the card: the next read completes it
+    monkeypatch.setattr(official_eval, "evaluate_official", lambda *a, **k: {"results": {"new": 1}})
+    real_replace, calls = os.replace, []
+
+    def killed_after_the_weights(src, dst):
+        calls.append(dst)
+        if str(dst).endswith("fixture.json"):
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+    monkeypatch.setattr(os, "replace", killed_after_the_weights)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.add_to_zoo(run, "fixture", command="y", eval_limit=10, zoo_dir=folder, overwrite=True)
+    monkeypatch.undo()
+    assert zoo.card("fixture", folder)["training"]["command"] == "y"
+    assert zoo.card("fixture", folder)["training"]["config"]["init_from"] == str(tmp_path / "moved")
+    zoo.load_pretrained("fixture", zoo_dir=folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["fixture.json", "fixture.pt"]
+
+
+def test_a_mistyped_zoo_folder_and_two_cards_of_one_run_are_refused(fixture_zoo, tmp_path,
+                                                                    monkeypatch):
+    from drrdn_lib import experiments
+    from drrdn_lib.train_config import config_from_dict
+
+    folder, _ = _copy_zoo(fixture_zoo, tmp_path)
+    with pytest.raises(zoo.ZooError, match=r"the zoo folder .*nowhere \(zoo_dir\) does not exist"):
+        zoo.available(tmp_path / "nowhere")
+    monkeypatch.setenv("DRRDN_ZOO", str(folder / "fixture.pt"))
+    with pytest.raises(zoo.ZooError, match=r"\(\$DRRDN_ZOO\) is a file"):
+        zoo.available()
+    monkeypatch.delenv("DRRDN_ZOO")
+    info = zoo.card("fixture", folder)
+    monkeypatch.setattr(experiments, "make_config", lambda method, dataset, **kw: config_from_dict(
+        info["training"]["config"], recorded=True))
+    assert experiments.zoo_run("standard", "mnist5k", zoo_dir=folder).source == "zoo/fixture.pt"
+    shutil.copy(folder / "fixture.json", folder / "fixture_copy.json")
+    with pytest.raises(zoo.ZooError, match=r"\['fixture', 'fixture_copy'\] all record the training "
+                                           r"configuration .*ambiguous"):
+        experiments.zoo_run("standard", "mnist5k", zoo_dir=folder)
