@@ -111,8 +111,8 @@ def _validation_flags(row: dict) -> "np.ndarray":
     from drrdn_lib.attacks import PGD
     from drrdn_lib.data import load_dataset
     from drrdn_lib.torch_utils import predict_labels
-    from drrdn_lib.train_config import TrainConfig
-    model = experiments.train_or_resume(TrainConfig(**row["config"])).best_model
+    from drrdn_lib.train_config import config_from_dict
+    model = experiments.train_or_resume(config_from_dict(row["config"], recorded=True)).best_model
     x, y = load_dataset("mnist", "val")
     adv = PGD(0.3, 0.01, 40, seed=0)(model, x, y)
     return (predict_labels(model, adv) == y).numpy()
@@ -129,7 +129,8 @@ def add_paired(workers: int) -> int:
     best = max(data["runs"], key=lambda r: r["val_pgd40_rescored"]["value"])["name"]
     data["paired"] = paired_rows(flags, [(r["name"], best) for r in data["runs"] if r["name"] != best],
                                  what="validation PGD-40 (seeded), kept epochs")
-    JSON.write_text(json.dumps(data, indent=1))
+    from drrdn_lib.files import write_text_atomic
+    write_text_atomic(JSON, json.dumps(data, indent=1))
     return write_report()
 
 
