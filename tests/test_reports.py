@@ -106,12 +106,18 @@ DISCORDANT = re.compile(r"(\d[\d,]*) / (\d[\d,]*)(?: discordant)?,? (?:McNemar )
 
 
 def _paired_rows() -> list[dict]:
-    return [r for path in PAIRED for r in json.loads(path.read_text())["rows"]]
+    """The rows of reports 02's and 03's paired.json, and the "paired" rows every report
+    notebook stores in its own metrics (07: the hybrids, 08: Figure 2's readings, ...)."""
+    rows = [r for path in PAIRED for r in json.loads(path.read_text())["rows"]]
+    for path in sorted((ROOT / "reports").glob("*/metrics.json")):
+        rows += json.loads(path.read_text()).get("paired", [])
+    return rows
 
 
 def test_every_paired_claim_in_the_texts_is_a_committed_row():
     """Each "a / b discordant ... p = x" the READMEs and docs/method.md state is a row of a
-    report's paired.json (scripts/paired_tests.py on the committed records): its counts,
+    report's paired.json (scripts/paired_tests.py on the committed records) or of a report's
+    metrics: its counts,
     either way round, and its raw or Holm p-value as printed."""
     from drrdn_lib.stats import format_p
     rows = _paired_rows()
