@@ -61,19 +61,20 @@ aligned class-conditionals (e.g. labels swapped between the domains).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from scipy.stats import norm
 
-from .stats import Estimate, proportion
+from .stats import Estimate, paired_mean_difference, proportion
 from .probes import DEFAULT_STEPS, check_head, fit_head, split_indices, standardise
 from .validate import check_features, check_labels, check_number
 
 __all__ = ["LOG2", "ESTIMATORS", "JSBound", "ConditionalJS", "js_lower_bound", "js_bound_of",
-           "class_conditional_js", "alignment_table"]
+           "fixed_right", "paired_js_difference", "paired_js_rows", "class_conditional_js",
+           "alignment_table"]
 
 LOG2 = math.log(2.0)
 #: class-conditional estimators (module docstring)
@@ -91,6 +92,13 @@ class JSBound:
             D = 1/2), with its Wilson interval.
         n_train, n_heldout: rows (p, q) used to fit D / to evaluate it.
         clip: D was clamped to [clip, 1 - clip].
+        right: bool (n_heldout_p + n_heldout_q,): D right on each held-out row, p's rows
+            then q's (for a paired test against another discriminator on the same rows).
+        heldout_index: (index into z_p, index into z_q) of the held-out rows
+            (:func:`js_lower_bound`; None from :func:`js_bound_of`: every row).
+        terms: paired bounds only, float64 (n_heldout,): each held-out pair's
+            ``0.5 (log D(p_i) + log(1 - D(q_i)))``; ``nats`` is log 2 plus their mean, so two
+            bounds on the same pairs compare by :func:`paired_js_difference`.
     """
 
     nats: float
@@ -102,6 +110,9 @@ class JSBound:
     n_train: tuple[int, int]
     n_heldout: tuple[int, int]
     clip: float
+    right: torch.Tensor | None = field(default=None, compare=False, repr=False)
+    heldout_index: tuple | None = field(default=None, compare=False, repr=False)
+    terms: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
     @property
     def bits(self) -> float:
@@ -213,15 +224,43 @@ def js_bound_of(logit_p: torch.Tensor, logit_q: torch.Tensor, *, paired: bool = 
     lq = logit_q.detach().clamp(-bound, bound).double()
     log_d_p, log_1md_q = F.logsigmoid(lp), F.logsigmoid(-lq)   # log D on p, log(1 - D) on q
     value = LOG2 + 0.5 * (float(log_d_p.mean()) + float(log_1md_q.mean()))
+    terms = None
     if paired:
         terms = 0.5 * (log_d_p + log_1md_q)
         se = float(terms.std() / math.sqrt(len(terms)))
+        terms = terms.cpu()
     else:
         se = 0.5 * math.sqrt(float(log_d_p.var()) / len(lp) + float(log_1md_q.var()) / len(lq))
     lo, hi = _normal_interval(value, se, confidence)
-    right = int((lp > 0).sum()) + int((lq <= 0).sum())
-    return JSBound(value, lo, hi, se, float(confidence), proportion(right, len(lp) + len(lq)),
-                   tuple(n_train), (len(lp), len(lq)), clip)
+    right = torch.cat([lp > 0, lq <= 0]).cpu()
+    return JSBound(value, lo, hi, se, float(confidence), proportion(int(right.sum()), len(right)),
+                   tuple(n_train), (len(lp), len(lq)), clip, right=right, terms=terms)
+
+
+def paired_js_difference(a: JSBound, b: JSBound, *, confidence: float = 0.95) -> tuple[Estimate, float]:
+    """``a.nats - b.nats`` for two paired bounds held out on the same pairs (e.g. two models'
+    natural vs adversarial representations of the same test digits, one split seed): the
+    mean per-pair difference of their terms with its normal interval, and the two-sided
+    p-value (``stats.paired_mean_difference``). ``ValueError`` if the held-out pairs differ."""
+    if a.terms is None or b.terms is None:
+        raise ValueError("both bounds must be paired (js_lower_bound(..., paired=True)).")
+    same = (a.heldout_index is not None and b.heldout_index is not None
+            and torch.equal(a.heldout_index[0], b.heldout_index[0]))
+    if not same:
+        raise ValueError("the two bounds were held out on different pairs (another n, split seed "
+                         "or held-out share): a paired difference needs the same pairs.")
+    return paired_mean_difference(a.terms.numpy(), b.terms.numpy(), confidence=confidence)
+
+
+def fixed_right(bound: JSBound, logit_p: torch.Tensor, logit_q: torch.Tensor) -> torch.Tensor:
+    """Whether a fixed discriminator (its logits of "p" on every row of z_p, ``logit_p``,
+    and of z_q, e.g. DRRDN's c_i) is right on each held-out row of ``bound`` (from
+    :func:`js_lower_bound`), in the order of ``bound.right``: the two compare by a paired
+    test on the same rows (``stats.compare_paired``)."""
+    if bound.heldout_index is None or bound.right is None:
+        raise ValueError("bound has no held-out rows on record: use one from js_lower_bound.")
+    hp, hq = bound.heldout_index
+    return torch.cat([logit_p.detach()[hp] > 0, logit_q.detach()[hq] <= 0]).cpu()
 
 
 def _split(n_p: int, n_q: int, paired: bool, fraction: float, seed: int):
@@ -271,8 +310,9 @@ def js_lower_bound(z_p: torch.Tensor, z_q: torch.Tensor, *, paired: bool = False
                                steps=steps or DEFAULT_STEPS[head], hidden=hidden)
     a, b = _platt(logit(z_p[cp]), logit(z_q[cq])) if calibration else (1.0, 0.0)
     n_train = (len(tp) + (len(cp) if calibration else 0), len(tq) + (len(cq) if calibration else 0))
-    return js_bound_of(a * logit(z_p[hp]) + b, a * logit(z_q[hq]) + b, paired=paired, clip=clip,
-                       confidence=confidence, n_train=n_train)
+    found = js_bound_of(a * logit(z_p[hp]) + b, a * logit(z_q[hq]) + b, paired=paired, clip=clip,
+                        confidence=confidence, n_train=n_train)
+    return replace(found, heldout_index=(hp.cpu(), hq.cpu()))
 
 
 def class_conditional_js(z_p: torch.Tensor, z_q: torch.Tensor, labels_p: torch.Tensor,
@@ -338,13 +378,36 @@ def _joint_js(z_p, z_q, labels, classes, weights, paired, confidence, kwargs) ->
                          joint=bound)
 
 
+def paired_js_rows(bounds: dict, pairs, *, confidence: float = 0.95) -> list[dict]:
+    """Each pair ``(a, b)`` of keys of ``bounds`` (key -> paired :class:`JSBound` on the same
+    held-out pairs; a key is a (method, representation) tuple) by
+    :func:`paired_js_difference` (a minus b, nats), as JSON rows with Holm's adjusted p over
+    the ``len(pairs)`` comparisons: ``a_method``, ``a_representation``, ``b_method``,
+    ``b_representation``, ``difference``, ``lo``, ``hi``, ``n``, ``p_value``, ``p_holm``,
+    ``family_size``."""
+    from .stats import holm
+
+    rows = []
+    for a, b in pairs:
+        d, p = paired_js_difference(bounds[a], bounds[b], confidence=confidence)
+        rows.append({"a_method": a[0], "a_representation": a[1], "b_method": b[0],
+                     "b_representation": b[1], "difference": d.value, "lo": d.lo, "hi": d.hi,
+                     "n": d.n, "p_value": p})
+    for row, adjusted in zip(rows, holm([r["p_value"] for r in rows]) if rows else []):
+        row.update(p_holm=adjusted, family_size=len(rows))
+    return rows
+
+
 def alignment_table(z_p: torch.Tensor, z_q: torch.Tensor, labels_p: torch.Tensor,
                     labels_q: torch.Tensor | None = None, *, paired: bool = False,
                     estimator: str = "per_class", **kwargs) -> pd.DataFrame:
     """Marginal and class-conditional JS lower bounds side by side: rows ``marginal`` and
     ``class-conditional``, columns ``nats``, ``lo``, ``hi``, ``bits`` and the
     discriminator's held-out ``accuracy``, ``accuracy_lo``, ``accuracy_hi`` (Wilson; NaN for
-    the per-class estimator, which has ten). Arguments as :func:`class_conditional_js`."""
+    the per-class estimator, which has ten), and on the class-conditional row of a paired
+    joint estimate ``minus_marginal``, ``minus_marginal_lo``, ``minus_marginal_hi``,
+    ``minus_marginal_p``: the two bounds compared on their common held-out pairs
+    (:func:`paired_js_difference`; NaN otherwise). Arguments as :func:`class_conditional_js`."""
     marginal = js_lower_bound(z_p, z_q, paired=paired, **kwargs)
     conditional = class_conditional_js(z_p, z_q, labels_p, labels_q, paired=paired,
                                        estimator=estimator, **kwargs)
@@ -355,5 +418,11 @@ def alignment_table(z_p: torch.Tensor, z_q: torch.Tensor, labels_p: torch.Tensor
         acc = single.accuracy if single is not None else None
         rows.append({"alignment": name, "nats": b.nats, "lo": b.lo, "hi": b.hi, "bits": b.bits,
                      "accuracy": acc.value if acc else nan, "accuracy_lo": acc.lo if acc else nan,
-                     "accuracy_hi": acc.hi if acc else nan})
+                     "accuracy_hi": acc.hi if acc else nan,
+                     "minus_marginal": nan, "minus_marginal_lo": nan, "minus_marginal_hi": nan,
+                     "minus_marginal_p": nan})
+    if paired and conditional.joint is not None:
+        d, p = paired_js_difference(conditional.joint, marginal)
+        rows[1].update(minus_marginal=d.value, minus_marginal_lo=d.lo, minus_marginal_hi=d.hi,
+                       minus_marginal_p=p)
     return pd.DataFrame(rows).set_index("alignment")

@@ -58,12 +58,13 @@ attack point of a misclassified x happens to be right (counted as ``n_adv_fixed`
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch import nn
 
-from .stats import CI_METHODS, Estimate, check_ci, proportion
+from .stats import (CI_METHODS, Estimate, check_ci, compare_paired, holm, paired_mean_difference,
+                    proportion)
 from .probes import (DEFAULT_STEPS, HEADS, check_head, count_wrong, domain_rows_right, fit_head, split_indices,
                      standardise)
 from .torch_utils import eval_mode, model_device
@@ -72,7 +73,7 @@ from .validate import (check_bool_vector, check_features, check_images, check_in
 
 __all__ = ["VERDICTS", "TradesDecomposition", "BoundCheck", "BoundReport", "trades_decomposition",
            "domain_divergence", "joint_error", "bound_verdict", "lambda_verdict",
-           "estimate_bound_from_representations", "estimate_bound"]
+           "estimate_bound_from_representations", "estimate_bound", "smallest_versus_others"]
 #: the words :func:`bound_verdict` answers with
 VERDICTS = ("holds", "undecided", "fails", "vacuous")
 
@@ -154,8 +155,9 @@ def _check_pair(z_nat, z_adv, n: int | None = None) -> tuple[torch.Tensor, torch
 
 # ----------------------------------------------------------------------------- the terms
 def _domain_divergence(z_nat, z_adv, train, held, *, head, seed, steps, hidden, confidence,
-                       ci_method) -> tuple[Estimate, Estimate]:
-    """(proxy A-distance, e_dom) on an existing split; inputs already validated."""
+                       ci_method) -> tuple[Estimate, Estimate, torch.Tensor]:
+    """(proxy A-distance, e_dom, the domain classifier right on each held-out row: natural
+    rows then adversarial) on an existing split; inputs already validated."""
     nat_right, adv_right = domain_rows_right(z_nat, z_adv, train, held, head=head, seed=seed,
                                              steps=steps, hidden=hidden)
     e_dom = _sum_of_proportions(int((~nat_right).sum()), int((~adv_right).sum()), len(held),
@@ -163,7 +165,8 @@ def _domain_divergence(z_nat, z_adv, train, held, *, head, seed, steps, hidden, 
 
     def proxy(e):
         return min(2.0, max(0.0, 2.0 * (1.0 - 2.0 * e)))
-    return Estimate(proxy(e_dom.value), proxy(e_dom.hi), proxy(e_dom.lo), e_dom.n), e_dom
+    return (Estimate(proxy(e_dom.value), proxy(e_dom.hi), proxy(e_dom.lo), e_dom.n), e_dom,
+            torch.cat([nat_right, adv_right]).cpu())
 
 
 def _joint_error(z_nat, z_adv, y, train, held, *, head, seed, steps, hidden, confidence,
@@ -208,7 +211,7 @@ def domain_divergence(z_nat, z_adv, *, head: str = "linear", heldout_fraction: f
     train, held = split_indices(len(z_nat), heldout_fraction, seed)
     return _domain_divergence(z_nat, z_adv, train, held, head=head, seed=seed, hidden=hidden,
                               steps=steps or DEFAULT_STEPS[head], confidence=confidence,
-                              ci_method=ci_method)
+                              ci_method=ci_method)[:2]
 
 
 def joint_error(z_nat, z_adv, labels, *, head: str = "linear", heldout_fraction: float = 0.5,
@@ -291,6 +294,7 @@ class BoundReport:
     gap: Estimate
     checks: dict[str, BoundCheck]
     trades: TradesDecomposition
+    per_example: dict | None = field(default=None, compare=False, repr=False)
 
     @property
     def holds(self) -> bool:
@@ -298,7 +302,11 @@ class BoundReport:
         return all(check.holds for check in self.checks.values())
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Every field but ``per_example`` (tensors: ``gap_term`` (n,) int, right on x minus
+        right at the attack point, whose mean is the gap; ``held`` the held-out indices;
+        ``domain_right`` head -> bool (2 n_heldout,), the domain classifier on each held-out
+        row, natural then adversarial)."""
+        return {k: v for k, v in asdict(replace(self, per_example=None)).items() if k != "per_example"}
 
     def to_record(self, head: str = "mlp") -> dict:
         """One flat row for tables and :func:`drrdn_lib.plots.plot_bound_terms`.
@@ -377,11 +385,11 @@ def estimate_bound_from_representations(
     n_nat_wrong, n_adv_wrong = int((~correct_nat).sum()), int((pred_adv != labels).sum())
     err_nat, err_adv = proportion(n_nat_wrong, n, **ci), proportion(n_adv_wrong, n, **ci)
     gap = _difference_of_proportions(n_adv_wrong, n_nat_wrong, n, **ci)
-    checks = {}
+    checks, domain_right = {}, {}
     for head in heads:
         kw = {"head": head, "seed": seed, "steps": steps or DEFAULT_STEPS[head],
               "hidden": hidden, "confidence": confidence, "ci_method": ci_method}
-        divergence, e_dom = _domain_divergence(z_nat, z_adv, train, held, **kw)
+        divergence, e_dom, domain_right[head] = _domain_divergence(z_nat, z_adv, train, held, **kw)
         lam = _joint_error(z_nat, z_adv, labels, train, held, **kw)
         by_n = _joint_error_by_size(z_nat, z_adv, labels, train, held, lambda_sizes, **kw)
         checks[head] = _bound_check(head, err_nat, err_adv, gap, divergence, e_dom, lam, by_n)
@@ -391,7 +399,9 @@ def estimate_bound_from_representations(
                        heldout_fraction=float(heldout_fraction), seed=int(seed),
                        confidence=float(confidence), ci_method=ci_method,
                        representation_dim=int(z_nat.shape[1]), err_nat=err_nat,
-                       err_adv=err_adv, gap=gap, checks=checks, trades=trades)
+                       err_adv=err_adv, gap=gap, checks=checks, trades=trades,
+                       per_example={"gap_term": (correct_nat.int() - (pred_adv == labels).int()).cpu(),
+                                    "held": held.cpu(), "domain_right": domain_right})
 
 
 # ----------------------------------------------------------------------------- from a model
@@ -499,3 +509,40 @@ def estimate_bound(model: nn.Module, x_nat: torch.Tensor, labels: torch.Tensor,
     return estimate_bound_from_representations(
         z_nat, z_adv, labels.cpu(), pred_nat, pred_adv, worst_case_correct=worst_case_correct,
         **kwargs)
+
+
+# ----------------------------------------------------------------------------- between models
+def _paired_term(a: BoundReport, b: BoundReport, term: str, head: str) -> dict:
+    """``term`` of a against b on the same examples: "gap" by the paired mean difference of
+    the per-example gap terms (a minus b, with its interval and p), "divergence" by exact
+    McNemar on the two domain classifiers' held-out rows."""
+    pa, pb = a.per_example, b.per_example
+    if not pa or not pb or len(pa["gap_term"]) != len(pb["gap_term"]) or not torch.equal(pa["held"], pb["held"]):
+        raise ValueError("the two reports were not measured on the same examples and split "
+                         "(estimate_bound with one limit and seed): no paired comparison.")
+    if term == "gap":
+        d, p = paired_mean_difference(pa["gap_term"].double().numpy(), pb["gap_term"].double().numpy())
+        return {"difference": d.value, "lo": d.lo, "hi": d.hi, "n": d.n, "p_value": p}
+    row = compare_paired(pa["domain_right"][head], pb["domain_right"][head]).to_dict()
+    return {"difference": a.checks[head].divergence.value - b.checks[head].divergence.value,
+            "n": row["n"], "a_only": row["a_only"], "b_only": row["b_only"], "p_value": row["p_value"]}
+
+
+def smallest_versus_others(reports: dict, term: str, head: str = "mlp") -> list[dict]:
+    """The report (key -> :class:`BoundReport` on the same examples) with the smallest
+    ``term`` ("gap" or "divergence") against every other, paired (:func:`_paired_term`:
+    a = the smallest, b = the other), with Holm's p over these ``len(reports) - 1`` rows.
+    Rows: ``term``, ``a``, ``b`` (the keys), ``difference``, ``n``, ``p_value``, ``p_holm``,
+    ``family_size`` (and ``lo``/``hi`` for the gap, ``a_only``/``b_only`` for the divergence)."""
+    if term not in ("gap", "divergence"):
+        raise ValueError(f"term must be 'gap' or 'divergence', got {term!r}.")
+    value = {k: (r.gap.value if term == "gap" else r.checks[head].divergence.value)
+             for k, r in reports.items()}
+    if len(value) < 2:
+        return []
+    top = min(value, key=value.get)
+    rows = [{"term": term, "a": top, "b": k, **_paired_term(reports[top], reports[k], term, head)}
+            for k in reports if k != top]
+    for row, adjusted in zip(rows, holm([r["p_value"] for r in rows])):
+        row.update(p_holm=adjusted, family_size=len(rows))
+    return rows

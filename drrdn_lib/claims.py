@@ -8,7 +8,7 @@ numbers cannot drift apart. Each function picks its words from the numbers.
 from __future__ import annotations
 
 from .experiments import FULL_DRRDN, attack_label
-from .stats import ALPHA, accuracy_cell, binomial_ci, paired_words
+from .stats import ALPHA, accuracy_cell, binomial_ci, format_p, paired_words
 
 __all__ = ["describe", "DESCRIBERS"]
 
@@ -119,20 +119,33 @@ def _zoo_model_sentence(name: str, m: dict) -> str:
 
 
 def _zoo_claim_sentence(m: dict) -> str | None:
-    """The paper's claim, DRRDN above Madry and TRADES under PGD-40, on the zoo's models."""
+    """The paper's claim, DRRDN above Madry and TRADES under PGD-40, on the zoo's models: by
+    exact McNemar on the same digits (``m["paired"]``), by intervals only in older metrics."""
     by_method = {}
     for name in m["zoo"]:
         by_method.setdefault(m["models"][name]["method"], name)
     if "drrdn" not in by_method or not {"pgd_at", "trades"} & set(by_method):
         return None
     drrdn = _official_cell(m["accuracy"][by_method["drrdn"]]["pgd40"])
-    parts = [f"{_relation(drrdn, _official_cell(m['accuracy'][by_method[k]]['pgd40']))} "
-             f"{m['models'][by_method[k]]['method_label']}'s" for k in ("pgd_at", "trades") if k in by_method]
+    parts = []
+    for k in ("pgd_at", "trades"):
+        if k not in by_method:
+            continue
+        other, label = by_method[k], m["models"][by_method[k]]["method_label"]
+        row = _paired(m, by_method["drrdn"], other, what="pgd40") if "paired" in m else None
+        if row is None:
+            parts.append(f"{_relation(drrdn, _official_cell(m['accuracy'][other]['pgd40']))} {label}'s")
+            continue
+        direction = _paired_direction(row)
+        parts.append(f"{'not distinguishable from' if direction is None else direction + ' than'} "
+                     f"{label}'s {_acc(_official_cell(m['accuracy'][other]['pgd40']))}: the two "
+                     f"models {'are ' if direction is None else ''}{paired_words(row)}")
     from .paper_numbers import paper_value
     paper = {row: paper_value("table1", row, "pgd40") for row in ("DRRDN", "Madry", "TRADES")}
     return (f"The paper's claim (DRRDN {paper['DRRDN']:.2f}% under PGD-40, above Madry "
-            f"{paper['Madry']:.2f}% and TRADES {paper['TRADES']:.2f}%): here DRRDN's PGD-40 "
-            f"accuracy {_acc(drrdn)} is " + " and ".join(parts) + ".")
+            f"{paper['Madry']:.2f}% and TRADES {paper['TRADES']:.2f}%), on these trained models "
+            f"(one run each: models, not methods): DRRDN's PGD-40 accuracy {_acc(drrdn)} is "
+            + "; and ".join(parts) + ".")
 
 
 def quickstart(m: dict) -> list[str]:
@@ -512,9 +525,10 @@ def bound_check(m: dict) -> list[str]:
                        ": for those the divergence, the term DRRDN acts on, is not needed to "
                        "explain the gap." if covers else "."))
         out += _lambda_settling(m["lambda_by_n"], ok, names, m["parameters"]["seeds"][0])
-        out += _smallest(terms, ok, names, "gap", "Smallest robustness gap err_A - err_N")
+        paired = m.get("paired") or []
+        out += _smallest(terms, ok, names, "gap", "Smallest robustness gap err_A - err_N", paired)
         out += _smallest(terms, ok, names, "divergence", "Smallest divergence of natural and "
-                         "adversarial representations")
+                         "adversarial representations", paired)
     unkept = m.get("runs_without_kept_weights", [])
     if unkept:
         out.append(f"Left out of the terms over training: {', '.join(unkept)} (no per-epoch weights: "
@@ -542,14 +556,35 @@ def _lambda_settling(rows: list[dict], ok: list[str], names: dict, seed: int) ->
                "that it settled: the intervals are wide and not a paired test).")]
 
 
-def _smallest(terms: dict, ok: list[str], names: dict, key: str, what: str) -> list[str]:
-    """The trained model with the smallest ``key`` and those whose intervals overlap its."""
+def _smallest(terms: dict, ok: list[str], names: dict, key: str, what: str,
+              paired: list | None = None) -> list[str]:
+    """The trained model with the smallest ``key`` against the others: by the paired rows of
+    ``bounds.smallest_versus_others`` on the same digits when the metrics hold them (one
+    seed), else by whether the intervals overlap (labelled so)."""
     top = min(ok, key=lambda k: terms[k][key]["value"])
+    head = f"{what} among the trained models: {names[top]} ({_est(terms[top][key])})"
+    rows = [r for r in paired or [] if r["term"] == key and r["a"] == top and r["b"] in ok]
+    if rows:
+        larger = [r for r in rows if r["p_holm"] < ALPHA and r["difference"] < 0]
+        same = [r for r in rows if r not in larger]
+        test = ("paired mean difference of the per-digit gap terms" if key == "gap" else
+                "exact McNemar on the domain classifiers' held-out rows")
+
+        def detail(r):
+            interval = f" [{r['lo']:+.3f}, {r['hi']:+.3f}]" if "lo" in r else ""
+            counts = f", {r['a_only']} / {r['b_only']} discordant" if "a_only" in r else ""
+            return (f"{names[r['b']]} ({r['difference']:+.3f}{interval}, p = "
+                    f"{format_p(r['p_holm'])}{counts})")
+        return [head + f"; against it on the same {rows[0]['n']:,} {'digits' if key == 'gap' else 'rows'} "
+                f"({test}, {names[top]} minus the other, Holm over {rows[0]['family_size']}): "
+                + "; ".join(part for part in (
+                    ("larger beyond example noise: " + ", ".join(map(detail, larger))) if larger else "",
+                    ("not distinguishable: " + ", ".join(map(detail, same))) if same else "") if part)
+                + "."]
     tied = [k for k in ok if k != top and _overlap(terms[k][key], terms[top][key])]
-    return [f"{what} among the trained models: {names[top]} ({_est(terms[top][key])})"
-            + (f"; intervals overlapping it (undecided, estimates from held-out heads, not a "
-               f"paired test): {_listed(tied, names)}." if tied else
-               "; every other trained model's interval lies above it.")]
+    return [head + (f"; intervals overlapping it (undecided, estimates from held-out heads, not a "
+                    f"paired test): {_listed(tied, names)}." if tied else
+                    "; every other trained model's interval lies above it.")]
 
 
 def _over_training(rows: list[dict], spearman: float | None, names: dict | None = None) -> list[str]:
@@ -692,8 +727,17 @@ def _js_sentences(m: dict) -> list[str]:
         line = (f"JS of {_rep_name(labels, method, rep)}, {a['width']}-wide, natural vs "
                 f"adversarial: >= {_nats(a)} marginally (a fresh discriminator tells them apart at "
                 f"{_acc(acc)}), {_nats(c)} within classes")
+        p = c.get("minus_marginal_p")
         if a["lo"] <= 0 and c["lo"] <= 0:
             line += ": no divergence detected with these pairs (not evidence of alignment)."
+        elif p is not None and p == p:  # paired on the same held-out pairs (NaN: not measured)
+            d = (f"within minus marginal {c['minus_marginal']:+.3f} [{c['minus_marginal_lo']:+.3f}, "
+                 f"{c['minus_marginal_hi']:+.3f}] nats on the same held-out pairs, p = {format_p(p)}")
+            line += (f": not distinguishable ({d})." if p >= ALPHA else
+                     f": larger within classes beyond pair noise ({d}), a class-level divergence "
+                     "that the marginal understates." if c["minus_marginal"] > 0 else
+                     f": smaller within classes beyond pair noise ({d}), an estimation artefact "
+                     "(the class-conditional JS is never below the marginal one).")
         elif _overlap(a, c):
             line += ": the intervals overlap (undecided)."
         elif c["nats"] > a["nats"]:
@@ -714,6 +758,8 @@ def _proposition_sentence(m: dict) -> list[str]:
     baselines = [k for k in cell if k[0] != "drrdn" and trained[k[0]]]
     if not baselines:
         return ["No baseline learned at this scale, so DRRDN's alignment is compared with nothing."]
+    if m.get("js_paired"):
+        return [_proposition_paired(m, baselines)]
     parts = []
     for rep in [r for (meth, r) in cell if meth == "drrdn"]:
         d = cell[("drrdn", rep)]
@@ -729,6 +775,30 @@ def _proposition_sentence(m: dict) -> list[str]:
             "discriminators, read by their intervals: not a paired test; one trained model each): " + "; ".join(parts) + tail]
 
 
+def _proposition_paired(m: dict, baselines: list) -> str:
+    """The reading from the paired differences of the marginal JS bounds on the same held-out
+    pairs (``m["js_paired"]``: DRRDN minus each trained baseline, Holm over the family)."""
+    labels, parts = m["labels"], []
+    rows = [r for r in m["js_paired"] if (r["b_method"], r["b_representation"]) in baselines]
+    for rep in dict.fromkeys(r["a_representation"] for r in rows):
+        groups = {"below": [], "not distinguishable from": [], "above": []}
+        for r in (r for r in rows if r["a_representation"] == rep):
+            side = ("not distinguishable from" if r["p_holm"] >= ALPHA else
+                    "below" if r["difference"] < 0 else "above")
+            groups[side].append(f"{_rep_name(labels, r['b_method'], r['b_representation'])} "
+                                f"({r['difference']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}] nats, "
+                                f"p = {format_p(r['p_holm'])})")
+        parts.append(f"DRRDN's {rep} is " + "; ".join(
+            f"{side} {', '.join(names)}" for side, names in groups.items() if names))
+    family = rows[0]["family_size"] if rows else 0
+    tail = " (CI scale: not a finding)." if not m.get("protocol_scale") else "."
+    return ("Proposition 1's reading, DRRDN's representation more aligned (smaller marginal JS) "
+            "than the trained baselines' penultimate features, by the paired difference of the "
+            f"bounds on the same {rows[0]['n'] if rows else 0:,} held-out pairs (DRRDN minus "
+            f"baseline, 95% interval, Holm over {family} comparisons; one trained model each: "
+            "models, not methods): " + "; ".join(parts) + tail)
+
+
 def _c_i_sentences(m: dict) -> list[str]:
     """DRRDN's own domain classifier, as training logged it and on held-out pairs, against a
     fresh discriminator on z_s (the last epoch DRRDN kept)."""
@@ -741,11 +811,22 @@ def _c_i_sentences(m: dict) -> list[str]:
     held, new = get(last, "heldout_acc_z_s"), get(fresh, "accuracy")
     on_i = get(last, "train_acc_z_i")
     bound = {"nats": last["c_i_bound"], "lo": last["c_i_bound_lo"], "hi": last["c_i_bound_hi"]}
-    verdict = {"lower": "c_i is below a fresh discriminator (intervals apart), so it is not the "
-                        "optimal one Proposition 1 assumes",
-               "overlap": "c_i and a fresh discriminator have overlapping intervals (undecided, "
-                          "not a paired test)",
-               "higher": "c_i does better than the fresh discriminator (intervals apart)"}[_versus(held, new)]
+    if "vs_fresh_p" in last:  # the same held-out rows: exact McNemar
+        row = {"n": last["vs_fresh_n"], "a_only": last["c_i_only"], "b_only": last["fresh_only"],
+               "p_value": last["vs_fresh_p"]}
+        direction, words = _paired_direction(row), paired_words(row, "p_value", order="c_i / fresh")
+        verdict = {"lower": f"c_i is below the fresh discriminator on the same held-out pairs, so "
+                            f"it is not the optimal one Proposition 1 assumes; the two {words}",
+                   "higher": f"c_i does better than the fresh discriminator on the same held-out "
+                             f"pairs; the two {words}",
+                   None: f"c_i and the fresh discriminator are {words}"}[direction]
+    else:
+        verdict = {"lower": "c_i is below a fresh discriminator (intervals apart), so it is not the "
+                            "optimal one Proposition 1 assumes",
+                   "overlap": "c_i and a fresh discriminator have overlapping intervals (undecided, "
+                              "not a paired test)",
+                   "higher": "c_i does better than the fresh discriminator (intervals apart)"
+                   }[_versus(held, new)]
     verdict += ("; z_s is not aligned (the fresh bound is above 0 beyond noise), whatever c_i "
                 "says" if fresh["lo"] > 0 else "; neither finds a divergence with these pairs")
     chance_i = "within noise of 50%" if on_i["lo"] <= 0.5 <= on_i["hi"] else "not at 50%"
@@ -771,12 +852,19 @@ def _over_training_sentences(m: dict) -> list[str]:
         if not m["trained"][method] or not own or (not pre and len(own) < 2):
             continue
         first, last = (pre[-1] if pre else own[0]), own[-1]
+        p = last.get("minus_start_p")
+        if p is not None and p == p:  # paired on the same held-out pairs
+            d = (f"{last['minus_start']:+.3f} [{last['minus_start_lo']:+.3f}, "
+                 f"{last['minus_start_hi']:+.3f}] nats on the same pairs, p = {format_p(p)}")
+            reading = (f"not distinguishable from the start ({d})" if p >= ALPHA else
+                       f"{'above' if last['minus_start'] > 0 else 'below'} the start beyond pair noise ({d})")
+        else:
+            reading = {"overlap": "its interval overlaps the start's (undecided, not a paired test)",
+                       "higher": "above the start (intervals apart)",
+                       "lower": "below the start (intervals apart)"}[_js_versus(last, first)]
         groups.setdefault((first["run_dir"], first["epoch"]), (first, []))[1].append(
             f"{labels[method]} {_nats(last)} at epoch {last['from_start']} "
-            f"({last['representation']}), " + {
-                "overlap": "its interval overlaps the start's (undecided)",
-                "higher": "above the start (intervals apart)",
-                "lower": "below the start (intervals apart)"}[_js_versus(last, first)])
+            f"({last['representation']}), {reading}")
     if not groups:
         return []
     clauses = [f"from {_nats(first)} at epoch {first['from_start']} ("

@@ -88,7 +88,8 @@ def training_kw(*, epochs: int, train_limit: int | None = None, batch_size: int 
                 eps: float | None = None, train_steps: int | None = None, lr: float | None = None,
                 model: str | None = None, device: str = "cpu", data_dir=None,
                 keep_every: int | None = None, bf16: bool = False,
-                channels_last: bool = False, eps_ramp_epochs: float = 0) -> dict:
+                channels_last: bool = False, eps_ramp_epochs: float = 0,
+                model_kwargs: dict | None = None) -> dict:
     """The :func:`make_config` keyword arguments of a notebook's ``parameters`` cell, one rule
     for every notebook so that their equal settings give one shared run.
 
@@ -96,7 +97,9 @@ def training_kw(*, epochs: int, train_limit: int | None = None, batch_size: int 
     training PGD; ``lr``/``model`` None keep the protocol's; ``keep_every`` None keeps the
     weights of about 8 evenly spaced epochs (every epoch up to 8 epochs), for the
     bound-over-training plot of notebook 04. ``bf16``, ``channels_last`` and
-    ``eps_ramp_epochs`` are the TrainConfig fields (part of the run's identity).
+    ``eps_ramp_epochs`` are the TrainConfig fields (part of the run's identity);
+    ``model_kwargs`` go to the model's constructor (e.g. ``{"init": "trades"}`` for
+    SmallCNN initialised as TRADES's network; None or {} keep its default).
     """
     kw = dict(epochs=epochs, train_limit=train_limit, val_limit=200 if train_limit else None,
               batch_size=batch_size, eps=eps, train_steps=train_steps, val_steps=train_steps,
@@ -105,6 +108,8 @@ def training_kw(*, epochs: int, train_limit: int | None = None, batch_size: int 
               bf16=bool(bf16), channels_last=bool(channels_last),
               eps_ramp_epochs=eps_ramp_epochs)
     kw.update({k: v for k, v in (("lr", lr), ("model", model)) if v is not None})
+    if model_kwargs:
+        kw["model_kwargs"] = dict(model_kwargs)
     return kw
 
 
@@ -383,7 +388,8 @@ def train_for_notebook(methods, dataset: str, seeds, *, epochs: int, train_limit
                        device: str = "cpu", data_dir=None, init_from_standard: bool = False,
                        finetune_epochs: int = 1, finetune_lr=None, hyper_by_method=None,
                        bf16: bool = False, channels_last: bool = False,
-                       eps_ramp_epochs: float = 0, from_zoo: bool = False,
+                       eps_ramp_epochs: float = 0, model_kwargs: dict | None = None,
+                       from_zoo: bool = False,
                        load_only: bool = False) -> dict[tuple[str, int], TrainResult]:
     """The training of the main-results notebook from its parameters, one home for the
     notebook and for ``scripts/train_main_runs.py`` (which trains the same runs in the
@@ -393,7 +399,8 @@ def train_for_notebook(methods, dataset: str, seeds, *, epochs: int, train_limit
     finished runs, raise :class:`RunNotFinished` for any other. ``from_zoo`` (from-scratch
     runs only): the zoo's models trained with exactly these parameters (:func:`zoo_run`),
     without their run folders. Returns ``{(method, seed): TrainResult}``."""
-    speed = dict(bf16=bf16, channels_last=channels_last, eps_ramp_epochs=eps_ramp_epochs)
+    speed = dict(bf16=bf16, channels_last=channels_last, eps_ramp_epochs=eps_ramp_epochs,
+                 model_kwargs=model_kwargs)
     common = training_kw(epochs=epochs, train_limit=train_limit, batch_size=batch_size, eps=eps,
                          train_steps=train_steps, lr=lr, model=model, device=device,
                          data_dir=data_dir, **speed)

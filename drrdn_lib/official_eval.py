@@ -65,7 +65,8 @@ def accuracy_cell(n_correct: int, n: int) -> dict:
 
 
 def evaluate_official(model: nn.Module, *, limit: int | None, seed: int = 0, attack_steps=None,
-                      batch_size: int = 256, progress: bool = False) -> dict:
+                      batch_size: int = 256, progress: bool = False,
+                      per_example: bool = False) -> dict:
     """Clean, FGSM, PGD-40, PGD-100, CW-40, CW-100 (``experiments.paper_attacks("mnist")``,
     eps 0.3) and the per-example worst case on ``limit`` stratified official test digits.
 
@@ -100,6 +101,8 @@ def evaluate_official(model: nn.Module, *, limit: int | None, seed: int = 0, att
         "checks": [c.to_dict() for c in record.checks], "warnings": list(record.warnings),
         "seconds": round(record.seconds, 1),
         "provenance": provenance(str(device), "float32"),
+        **({"per_example": {k: v.tolist() for k, v in record.per_example.items()}}
+           if per_example else {}),
     }
 
 

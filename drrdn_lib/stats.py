@@ -13,6 +13,10 @@ methods over training seeds, several claims at once.
   proportions, no continuity correction): chosen over a bootstrap because it is exact to
   compute, defined at 0 discordant examples and keeps its coverage near 95% at the n and
   accuracies of this project (checked by simulation in ``tests/test_stats.py``).
+- **Two models' per-example scores on the same n examples** (e.g. the per-pair terms of
+  two JS bounds, the per-digit gap terms of two models): :func:`paired_mean_difference`, the
+  mean of the per-example differences with its normal (CLT) interval and the p-value of the
+  paired sign-flip test (exact for few non-zero differences).
 - **Methods over training seeds**: :func:`over_seeds` (mean, sd, n; no spread from one seed,
   never "± 0") and :func:`paired_seed_difference`, a t-interval of the mean difference
   of two methods paired by seed (needs n >= 2).
@@ -37,7 +41,7 @@ from .validate import check_number
 __all__ = ["CI_METHODS", "ALPHA", "Estimate", "Accuracy", "binomial_ci", "proportion", "accuracy_cell",
            "check_ci", "PairedComparison", "mcnemar_p", "newcombe_paired_ci", "compare_paired",
            "SeedSummary", "over_seeds", "paired_seed_difference", "holm", "format_p", "paired_rows",
-           "paired_words"]
+           "paired_words", "paired_mean_difference"]
 
 CI_METHODS = ("wilson", "clopper-pearson")
 #: the level of every test and interval (two-sided 95%)
@@ -265,6 +269,40 @@ def paired_seed_difference(a_by_seed: dict, b_by_seed: dict, *, confidence: floa
     return Estimate(float(d.mean()), float(d.mean()) - half, float(d.mean()) + half, int(d.size))
 
 
+#: at most this many non-zero paired differences: the sign-flip test enumerates all 2^m flips
+EXACT_SIGN_FLIPS = 16
+
+
+def _sign_flip_p(d: np.ndarray) -> float:
+    """Two-sided p of the paired sign-flip (randomisation) test of "the differences are
+    symmetric about 0", conditional on their sizes: exact over every flip of the non-zero
+    differences when there are at most :data:`EXACT_SIGN_FLIPS`, else its normal
+    approximation z = sum d / sqrt(sum d^2) (for differences of +-1 this is McNemar's z)."""
+    d = d[d != 0]
+    if d.size == 0:
+        return 1.0
+    observed = abs(float(d.sum()))
+    if d.size <= EXACT_SIGN_FLIPS:
+        signs = 1 - 2 * ((np.arange(2 ** d.size)[:, None] >> np.arange(d.size)) & 1)
+        sums = np.abs(signs @ d)
+        return float(np.mean(sums >= observed - 1e-12 * max(1.0, observed)))
+    return float(min(1.0, 2 * norm.sf(observed / math.sqrt(float((d ** 2).sum())))))
+
+
+def paired_mean_difference(scores_a, scores_b, *, confidence: float = 0.95) -> tuple[Estimate, float]:
+    """Mean of ``scores_a[i] - scores_b[i]`` over the same n examples (n >= 2), with its
+    normal interval (sd / sqrt(n), ddof 1), and the two-sided p-value of the paired
+    sign-flip test (:func:`_sign_flip_p`: exact for few non-zero differences, so that a
+    handful of discordant examples is not over-read). Returns (estimate, p)."""
+    a, b = _values(scores_a, "scores_a"), _values(scores_b, "scores_b")
+    if a.size != b.size or a.size < 2:
+        raise ValueError(f"paired scores need one of each per example (>= 2), got {a.size} and {b.size}.")
+    d = a - b
+    mean, se = float(d.mean()), float(d.std(ddof=1)) / math.sqrt(d.size)
+    half = float(norm.ppf(0.5 + confidence / 2)) * se
+    return Estimate(mean, mean - half, mean + half, int(d.size)), _sign_flip_p(d)
+
+
 # ----------------------------------------------------------------------------- several
 def holm(p_values) -> list[float]:
     """Holm's step-down adjusted p-values (family-wise error), in the input order."""
@@ -295,13 +333,14 @@ def paired_rows(flags: dict, pairs, *, what: str = "") -> list[dict]:
     return rows
 
 
-def paired_words(row: dict, p_key: str = "p_holm") -> str:
+def paired_words(row: dict, p_key: str = "p_holm", order: str = "") -> str:
     """The words for one paired row (:func:`paired_rows`), in the models-on-examples
     vocabulary: "differ beyond example noise (McNemar p = ..., a / b discordant)" or "not
-    distinguishable on these n examples (...)"."""
+    distinguishable on these n examples (...)"; ``order`` names the two after the counts
+    (e.g. "c_i / fresh")."""
     p = row.get(p_key, row["p_value"])
     detail = (f"McNemar p = {format_p(p)}{' (Holm)' if p_key == 'p_holm' and 'p_holm' in row else ''}, "
-              f"{row['a_only']} / {row['b_only']} discordant")
+              f"{row['a_only']} / {row['b_only']} discordant{', ' + order if order else ''}")
     if p < ALPHA:
         return f"differ beyond example noise ({detail})"
     return f"not distinguishable on these {row['n']:,} examples ({detail})"

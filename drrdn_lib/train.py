@@ -50,6 +50,7 @@ __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "ConfigError", "Che
            "evaluate_accuracy", "init_weights_from", "wall_seconds"]
 
 LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"
+TRAIN_LOCK = ".train.lock"  # the lock a training process holds on its run folder
 EPOCH = "checkpoint_epoch_{:03d}.pt"
 CHECKPOINT_FORMAT = 2  # 2: one state per optimiser of the method's update, by name
 
@@ -568,7 +569,7 @@ def _run_folder_lock(config: TrainConfig, resume: bool):
         if config.out_dir is not None:
             try:
                 stack.enter_context(folder_lock(config.out_dir, wait=None if resume else 0,
-                                                name=".train.lock"))
+                                                name=TRAIN_LOCK))
             except FolderLocked as error:
                 raise ConfigError(str(error)) from None
         yield

@@ -10,8 +10,9 @@ import torch
 from scipy import integrate
 from scipy.stats import norm
 
-from drrdn_lib.alignment import (LOG2, alignment_table, class_conditional_js, js_bound_of,
-                                  js_lower_bound)
+from drrdn_lib.alignment import (LOG2, alignment_table, class_conditional_js, fixed_right,
+                                  js_bound_of, js_lower_bound, paired_js_difference)
+from drrdn_lib.stats import compare_paired
 
 
 def _gaussians(n, shift, dim=1, seed=0):
@@ -124,6 +125,17 @@ def test_label_swap_marginal_zero_conditional_log2():
     assert result.nats == pytest.approx(sum(0.5 * b.nats for b in result.per_class.values()))
 
 
+def test_alignment_table_compares_the_joint_bound_with_the_marginal_on_the_same_pairs():
+    z_p, z_q, y = _label_swapped()
+    table = alignment_table(z_p, z_q, y, paired=True, estimator="joint", head="mlp")
+    marginal, conditional = table.loc["marginal"], table.loc["class-conditional"]
+    assert conditional["minus_marginal"] == pytest.approx(conditional["nats"] - marginal["nats"], abs=1e-9)
+    assert conditional["minus_marginal_lo"] > 0.5 and conditional["minus_marginal_p"] < 1e-10
+    assert math.isnan(marginal["minus_marginal_p"])
+    unpaired = alignment_table(z_p, z_q, y, y, head="mlp")
+    assert math.isnan(unpaired.loc["class-conditional", "minus_marginal_p"])
+
+
 def test_class_conditional_errors_name_the_class():
     z_p, z_q, y = _label_swapped(n=100)
     y_few = y.clone()
@@ -182,6 +194,46 @@ def test_a_fixed_optimal_discriminator_attains_the_js():
     assert blind.nats == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError, match="1-D"):
         js_bound_of(torch.zeros(5, 2), torch.zeros(5))
+
+
+def test_a_fixed_discriminator_is_scored_on_the_fresh_ones_heldout_rows():
+    """fixed_right marks a fixed discriminator (the optimal one, and a blind one) on exactly
+    the held-out rows of a fitted bound, so that the two compare by McNemar on those rows."""
+    mu = 2.0
+    p, q = _gaussians(600, mu)
+    fresh = js_lower_bound(p, q, paired=True, calibration=0.3, seed=3)
+    assert fresh.right.dtype == torch.bool and len(fresh.right) == sum(fresh.n_heldout)
+    assert fresh.right.float().mean().item() == pytest.approx(fresh.accuracy.value)
+    hp, hq = fresh.heldout_index
+    assert len(hp) == fresh.n_heldout[0] and torch.equal(hp, hq)  # paired: the same examples
+    optimal = fixed_right(fresh, mu ** 2 / 2 - mu * p[:, 0], mu ** 2 / 2 - mu * q[:, 0])
+    assert torch.equal(optimal, torch.cat([p[hp, 0] < mu / 2, q[hq, 0] >= mu / 2]))
+    row = compare_paired(optimal, fresh.right)
+    assert abs(row.a_only - row.b_only) <= 3 * math.sqrt(max(1, row.a_only + row.b_only))  # both near-optimal
+    blind = fixed_right(fresh, torch.zeros(600), torch.zeros(600))  # D = 1/2: right on q only
+    assert blind.sum().item() == fresh.n_heldout[1]
+    assert compare_paired(blind, fresh.right).p_value < 1e-6
+    with pytest.raises(ValueError, match="no held-out rows"):
+        fixed_right(js_bound_of(torch.zeros(5), torch.zeros(5)), torch.zeros(5), torch.zeros(5))
+
+
+def test_two_bounds_on_the_same_pairs_compare_by_their_paired_difference():
+    """Two shifts of the same natural sample (1.5 vs 0.5): the paired difference equals the
+    difference of the bounds, is positive beyond noise, and an equal shift gives p > 0.05;
+    bounds held out on other pairs are refused."""
+    g = torch.Generator().manual_seed(5)
+    nat, noise = torch.randn(1200, 1, generator=g), torch.randn(1200, 1, generator=g)
+    far = js_lower_bound(nat, nat + 1.5 + 0.3 * noise, paired=True, seed=1)
+    near = js_lower_bound(nat, nat + 0.5 + 0.3 * noise, paired=True, seed=1)
+    again = js_lower_bound(nat, nat + 0.5 + 0.3 * torch.randn(1200, 1, generator=g), paired=True, seed=1)
+    d, p = paired_js_difference(far, near)
+    assert d.value == pytest.approx(far.nats - near.nats, abs=1e-9) and d.n == 600
+    assert d.lo > 0 and p < 1e-6
+    assert paired_js_difference(near, again)[1] > 0.05 or abs(near.nats - again.nats) < 0.02
+    with pytest.raises(ValueError, match="different pairs"):
+        paired_js_difference(far, js_lower_bound(nat, nat + 0.5, paired=True, seed=2))
+    with pytest.raises(ValueError, match="must be paired"):
+        paired_js_difference(far, js_lower_bound(nat, nat + 0.5, seed=1))
 
 
 def test_joint_estimator_sees_the_label_swap_and_is_never_below_the_marginal():

@@ -131,6 +131,38 @@ def test_report_uses_worst_case_vector_and_serialises():
     assert {"err_nat", "err_adv", "divergence", "lambda_star", "bound", "r_bdy"} <= set(row)
 
 
+def test_smallest_gap_and_divergence_compare_paired_on_the_same_digits():
+    """Three models on the same 600 digits: the smallest gap against the others by the paired
+    mean of the per-digit gap terms (equal to the difference of the gaps), the divergence by
+    McNemar on the domain rows; reports on other digits are refused."""
+    g = torch.Generator().manual_seed(0)
+    n = 600
+    y = torch.randint(0, 2, (n,), generator=g)
+    z_nat = torch.randn(n, 2, generator=g)
+    flips = {"small": 30, "mid": 33, "large": 200}  # adversarial predictions wrong on the first k
+    reports = {}
+    for name, k in flips.items():
+        pred_adv = y.clone()
+        pred_adv[:k] = 1 - y[:k]
+        z_adv = z_nat + (0.2 if name != "large" else 3.0)
+        reports[name] = bounds.estimate_bound_from_representations(
+            z_nat, z_adv, y, y.clone(), pred_adv, heads=("linear",))
+    assert json.loads(json.dumps(reports["small"].to_dict()))["n"] == n  # per_example not serialised
+    gap = bounds.smallest_versus_others(reports, "gap", head="linear")
+    assert [(r["a"], r["b"]) for r in gap] == [("small", "mid"), ("small", "large")]
+    assert gap[0]["difference"] == pytest.approx(-3 / n) and gap[0]["p_holm"] > 0.05
+    assert gap[1]["difference"] == pytest.approx(-170 / n) and gap[1]["p_holm"] < 1e-10
+    assert gap[0]["family_size"] == 2 and gap[1]["lo"] < gap[1]["difference"] < gap[1]["hi"]
+    div = bounds.smallest_versus_others(reports, "divergence", head="linear")
+    large = next(r for r in div if r["b"] == "large")
+    assert large["difference"] < 0 and large["b_only"] > large["a_only"] and large["p_holm"] < 1e-6
+    other = bounds.estimate_bound_from_representations(
+        z_nat[:500], z_nat[:500], y[:500], y[:500], y[:500], heads=("linear",))
+    with pytest.raises(ValueError, match="same examples"):
+        bounds.smallest_versus_others({"small": reports["small"], "other": other}, "gap", head="linear")
+    assert bounds.smallest_versus_others({"small": reports["small"]}, "gap") == []
+
+
 # ----------------------------------------------------------------------------- from a model
 class ToyLinear(nn.Module):
     """f(x) = w_r x_1 + w_n mean(x_2..), two logits; representation = (x_1, mean)."""

@@ -69,6 +69,25 @@ def test_bound_check_leaves_an_untrained_model_out_of_every_comparison():
             assert "MART" not in s, s
 
 
+def test_bound_check_compares_the_smallest_gap_on_the_same_digits():
+    """The smallest gap against each other trained model by its paired row (Holm): one
+    larger beyond example noise, one not distinguishable; no interval-overlap words."""
+    m = _committed("04_bound_check")
+    ok = [k for k in m["parameters"]["methods"] if m["trained"][k]]
+    top = min(ok, key=lambda k: m["bound_terms"][k]["gap"]["value"])
+    others = [k for k in ok if k != top]
+    m["paired"] = [{"term": "gap", "a": top, "b": k, "difference": d, "lo": d - 0.01, "hi": d + 0.01,
+                    "n": 1000, "p_value": p, "p_holm": p, "family_size": len(others)}
+                   for k, d, p in zip(others, [-0.2, -0.004] + [-0.1] * 5, [1e-12, 0.4] + [1e-3] * 5)]
+    line = next(s for s in describe("04_bound_check", m) if s.startswith("Smallest robustness gap"))
+    names = m["model_labels"]
+    assert f"against it on the same 1,000 digits (paired mean difference" in line
+    assert f"larger beyond example noise: {names[others[0]]} (-0.200 [-0.210, -0.190], p = 1.0e-12)" in line
+    assert f"not distinguishable: {names[others[1]]} (-0.004" in line and "intervals" not in line
+    divergence = next(s for s in describe("04_bound_check", m) if s.startswith("Smallest divergence"))
+    assert "McNemar" not in divergence  # no paired rows for it: read by intervals, labelled so
+
+
 @pytest.mark.parametrize("verdict, words", [("holds", "holds;"), ("undecided", "is undecided"),
                                             ("fails", "FAILS"), ("vacuous", "is vacuous (above 1")])
 def test_bound_check_says_each_verdict(verdict, words):
@@ -373,6 +392,23 @@ def test_quickstart_compares_each_zoo_model_with_its_paper_row_and_its_card():
     assert "97.55%" in claim and "higher (intervals apart) than Madry (PGD-AT)'s" in claim
 
 
+def test_quickstart_tests_the_papers_claim_on_the_same_digits():
+    """Intervals that overlap (195 vs 188 of 200) with 9 / 2 discordant digits: not
+    distinguishable; 30 / 2 of 1,000: beyond example noise; never decided by overlap."""
+    counts = {"clean": 199, "fgsm": 198, "pgd40": 195, "pgd100": 193, "cw40": 195, "cw100": 190,
+              "worst_case": 188}
+    m = _quickstart({"drrdn": ("drrdn", counts), "madry": ("pgd_at", {**counts, "pgd40": 188}),
+                     "trades": ("trades", {**counts, "pgd40": 194})})
+    m["paired"] = [_paired_row("drrdn", "madry", 9, 2, n=200, what="pgd40"),
+                   _paired_row("drrdn", "trades", 2, 30, n=1000, what="pgd40")]
+    claim = next(s for s in describe("00_quickstart", m) if s.startswith("The paper's claim"))
+    assert "one run each: models, not methods" in claim
+    assert ("not distinguishable from Madry (PGD-AT)'s 94.0% [" in claim
+            and "not distinguishable on these 200 examples (McNemar p = 0.065" in claim)
+    assert "lower than TRADES's 97.0% [" in claim and "differ beyond example noise (McNemar p = " in claim
+    assert "intervals" not in claim
+
+
 def test_difference_from_paper_plots_ours_minus_the_paper_with_our_interval():
     import matplotlib
     matplotlib.use("Agg")
@@ -394,6 +430,43 @@ def _js_rows(m, method, **change):
     for r in m["js"]:
         if r["method"] == method:
             r.update(change)
+
+
+def test_representations_compare_c_i_with_a_fresh_discriminator_on_the_same_pairs():
+    """c_i against the fresh discriminator: exact McNemar on the fresh one's held-out pairs
+    (25 / 60 discordant: below it; 20 / 24: not distinguishable), never interval overlap."""
+    m = _committed("05_representations")
+    if not m.get("c_i") or not m["trained"].get("drrdn"):
+        pytest.skip("the committed CI run kept no c_i rows")
+    last = max(m["c_i"], key=lambda r: r["from_start"])
+    from drrdn_lib.stats import mcnemar_p
+    last.update(vs_fresh_n=500, c_i_only=25, fresh_only=60, vs_fresh_p=mcnemar_p(25, 60))
+    sentence = next(s for s in describe("05_representations", m) if s.startswith("DRRDN's domain classifier c_i"))
+    assert "c_i is below the fresh discriminator on the same held-out pairs" in sentence
+    assert "25 / 60 discordant, c_i / fresh" in sentence and "intervals" not in sentence
+    last.update(c_i_only=20, fresh_only=24, vs_fresh_p=mcnemar_p(20, 24))
+    sentence = next(s for s in describe("05_representations", m) if s.startswith("DRRDN's domain classifier c_i"))
+    assert "not distinguishable on these 500 examples" in sentence
+
+
+def test_representations_read_proposition_1_by_paired_differences_of_the_bounds():
+    """DRRDN vs each trained baseline by the paired difference on the same held-out pairs
+    (Holm p): below Standard, not distinguishable from PGD-AT, above TRADES; an untrained
+    baseline is left out; never interval overlap."""
+    m = _committed("05_representations")
+    def row(b, d, p):
+        return {"a_method": "drrdn", "a_representation": "z_s", "b_method": b,
+                "b_representation": "penultimate", "difference": d, "lo": d - 0.02, "hi": d + 0.02,
+                "n": 1000, "p_value": p, "p_holm": p, "family_size": 4}
+    m["js_paired"] = [row("standard", -0.3, 1e-9), row("pgd_at", 0.004, 0.6),
+                      row("trades", 0.05, 1e-4), row("mart", -0.2, 1e-6)]
+    m["trained"]["mart"] = False
+    sentence = next(s for s in describe("05_representations", m) if s.startswith("Proposition 1's reading"))
+    assert "same 1,000 held-out pairs" in sentence and "Holm over 4 comparisons" in sentence
+    assert "DRRDN's z_s is below Standard (-0.300 [-0.320, -0.280] nats, p = 1.0e-09)" in sentence
+    assert "not distinguishable from Madry (PGD-AT) (+0.004" in sentence
+    assert "above TRADES (+0.050" in sentence and "MART" not in sentence
+    assert "intervals" not in sentence
 
 
 def test_representations_leave_an_untrained_model_out_of_the_js_comparisons():
@@ -427,8 +500,43 @@ def test_representations_read_nothing_when_a_control_raises_a_false_alarm():
     assert not any(s.startswith(("JS of ", "Proposition 1's reading")) for s in sentences)
 
 
-def test_representations_drrdn_versus_baselines_follows_the_intervals():
+def test_representations_read_marginal_against_within_class_by_the_paired_difference():
     m = _committed("05_representations")
+    m["trained"]["standard"] = True
+    for r in m["js"]:
+        if r["method"] == "standard":
+            r.update(nats=0.30, lo=0.25, hi=0.35) if r["alignment"] == "marginal" else r.update(
+                nats=0.34, lo=0.29, hi=0.39, minus_marginal=0.04, minus_marginal_lo=0.02,
+                minus_marginal_hi=0.06, minus_marginal_p=1e-4)
+    line = next(s for s in describe("05_representations", m) if s.startswith("JS of Standard"))
+    assert "larger within classes beyond pair noise (within minus marginal +0.040 [+0.020, +0.060]" in line
+    assert "overlap" not in line
+    for r in m["js"]:
+        if r["method"] == "standard" and r["alignment"] != "marginal":
+            r.update(minus_marginal_p=0.3)
+    line = next(s for s in describe("05_representations", m) if s.startswith("JS of Standard"))
+    assert ": not distinguishable (within minus marginal" in line
+
+
+def test_representations_read_js_over_training_by_the_paired_difference_from_the_start():
+    m = _committed("05_representations")
+    rows = [r for r in m["over_epochs"] if r["method"] == "drrdn" and r["alignment"] == "marginal"
+            and r["stage"] == "own"]
+    if not rows or not m["trained"].get("drrdn"):
+        pytest.skip("the committed CI run kept no DRRDN epochs")
+    last = max(rows, key=lambda r: r["from_start"])
+    last.update(minus_start=-0.05, minus_start_lo=-0.08, minus_start_hi=-0.02, minus_start_p=0.001)
+    line = next(s for s in describe("05_representations", m) if s.startswith("JS over training"))
+    assert "below the start beyond pair noise (-0.050 [-0.080, -0.020] nats on the same pairs, p = 0.001)" in line
+    last.update(minus_start_p=0.4)
+    line = next(s for s in describe("05_representations", m) if s.startswith("JS over training"))
+    assert "not distinguishable from the start (-0.050" in line
+
+
+def test_representations_without_paired_rows_read_labelled_intervals():
+    """Older metrics (no js_paired): the intervals, labelled as not a paired test."""
+    m = _committed("05_representations")
+    m.pop("js_paired", None)
     m["trained"] = {k: True for k in m["trained"]}
     for method in ("standard", "pgd_at", "trades", "mart"):
         _js_rows(m, method, nats=0.30, lo=0.25, hi=0.35)

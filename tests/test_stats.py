@@ -168,3 +168,23 @@ def test_format_p():
     assert stats.format_p(0.004047) == "0.004"
     assert stats.format_p(0.31) == "0.31"
     assert stats.format_p(1.0) == "1"
+
+
+def test_paired_mean_difference_known_answer():
+    import math
+    from scipy.stats import norm
+    from drrdn_lib.stats import mcnemar_p, paired_mean_difference
+    est, p = paired_mean_difference([1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 2.0, 3.0])
+    assert (est.value, est.lo, est.hi) == (1.0, 1.0, 1.0) and p == pytest.approx(2 / 16)  # 4 flips
+    est, p = paired_mean_difference([1.0, -1.0] * 50, [0.0] * 100)
+    assert est.value == 0.0 and p == pytest.approx(1.0)
+    assert est.hi == pytest.approx(1.96 * 1.00504 / 10, rel=1e-3)
+    # differences of +-1 (a McNemar design): exact for few, McNemar's z for many
+    few = [1.0] * 6 + [0.0] * 594
+    assert paired_mean_difference(few, [0.0] * 600)[1] == pytest.approx(mcnemar_p(6, 0))
+    many = np.r_[np.ones(60), -np.ones(30), np.zeros(510)]
+    z = 30 / math.sqrt(90)
+    assert paired_mean_difference(many, np.zeros(600))[1] == pytest.approx(2 * norm.sf(z))
+    assert paired_mean_difference([0.0] * 5, [0.0] * 5)[1] == 1.0
+    with pytest.raises(ValueError, match="one of each per example"):
+        paired_mean_difference([1.0, 2.0], [1.0])

@@ -38,7 +38,7 @@ import time
 import pandas as pd
 from IPython.display import Markdown, display
 
-from drrdn_lib import claims, experiments, official_eval, plots, results, zoo
+from drrdn_lib import claims, experiments, official_eval, plots, results, stats, zoo
 from drrdn_lib.autoattack_adapter import AutoAttackAdapter
 from drrdn_lib.data import stratified_split
 from drrdn_lib.evaluate import evaluate
@@ -86,8 +86,17 @@ if names:
 
 # %%
 evaluations = {n: official_eval.evaluate_official(zoo.load_pretrained(n, device, zoo_dir),
-                                                  limit=eval_limit, seed=seed)
+                                                  limit=eval_limit, seed=seed, per_example=True)
                for n in names}
+# the paper's claim (DRRDN above the baselines under PGD-40), tested on the same digits:
+# exact McNemar on the digits only one model of a pair gets right (Holm over the pairs)
+first_of = {}
+for n in names:
+    first_of.setdefault(cards[n]["method"], n)
+pairs = [(first_of["drrdn"], first_of[k]) for k in ("pgd_at", "trades")
+         if "drrdn" in first_of and k in first_of]
+paired = stats.paired_rows({n: e["per_example"]["pgd40"] for n, e in evaluations.items()},
+                           pairs, what="pgd40")
 n_test = next(iter(evaluations.values()))["subset"]["n"] if evaluations else 0
 columns = ["clean", "fgsm", "pgd40", "pgd100", "cw40", "cw100", "worst_case"]
 column_labels = {c: experiments.attack_label(c) for c in columns} | {"worst_case": "worst case (paper's attacks)"}
@@ -189,7 +198,7 @@ metrics = {"parameters": dict(eval_limit=eval_limit, autoattack=autoattack,
                       for n, c in cards.items()},
            "accuracy": {n: {c: {k: e["results"][c][k] for k in ("accuracy", "lo", "hi", "n")} for c in columns}
                         for n, e in evaluations.items()},
-           "comparison": comparison.to_dict("records"),
+           "comparison": comparison.to_dict("records"), "paired": paired,
            "autoattack": autoattack_results, "live": live,
            "seconds": round(time.perf_counter() - started, 1)}
 metrics["claims"] = claims.describe(NAME, metrics)

@@ -28,6 +28,7 @@
 # %% tags=["parameters"]
 dataset = "mnist5k"     # mnist5k | mnist | cifar10
 model = None            # None: the protocol's (smallcnn; preact_resnet18 for cifar10)
+model_kwargs = {}       # the model's options; {"init": "trades"}: SmallCNN initialised as TRADES's
 methods = ["standard", "pgd_at", "trades", "mart", "drrdn"]
 seeds = [0]
 epochs = 4              # training epochs (of Standard pre-training when init_from_standard)
@@ -289,7 +290,8 @@ results.save_figure(fig, out, "difference_from_paper")
 accuracy = {m: {r.column: {"value": r.value, "lo": r.lo, "hi": r.hi, "kind": r.kind, "n": r.n,
                            "sd": r.sd} for r in summary[summary.model == m].itertuples()}
             for m in methods}
-metrics = {"parameters": dict(dataset=dataset, model=model, methods=methods, seeds=seeds, epochs=epochs,
+metrics = {"parameters": dict(dataset=dataset, model=model, model_kwargs=model_kwargs,
+                              methods=methods, seeds=seeds, epochs=epochs,
                               train_limit=train_limit, eps=eps, train_steps=train_steps, lr=lr,
                               batch_size=batch_size, init_from_standard=init_from_standard,
                               finetune_epochs=finetune_epochs, finetune_lr=finetune_lr,

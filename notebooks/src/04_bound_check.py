@@ -56,7 +56,7 @@ out_dir = None          # None: results/04_bound_check
 import pandas as pd
 from IPython.display import Markdown, display
 
-from drrdn_lib import claims, experiments, plots, results, train
+from drrdn_lib import bounds, claims, experiments, plots, results, train
 
 NAME = "04_bound_check"
 out = results.run_dir(NAME, out_dir)
@@ -233,6 +233,11 @@ accuracy = {m: {"clean": {**terms[m]["err_nat"], "value": 1 - terms[m]["err_nat"
                 "pgd": {**terms[m]["err_adv"], "value": 1 - terms[m]["err_adv"]["value"],
                         "lo": 1 - terms[m]["err_adv"]["hi"], "hi": 1 - terms[m]["err_adv"]["lo"]}}
             for m in methods}
+# the smallest gap and divergence against every other trained model on the same digits: a
+# paired test per pair (one seed; over several seeds the comparison is between methods)
+paired = ([row for term in ("gap", "divergence") for row in bounds.smallest_versus_others(
+              {m: reports[(m, seeds[0])] for m in methods if trained[m]}, term)]
+          if len(seeds) == 1 else [])
 distinct = over_epochs[over_epochs.learned].drop_duplicates(["checkpoint", "seed"]) if len(over_epochs) else over_epochs
 metrics = {"parameters": dict(dataset=dataset, model=model, methods=methods, seeds=seeds, epochs=epochs,
                               train_limit=train_limit, eps=eps, train_steps=train_steps, lr=lr,
@@ -245,7 +250,7 @@ metrics = {"parameters": dict(dataset=dataset, model=model, methods=methods, see
            "n_head_pairs": reports[(methods[0], seeds[0])].n_train,
            "model_labels": {m: names[m] for m in methods}, "trained": trained,
            "not_trained_rule": claims.NOT_TRAINED_RULE, "accuracy": accuracy, "bound_terms": terms,
-           "verdicts": verdicts, "rows": rows,
+           "verdicts": verdicts, "rows": rows, "paired": paired,
            "lambda_by_n": lambda_frame.to_dict("records"),
            "over_epochs": over_epochs.to_dict("records"), "pretraining_epochs": pretraining,
            "runs_without_kept_weights": unkept,

@@ -243,9 +243,19 @@ for m, r in compared:
         js_rows.append({"method": m, "representation": r, "alignment": kind, "nats": row.nats,
                         "lo": row.lo, "hi": row.hi, "accuracy": row.accuracy,
                         "accuracy_lo": row.accuracy_lo, "accuracy_hi": row.accuracy_hi,
-                        "pairs": len(y), "width": b["nat"][r].shape[1]})
+                        "pairs": len(y), "width": b["nat"][r].shape[1],
+                        **{k: row[k] for k in ("minus_marginal", "minus_marginal_lo",
+                                               "minus_marginal_hi", "minus_marginal_p")}})
 js = pd.DataFrame(js_rows)
-js.pivot_table(index=["method", "representation"], columns="alignment", values=["nats", "lo", "hi"], sort=False).round(3)
+# Proposition 1's comparison, DRRDN against each trained baseline on the same held-out pairs:
+# the paired difference of the marginal bounds (DRRDN minus baseline, nats), Holm over them
+marginal = {(m, r): alignment.js_lower_bound(best[m]["nat"][r], best[m]["adv_rep"][r], paired=True, **js_kw)
+            for m, r in compared}
+js_pairs = [(a, b) for a in compared if a[0] == "drrdn" for b in compared
+            if b[0] != "drrdn" and trained[b[0]]] if trained.get("drrdn") else []
+js_paired = alignment.paired_js_rows(marginal, js_pairs)
+display(js.pivot_table(index=["method", "representation"], columns="alignment", values=["nats", "lo", "hi"], sort=False).round(3))
+pd.DataFrame(js_paired).round(4) if js_paired else None
 
 
 # %%
@@ -286,7 +296,8 @@ if over_epochs:
     for m in methods:
         run = runs[(m, seed)]
         history = {h["epoch"]: h for h in run.history}
-        for step in experiments.training_path(run):
+        path, marginal_at = experiments.training_path(run), []
+        for step in path:
             kept = {"run_dir": str(step["run_dir"]), "epoch": step["run_epoch"],
                     "from_start": step["epoch"], "stage": step["stage"]}
             mm = measure(kept["run_dir"], kept["epoch"])
@@ -297,6 +308,9 @@ if over_epochs:
                                    "nats": row.nats, "lo": row.lo, "hi": row.hi,
                                    "accuracy": row.accuracy, "accuracy_lo": row.accuracy_lo,
                                    "accuracy_hi": row.accuracy_hi})
+            bound = alignment.js_lower_bound(mm["nat"][r], mm["adv_rep"][r], paired=True, **js_kw)
+            marginal_row = next(e for e in reversed(epoch_rows) if e["alignment"] == "marginal")
+            marginal_at.append((step["stage"], marginal_row, bound))
             if "c_i" in mm and kept["stage"] == "own":
                 h = history[kept["epoch"]]
                 fixed = alignment.js_bound_of(*mm["c_i"], paired=True)
@@ -308,7 +322,20 @@ if over_epochs:
                                 f"train_acc_z_{part}_hi": logged.hi})
                 row.update({"heldout_acc_z_s": fixed.accuracy.value, "heldout_acc_z_s_lo": fixed.accuracy.lo,
                             "heldout_acc_z_s_hi": fixed.accuracy.hi})
+                # c_i against a fresh discriminator on the same held-out rows: exact McNemar
+                fresh = bound if r == "z_s" else alignment.js_lower_bound(
+                    mm["nat"]["z_s"], mm["adv_rep"]["z_s"], paired=True, **js_kw)
+                versus = stats.compare_paired(alignment.fixed_right(fresh, *mm["c_i"]), fresh.right)
+                row.update({"vs_fresh_n": versus.n, "c_i_only": versus.a_only, "fresh_only": versus.b_only,
+                            "vs_fresh_p": versus.p_value})
                 ci_rows.append(row)
+        # the last kept epoch against where the method's own training started, on the same pairs
+        pre = [a for a in marginal_at if a[0] == "pre-training"]
+        own = [a for a in marginal_at if a[0] == "own"]
+        if own and (pre or len(own) > 1):
+            (_, _, start), (_, last_row, last) = (pre[-1] if pre else own[0]), own[-1]
+            d, p = alignment.paired_js_difference(last, start)
+            last_row.update(minus_start=d.value, minus_start_lo=d.lo, minus_start_hi=d.hi, minus_start_p=p)
 over = pd.DataFrame(epoch_rows)
 c_i = pd.DataFrame(ci_rows)
 if len(over):
@@ -371,7 +398,7 @@ metrics = {"parameters": dict(dataset=dataset, methods=methods, seed=seed, epoch
            "labels": {m: names[m] for m in methods}, "accuracy": accuracy, "trained": trained,
            "summary": summary.reset_index().to_dict("records") if drrdn is not None else [],
            "paired": paired if drrdn is not None else [],
-           "controls": controls.to_dict("records"), "js": js.to_dict("records"),
+           "controls": controls.to_dict("records"), "js": js.to_dict("records"), "js_paired": js_paired,
            "over_epochs": over.to_dict("records"), "c_i": c_i.to_dict("records")}
 metrics["claims"] = claims.describe(NAME, metrics)
 results.save_metrics(out, metrics)
