@@ -473,8 +473,8 @@ def _curve_peaks(curves: list[dict], models: list[str]) -> str | None:
 
 _BOUND_WORDS = {"holds": "holds", "undecided": "is undecided (the intervals overlap)",
                 "fails": "FAILS", "vacuous": "is vacuous (above 1, it says nothing)"}
-_LAMBDA_WORDS = {"covers": "lambda* alone covers the gap (the divergence term plays no part)",
-                 "short": "lambda* alone falls short of the gap (the divergence term is needed)",
+_LAMBDA_WORDS = {"covers": "lambda* alone covers the gap (the bound holds without its divergence term)",
+                 "short": "lambda* alone falls short of the gap (the bound needs its divergence term)",
                  "undecided": "whether lambda* alone covers the gap is undecided"}
 #: the rule of notebook 04, in words (drrdn_lib.bounds.bound_verdict)
 BOUND_RULE = ("Rule: the bound holds when the gap's upper 95% end is at most the lower end of "
@@ -522,8 +522,12 @@ def bound_check(m: dict) -> list[str]:
         covers = [k for k in ok if verdicts[k]["lambda_alone"] == "covers"]
         out.append(f"lambda* alone covers the gap beyond noise for {len(covers)} of {len(ok)} "
                    f"trained models ({_listed(covers, names)})" + (
-                       ": for those the divergence, the term DRRDN acts on, is not needed to "
-                       "explain the gap." if covers else "."))
+                       ": for those the bound holds whatever the divergence term, so it cannot "
+                       "tell whether aligning the representations (the term DRRDN acts on) "
+                       "matters. Expected wherever err_N is small: lambda* is a fresh head's "
+                       "error on both domains, and a head about as good as the model has "
+                       "err_N + err_A >= err_A - err_N; it can come out the other way when a head "
+                       "fitted on both domains beats the model's own classifier." if covers else "."))
         out += _lambda_settling(m["lambda_by_n"], ok, names, m["parameters"]["seeds"][0])
         paired = m.get("paired") or []
         out += _smallest(terms, ok, names, "gap", "Smallest robustness gap err_A - err_N", paired)

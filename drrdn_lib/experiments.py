@@ -449,11 +449,13 @@ def ablation_training_kw(params: dict) -> dict:
 
 
 def ablation_run(variant: str, dataset: str, *, seed: int = 0, from_zoo: bool = False,
-                 **train_kw) -> TrainResult:
+                 base_hyper: dict | None = None, **train_kw) -> TrainResult:
     """The DRRDN run of one :data:`ABLATIONS` variant: with ``from_zoo`` the full DRRDN is the
     zoo's model (:func:`zoo_run`); every other run is :func:`shared_run` (trained, or loaded
-    when a background job or another notebook has trained it)."""
-    hyper = ablation_variants([variant])[variant]
+    when a background job or another notebook has trained it). ``base_hyper``: DRRDN's
+    hyperparameters under every variant (e.g. ``{"lambda_rec": 0.001}``, so that the full
+    DRRDN is notebook 02's run with that weight); a variant's own zeros win."""
+    hyper = {**(base_hyper or {}), **ablation_variants([variant])[variant]}
     if from_zoo and variant == FULL_DRRDN:
         return zoo_run("drrdn", dataset, seed=seed, hyper=hyper, **train_kw)
     return shared_run("drrdn", dataset, seed=seed, hyper=hyper, **train_kw)

@@ -316,9 +316,12 @@ def holm(p_values) -> list[float]:
 
 
 def format_p(p: float) -> str:
-    """``"7.5e-07"`` below 0.001, else ``"0.004"``/``"0.31"``, ``"1"`` at 1."""
+    """``"7.5e-07"`` below 0.001, else ``"0.004"``/``"0.31"``, ``"1"`` at 1; below 1e-300
+    (a normal tail that underflows to 0) ``"1e-300 or less"``."""
     if p >= 0.9995:
         return "1"
+    if p < 1e-300:
+        return "1e-300 or less"
     return f"{p:.1e}" if p < 0.001 else f"{p:.2g}" if p >= 0.01 else f"{p:.3f}"
 
 

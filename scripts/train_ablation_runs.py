@@ -58,7 +58,8 @@ def main(argv=None) -> None:
                 continue
         for seed in params["seeds"]:
             run = experiments.ablation_run(variant, params["dataset"], seed=seed,
-                                           from_zoo=params["from_zoo"], **train_kw)
+                                           from_zoo=params["from_zoo"],
+                                           base_hyper=params["base_hyper"], **train_kw)
             print(f"{variant} seed {seed}: best epoch {run.best['epoch']}, val clean "
                   f"{run.best['val_clean_acc']:.4f}, val PGD {run.best['val_robust_acc']:.4f} "
                   f"({run.out_dir}; {time.perf_counter() - started:.0f} s so far)", flush=True)

@@ -125,6 +125,37 @@ def test_ablation_variants_are_named_and_ordered():
         experiments.ablation_variants(["without MINE"])
 
 
+def test_the_seed_studys_full_drrdn_is_one_run_for_notebooks_02_and_03():
+    """03's seeds.yaml asks, for each seed, for the very run folder 02's seeds.yaml trains as
+    DRRDN (TRADES init, lambda_rec 0.001, float32); its variant without reconstruction
+    differs from it in lambda_rec alone; the control is every disentanglement weight off."""
+    from drrdn_lib import experiments
+    from drrdn_lib.notebook_params import parameters_from_file
+    params_dir = Path(__file__).resolve().parent.parent / "notebooks" / "params"
+    main = parameters_from_file(Path(_script("train_main_runs").NOTEBOOK),
+                                params_dir / "02_main_results" / "seeds.yaml")
+    ablation = parameters_from_file(Path(_script("train_ablation_runs").NOTEBOOK),
+                                    params_dir / "03_ablation" / "seeds.yaml")
+    assert main["seeds"] == ablation["seeds"] == [0, 1, 2]
+    import inspect
+    accepted = inspect.signature(experiments.training_kw).parameters
+    main_kw = experiments.training_kw(**{k: v for k, v in experiments.notebook_training_kw(main).items()
+                                         if k in accepted})  # as train_for_notebook builds them
+    ablation_kw = experiments.ablation_training_kw(ablation)
+    for seed in main["seeds"]:
+        drrdn = experiments.make_config("drrdn", "mnist", seed=seed, hyper=main["hyper_by_method"]["drrdn"], **main_kw)
+        assert drrdn.model_kwargs == {"init": "trades"} and drrdn.hyper["lambda_rec"] == 0.001 and not drrdn.bf16
+        full = experiments.make_config("drrdn", "mnist", seed=seed, hyper={**ablation["base_hyper"]}, **ablation_kw)
+        assert experiments.run_folder(full) == experiments.run_folder(drrdn)
+        no_rec = experiments.make_config("drrdn", "mnist", seed=seed, hyper={
+            **ablation["base_hyper"], **experiments.ABLATIONS["without reconstruction"]}, **ablation_kw)
+        assert {k for k in no_rec.hyper if no_rec.hyper[k] != drrdn.hyper[k]} == {"lambda_rec"}
+    control = parameters_from_file(Path(_script("train_ablation_runs").NOTEBOOK),
+                                   params_dir / "03_ablation" / "control.yaml")
+    assert control["seeds"] == [0] and control["variants"] == ["no disentanglement (L_CE only)"]
+    assert experiments.ablation_training_kw(control) == ablation_kw
+
+
 def test_the_ablation_cpu_scale_full_drrdn_is_the_zoos_and_the_variants_differ_only_in_hyper():
     """cpu.yaml of notebook 03 asks for the zoo's DRRDN (notebook 02's cpu-scale run) as its
     full DRRDN; each other variant is that run with one loss weight set to 0."""

@@ -95,7 +95,7 @@ def test_bound_check_says_each_verdict(verdict, words):
     m["verdicts"]["drrdn"] = {"bound": verdict, "lambda_alone": "covers"}
     sentences = describe("04_bound_check", m)
     line = next(s for s in sentences if s.startswith("Bound on DRRDN"))
-    assert words in line and "lambda* alone covers the gap (the divergence term plays no part)" in line
+    assert words in line and "lambda* alone covers the gap (the bound holds without its divergence term)" in line
     count = next(s for s in sentences if s.startswith("The estimated bound over"))
     others = sum(v["bound"] == verdict for k, v in m["verdicts"].items() if k != "drrdn")
     assert f"{verdict} for {others + 1}" in count

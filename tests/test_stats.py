@@ -168,6 +168,7 @@ def test_format_p():
     assert stats.format_p(0.004047) == "0.004"
     assert stats.format_p(0.31) == "0.31"
     assert stats.format_p(1.0) == "1"
+    assert stats.format_p(0.0) == "1e-300 or less"
 
 
 def test_paired_mean_difference_known_answer():

@@ -31,6 +31,8 @@ eps_ramp_epochs = 0      # training eps grows from 0 over this many epochs (cpu 
 bf16 = False             # train under bfloat16 autocast (evaluation attacks stay float32)
 channels_last = False    # NHWC memory format (faster convolutions on CPU)
 variants = None          # names of experiments.ABLATIONS to run (None: all seven)
+base_hyper = {}          # DRRDN's hyperparameters under every variant, e.g. {"lambda_rec": 0.001}
+model_kwargs = {}        # the model's options; {"init": "trades"}: SmallCNN initialised as TRADES's
 from_zoo = False         # the full DRRDN is the zoo's model (trained with these parameters)
 device = "cpu"
 data_dir = None
@@ -58,7 +60,8 @@ variants = experiments.ablation_variants(variants)  # the paper's Table 4, each 
 # Every run keeps the checkpoint of its best validation epoch (highest validation PGD).
 
 # %%
-runs = {(variant, seed): experiments.ablation_run(variant, dataset, seed=seed, from_zoo=from_zoo, **train_kw)
+runs = {(variant, seed): experiments.ablation_run(variant, dataset, seed=seed, from_zoo=from_zoo,
+                                                  base_hyper=base_hyper, **train_kw)
         for variant in variants for seed in seeds}
 
 # %% [markdown]
@@ -221,7 +224,8 @@ metrics = {"parameters": dict(dataset=dataset, seeds=seeds, epochs=epochs, train
                               eps=eps, train_steps=train_steps, attack_steps=attack_steps,
                               eval_limit=eval_limit, autoattack=autoattack,
                               autoattack_limit=autoattack_limit, checks=checks,
-                              variants=list(variants), from_zoo=from_zoo,
+                              variants=list(variants), from_zoo=from_zoo, base_hyper=base_hyper,
+                              model_kwargs=model_kwargs,
                               eps_ramp_epochs=eps_ramp_epochs, bf16=bf16, channels_last=channels_last),
            "rows": rows, "summary": summary.to_dict("records"), "n_test": n_test,
            "n_autoattack": n_autoattack, "pgd_columns": [pgd_a, pgd_b],
