@@ -195,9 +195,9 @@ def zoo_run(method: str, dataset: str, *, zoo_dir=None, **kw) -> TrainResult:
 
     config = make_config(method, dataset, **kw)
     wanted = run_folder(config).name
-    trained = {name: run_folder(config_from_dict(zoo.card(name, zoo_dir)["training"]["config"],
-                                                 recorded=True)).name
-               for name in zoo.available(zoo_dir)}
+    cards = {name: zoo.card(name, zoo_dir) for name in zoo.available(zoo_dir)}
+    trained = {name: run_folder(config_from_dict(info["training"]["config"], recorded=True)).name
+               for name, info in cards.items() if not zoo.is_external(info)}
     matches = [name for name, run in trained.items() if run == wanted]
     if len(matches) > 1:
         raise zoo.ZooError(f"the zoo cards {matches} all record the training configuration of "

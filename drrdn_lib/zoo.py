@@ -24,6 +24,13 @@ Each model is two files there:
   (:func:`drrdn_lib.official_eval.evaluate_official`: test subset, attacks, accuracies
   with 95% Wilson intervals).
 
+A model trained elsewhere (:func:`add_external`, e.g. the TRADES authors' published MNIST
+SmallCNN) has ``source`` in place of ``training``: where the weights came from (repository,
+commit, path, licence, the original file's SHA-256, what its authors say of the recipe) and
+how its tensors were mapped onto this library's network. Such a model has no training run
+here: :func:`training_run` refuses it, and notebooks that look models up by their training
+configuration (``experiments.zoo_run``) never match it.
+
 :func:`add_to_zoo` evaluates and builds the whole card (weights serialised in memory,
 their SHA-256, the training record) before writing anything; both files are then written
 beside the old ones (``.<name>.pt.new``, ``.<name>.json.new``) and moved into place,
@@ -49,7 +56,7 @@ from .files import make_folder, write_bytes_atomic, write_json_atomic
 from .results import REPO_ROOT, repo_relative
 
 __all__ = ["ZooError", "zoo_folder", "available", "card", "load_pretrained", "training_run",
-           "add_to_zoo", "verify_card", "MAX_WEIGHTS_BYTES"]
+           "add_to_zoo", "add_external", "is_external", "summary", "verify_card", "MAX_WEIGHTS_BYTES"]
 
 WEIGHTS_FORMAT = 1
 CARD_FORMAT = 1
@@ -194,6 +201,9 @@ def training_run(name: str, device: str | torch.device = "cpu",
     from .train_config import config_from_dict
 
     info = card(name, zoo_dir)
+    if is_external(info):
+        raise ZooError(f"{name!r} was trained elsewhere ({info['source']['repository']}): it has "
+                       "no training run here; load its weights with zoo.load_pretrained.")
     model = load_pretrained(name, device, zoo_dir)
     curve = info["training"]["learning_curve"]
     history = curve["per_epoch"]
@@ -275,16 +285,11 @@ def add_to_zoo(run_dir: str | os.PathLike, name: str, *, command: str, eval_limi
     from .official_eval import evaluate_official
     from .train import build_run_model
 
-    if not isinstance(name, str) or not NAME.match(name):
-        raise ZooError(f"name={name!r}: use lower-case letters, digits, '_', '.', '-' (at most 64, "
-                       "e.g. 'drrdn_smallcnn_mnist').")
+    folder = zoo_folder(zoo_dir)
+    _check_name(name, folder, overwrite)
     if not isinstance(command, str) or not command.strip():
         raise ZooError("command must say how the run was trained (e.g. 'python "
                        "scripts/train_main_runs.py notebooks/params/02_main_results/cpu.yaml').")
-    folder = zoo_folder(zoo_dir)
-    if (folder / f"{name}.json").exists() and not overwrite:
-        raise ZooError(f"the zoo ({folder}) already has {name!r}; pass overwrite=True "
-                       "(--overwrite) to replace it, or choose another name.")
     run_dir = Path(run_dir)
     checkpoint, config, metrics = _read_run(run_dir, allow_unfinished)
     state = {k: (v.float() if v.is_floating_point() else v).detach().cpu().contiguous()
@@ -313,6 +318,93 @@ def add_to_zoo(run_dir: str | os.PathLike, name: str, *, command: str, eval_limi
                     "parameters": sum(p.numel() for p in model.parameters()),
                     "checkpoint": "best", "epoch": int(checkpoint["epoch"])},
         "training": training,
+        "evaluation": evaluation,
+    }
+    make_folder(folder)
+    _install(folder, name, weights, info)
+    return info
+
+
+def is_external(info: dict) -> bool:
+    """Whether a card describes weights trained elsewhere (``source``, no ``training``)."""
+    return "source" in info and "training" not in info
+
+
+def summary(info: dict) -> dict:
+    """One row about a card for tables: where it was trained, its kept epoch, validation
+    accuracies, test digits and PGD-40 of its own evaluation, and the commit (ours or the
+    source's)."""
+    pgd = info["evaluation"]["results"]["pgd40"]
+    n = info["evaluation"]["subset"]["n"]
+    row = {"test digits": n, "PGD-40 (card)": f"{100 * pgd['accuracy']:.1f}% "
+                                                f"[{100 * pgd['lo']:.1f}, {100 * pgd['hi']:.1f}]"}
+    if is_external(info):
+        return {"trained": f"elsewhere: {info['source']['repository']}", "kept epoch": "published",
+                "val clean / PGD": "not recorded", **row, "commit": info["source"]["commit"][:10]}
+    curve = info["training"]["learning_curve"]
+    return {"trained": f"{info['dataset']}, {curve['epochs_done']} epochs",
+            "kept epoch": curve["best_epoch"],
+            "val clean / PGD": f"{curve['val_clean_acc']:.3f} / {curve['val_robust_acc']:.3f}",
+            **row, "commit": info["training"]["commit"][:10]}
+
+
+def _check_name(name: str, folder: Path, overwrite: bool) -> None:
+    if not isinstance(name, str) or not NAME.match(name):
+        raise ZooError(f"name={name!r}: use lower-case letters, digits, '_', '.', '-' (at most 64, "
+                       "e.g. 'drrdn_smallcnn_mnist').")
+    if (folder / f"{name}.json").exists() and not overwrite:
+        raise ZooError(f"the zoo ({folder}) already has {name!r}; pass overwrite=True "
+                       "(--overwrite) to replace it, or choose another name.")
+
+
+def add_external(weights_file: str | os.PathLike, name: str, *, method: str, label: str,
+                 source: dict, eval_limit: int | None, model: str = "smallcnn",
+                 model_kwargs: dict | None = None, seed: int = 0,
+                 zoo_dir: str | os.PathLike | None = None, device: str = "cpu",
+                 batch_size: int = 256, overwrite: bool = False, progress: bool = False) -> dict:
+    """Add a state dict trained elsewhere as zoo model ``name``, evaluated as every zoo model.
+
+    ``weights_file``: a PyTorch state dict (read with ``weights_only=True``) whose tensors
+    are, in order, this library's ``model`` (``models.build_model(model, **model_kwargs)``)
+    with equal shapes: they are mapped by position, and any difference in count or shape is
+    an error. ``method``: the training method its authors used (e.g. ``"trades"``);
+    ``label``: how tables name it. ``source``: ``repository``, ``commit``, ``path``,
+    ``licence`` and ``recipe`` (what the authors say of its training), all required; the
+    original file's SHA-256 and the key mapping are added. Returns the card."""
+    from .models import build_model
+    from .official_eval import evaluate_official
+
+    folder = zoo_folder(zoo_dir)
+    _check_name(name, folder, overwrite)
+    missing = [k for k in ("repository", "commit", "path", "licence", "recipe") if not source.get(k)]
+    if missing:
+        raise ZooError(f"source must say {missing} (where the weights come from and under what licence).")
+    weights_file = Path(weights_file)
+    theirs = torch.load(weights_file, map_location="cpu", weights_only=True)
+    net = build_model(model, num_classes=10, in_channels=1, **(model_kwargs or {}))
+    mine = net.state_dict()
+    shapes = ([tuple(v.shape) for v in theirs.values()], [tuple(v.shape) for v in mine.values()])
+    if shapes[0] != shapes[1]:
+        raise ZooError(f"{weights_file}: its {len(theirs)} tensors {shapes[0]} do not map by position "
+                       f"onto {model}'s {len(mine)} {shapes[1]}.")
+    state = {k: v.float().contiguous() for k, v in zip(mine, theirs.values())}
+    net.load_state_dict(state)
+    spec = {"method": method, "model": model, "num_classes": 10, "in_channels": 1,
+            "model_kwargs": dict(model_kwargs or {})}
+    evaluation = evaluate_official(net.to(device), limit=eval_limit, seed=seed,
+                                   batch_size=batch_size, progress=progress)
+    buffer = io.BytesIO()
+    torch.save({"format": WEIGHTS_FORMAT, "model_spec": spec, "state_dict": state}, buffer)
+    weights = buffer.getvalue()
+    info = {
+        "format": CARD_FORMAT, "name": name, "method": method, "method_label": label,
+        "model": model, "dataset": "mnist",
+        "weights": {"file": f"{name}.pt", "sha256": hashlib.sha256(weights).hexdigest(),
+                    "bytes": len(weights), "dtype": "float32",
+                    "parameters": sum(p.numel() for p in net.parameters()),
+                    "checkpoint": "published", "epoch": None},
+        "source": {**source, "sha256": _sha256(weights_file),
+                   "key_map": {a: b for a, b in zip(theirs, mine)}},
         "evaluation": evaluation,
     }
     make_folder(folder)

@@ -44,14 +44,20 @@ def fixture_zoo(tmp_path_factory):
 
 def _check_card(info: dict, folder) -> None:
     """Everything a card must say, consistent with itself and with its weights file."""
-    assert info["method"] == info["training"]["config"]["method"]
-    assert info["model"] == info["training"]["config"]["model"] == "smallcnn"
     weights = folder / info["weights"]["file"]
     assert weights.stat().st_size == info["weights"]["bytes"] <= zoo.MAX_WEIGHTS_BYTES
-    training = info["training"]
-    assert training["command"] and training["commit"] and training["provenance"]
-    curve = training["learning_curve"]
-    assert 1 <= curve["best_epoch"] <= curve["epochs_done"] == len(curve["per_epoch"])
+    if zoo.is_external(info):  # trained elsewhere: where from, under what licence, how mapped
+        source = info["source"]
+        assert all(source[k] for k in ("repository", "commit", "path", "licence", "recipe", "sha256"))
+        assert len(source["key_map"]) == len(torch.load(weights, weights_only=True)["state_dict"])
+        assert info["model"] == "smallcnn"
+    else:
+        assert info["method"] == info["training"]["config"]["method"]
+        assert info["model"] == info["training"]["config"]["model"] == "smallcnn"
+        training = info["training"]
+        assert training["command"] and training["commit"] and training["provenance"]
+        curve = training["learning_curve"]
+        assert 1 <= curve["best_epoch"] <= curve["epochs_done"] == len(curve["per_epoch"])
     evaluation = info["evaluation"]
     assert evaluation["test_set"]["what"] == "official MNIST test set"
     assert evaluation["precision"] == "float32" and evaluation["paper_attacks"] is True
@@ -241,3 +247,46 @@ def test_a_mistyped_zoo_folder_and_two_cards_of_one_run_are_refused(fixture_zoo,
     with pytest.raises(zoo.ZooError, match=r"\['fixture', 'fixture_copy'\] all record the training "
                                            r"configuration .*ambiguous"):
         experiments.zoo_run("standard", "mnist5k", zoo_dir=folder)
+
+
+def test_weights_trained_elsewhere_map_by_position_and_carry_their_source(fixture_zoo, tmp_path):
+    """A state dict with another network's key names (the TRADES authors' layout) goes in by
+    position with its source recorded; it has no training run, and a lookup by training
+    configuration never matches it; a tensor of another shape is refused."""
+    from collections import OrderedDict
+
+    from drrdn_lib import experiments
+    folder, run = fixture_zoo
+    theirs_names = ["feature_extractor.conv1.weight", "feature_extractor.conv1.bias",
+                    "feature_extractor.conv2.weight", "feature_extractor.conv2.bias",
+                    "feature_extractor.conv3.weight", "feature_extractor.conv3.bias",
+                    "feature_extractor.conv4.weight", "feature_extractor.conv4.bias",
+                    "classifier.fc1.weight", "classifier.fc1.bias", "classifier.fc2.weight",
+                    "classifier.fc2.bias", "classifier.fc3.weight", "classifier.fc3.bias"]
+    trained = load_model(run).state_dict()
+    theirs = OrderedDict(zip(theirs_names, trained.values()))
+    torch.save(theirs, tmp_path / "theirs.pt")
+    source = {"repository": "https://example.org/theirs", "commit": "abc", "path": "theirs.pt",
+              "licence": "MIT", "recipe": "1 epoch (the fixture)"}
+    info = zoo.add_external(tmp_path / "theirs.pt", "external", method="standard", label="theirs",
+                            source=source, eval_limit=40, zoo_dir=folder)
+    _check_card(info, folder)
+    assert info["source"]["key_map"]["classifier.fc3.weight"] == "head.weight"
+    loaded = zoo.load_pretrained("external", zoo_dir=folder)
+    for p, q in zip(loaded.state_dict().values(), trained.values()):
+        assert torch.equal(p, q)
+    assert info["evaluation"]["subset"]["n"] == 40 and info["weights"]["checkpoint"] == "published"
+    with pytest.raises(zoo.ZooError, match="trained elsewhere"):
+        zoo.training_run("external", zoo_dir=folder)
+    config = json.loads((run / "config.json").read_text())
+    assert experiments.zoo_run(config["method"], config["dataset"], zoo_dir=folder, **{
+        k: config[k] for k in ("epochs", "batch_size", "lr", "val_limit", "val_steps", "val_step_size",
+                               "model")}).source == "zoo/fixture.pt"  # the external card is skipped
+    theirs["classifier.fc3.weight"] = torch.zeros(10, 100)
+    torch.save(theirs, tmp_path / "bad.pt")
+    with pytest.raises(zoo.ZooError, match="do not map by position"):
+        zoo.add_external(tmp_path / "bad.pt", "bad", method="standard", label="bad", source=source,
+                         eval_limit=40, zoo_dir=folder)
+    with pytest.raises(zoo.ZooError, match="source must say \\['licence'\\]"):
+        zoo.add_external(tmp_path / "theirs.pt", "nolicence", method="standard", label="x",
+                         source={**source, "licence": ""}, eval_limit=40, zoo_dir=folder)

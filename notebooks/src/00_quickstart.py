@@ -65,16 +65,7 @@ if not names:
                      "`python scripts/add_to_zoo.py RUN_DIR NAME --command ...` (see zoo/README.md); "
                      "part 3 below still trains a model live."))
 label = {n: f"{c['method_label']} ({n})" for n, c in cards.items()}
-cards_table = pd.DataFrame({label[n]: {
-    "trained on": f"{c['dataset']}, {c['training']['learning_curve']['epochs_done']} epochs",
-    "best epoch": c["training"]["learning_curve"]["best_epoch"],
-    "val clean / PGD": f"{c['training']['learning_curve']['val_clean_acc']:.3f} / "
-                       f"{c['training']['learning_curve']['val_robust_acc']:.3f}",
-    "card: test digits": c["evaluation"]["subset"]["n"],
-    "card: PGD-40": experiments.format_accuracy(
-        c["evaluation"]["results"]["pgd40"]["accuracy"], c["evaluation"]["results"]["pgd40"]["lo"],
-        c["evaluation"]["results"]["pgd40"]["hi"], "wilson", c["evaluation"]["subset"]["n"]),
-    "commit": c["training"]["commit"][:10]} for n, c in cards.items()}).T
+cards_table = pd.DataFrame({label[n]: zoo.summary(c) for n, c in cards.items()}).T
 if names:
     display(cards_table)
 
