@@ -265,6 +265,26 @@ def _training_record(run_dir: Path, config: dict, metrics: dict, command: str) -
     }
 
 
+def _weights(name: str, spec: dict, state: dict) -> tuple[nn.Module, bytes, dict]:
+    """(the model with ``state`` loaded, the serialised weights file, the card's ``weights``
+    entry without its checkpoint fields) for zoo model ``name``; a :class:`ZooError` above
+    :data:`MAX_WEIGHTS_BYTES`."""
+    from .train import build_run_model
+
+    size = sum(v.numel() * v.element_size() for v in state.values())
+    if size > MAX_WEIGHTS_BYTES:
+        raise ZooError(f"{name}: {size / 2 ** 20:.1f} MiB of weights, more than the zoo's "
+                       f"{MAX_WEIGHTS_BYTES / 2 ** 20:.0f} MiB per model (files live in git).")
+    model = build_run_model(spec)
+    model.load_state_dict(state)
+    buffer = io.BytesIO()
+    torch.save({"format": WEIGHTS_FORMAT, "model_spec": spec, "state_dict": state}, buffer)
+    weights = buffer.getvalue()
+    return model, weights, {"file": f"{name}.pt", "sha256": hashlib.sha256(weights).hexdigest(),
+                            "bytes": len(weights), "dtype": "float32",
+                            "parameters": sum(p.numel() for p in model.parameters())}
+
+
 def add_to_zoo(run_dir: str | os.PathLike, name: str, *, command: str, eval_limit: int | None,
                seed: int = 0, attack_steps=None, zoo_dir: str | os.PathLike | None = None,
                device: str = "cpu", batch_size: int = 256, allow_unfinished: bool = False,
@@ -283,7 +303,6 @@ def add_to_zoo(run_dir: str | os.PathLike, name: str, *, command: str, eval_limi
     Returns the card (also written to ``<zoo>/<name>.json``).
     """
     from .official_eval import evaluate_official
-    from .train import build_run_model
 
     folder = zoo_folder(zoo_dir)
     _check_name(name, folder, overwrite)
@@ -294,29 +313,17 @@ def add_to_zoo(run_dir: str | os.PathLike, name: str, *, command: str, eval_limi
     checkpoint, config, metrics = _read_run(run_dir, allow_unfinished)
     state = {k: (v.float() if v.is_floating_point() else v).detach().cpu().contiguous()
              for k, v in checkpoint["model"].items()}
-    saved = {"format": WEIGHTS_FORMAT, "model_spec": checkpoint["model_spec"], "state_dict": state}
-    size = sum(v.numel() * v.element_size() for v in state.values())
-    if size > MAX_WEIGHTS_BYTES:
-        raise ZooError(f"{name}: {size / 2 ** 20:.1f} MiB of weights, more than the zoo's "
-                       f"{MAX_WEIGHTS_BYTES / 2 ** 20:.0f} MiB per model (files live in git).")
-    model = build_run_model(checkpoint["model_spec"])
-    model.load_state_dict(state)
+    model, weights, entry = _weights(name, checkpoint["model_spec"], state)
     training = _training_record(run_dir, config, metrics, command)  # checked before the hours of evaluation
     evaluation = evaluate_official(model.to(device), limit=eval_limit, seed=seed,
                                    attack_steps=attack_steps, batch_size=batch_size,
                                    progress=progress)
-    buffer = io.BytesIO()
-    torch.save(saved, buffer)
-    weights = buffer.getvalue()
     from .experiments import MODEL_LABELS
     info = {
         "format": CARD_FORMAT, "name": name, "method": config["method"],
         "method_label": MODEL_LABELS.get(config["method"], config["method"]),
         "model": config["model"], "dataset": config["dataset"],
-        "weights": {"file": f"{name}.pt", "sha256": hashlib.sha256(weights).hexdigest(),
-                    "bytes": len(weights), "dtype": "float32",
-                    "parameters": sum(p.numel() for p in model.parameters()),
-                    "checkpoint": "best", "epoch": int(checkpoint["epoch"])},
+        "weights": {**entry, "checkpoint": "best", "epoch": int(checkpoint["epoch"])},
         "training": training,
         "evaluation": evaluation,
     }
@@ -371,8 +378,8 @@ def add_external(weights_file: str | os.PathLike, name: str, *, method: str, lab
     ``label``: how tables name it. ``source``: ``repository``, ``commit``, ``path``,
     ``licence`` and ``recipe`` (what the authors say of its training), all required; the
     original file's SHA-256 and the key mapping are added. Returns the card."""
-    from .models import build_model
     from .official_eval import evaluate_official
+    from .train import build_run_model
 
     folder = zoo_folder(zoo_dir)
     _check_name(name, folder, overwrite)
@@ -381,28 +388,21 @@ def add_external(weights_file: str | os.PathLike, name: str, *, method: str, lab
         raise ZooError(f"source must say {missing} (where the weights come from and under what licence).")
     weights_file = Path(weights_file)
     theirs = torch.load(weights_file, map_location="cpu", weights_only=True)
-    net = build_model(model, num_classes=10, in_channels=1, **(model_kwargs or {}))
-    mine = net.state_dict()
+    spec = {"method": method, "model": model, "num_classes": 10, "in_channels": 1,
+            "model_kwargs": dict(model_kwargs or {})}
+    mine = build_run_model(spec).state_dict()
     shapes = ([tuple(v.shape) for v in theirs.values()], [tuple(v.shape) for v in mine.values()])
     if shapes[0] != shapes[1]:
         raise ZooError(f"{weights_file}: its {len(theirs)} tensors {shapes[0]} do not map by position "
                        f"onto {model}'s {len(mine)} {shapes[1]}.")
     state = {k: v.float().contiguous() for k, v in zip(mine, theirs.values())}
-    net.load_state_dict(state)
-    spec = {"method": method, "model": model, "num_classes": 10, "in_channels": 1,
-            "model_kwargs": dict(model_kwargs or {})}
+    net, weights, entry = _weights(name, spec, state)
     evaluation = evaluate_official(net.to(device), limit=eval_limit, seed=seed,
                                    batch_size=batch_size, progress=progress)
-    buffer = io.BytesIO()
-    torch.save({"format": WEIGHTS_FORMAT, "model_spec": spec, "state_dict": state}, buffer)
-    weights = buffer.getvalue()
     info = {
         "format": CARD_FORMAT, "name": name, "method": method, "method_label": label,
         "model": model, "dataset": "mnist",
-        "weights": {"file": f"{name}.pt", "sha256": hashlib.sha256(weights).hexdigest(),
-                    "bytes": len(weights), "dtype": "float32",
-                    "parameters": sum(p.numel() for p in net.parameters()),
-                    "checkpoint": "published", "epoch": None},
+        "weights": {**entry, "checkpoint": "published", "epoch": None},
         "source": {**source, "sha256": _sha256(weights_file),
                    "key_map": {a: b for a, b in zip(theirs, mine)}},
         "evaluation": evaluation,
