@@ -68,7 +68,7 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import norm
 
-from .stats import Estimate, paired_mean_difference, proportion
+from .stats import Estimate, holm_rows, paired_mean_difference, proportion
 from .probes import DEFAULT_STEPS, check_head, fit_head, split_indices, standardise
 from .validate import check_features, check_labels, check_number
 
@@ -385,17 +385,13 @@ def paired_js_rows(bounds: dict, pairs, *, confidence: float = 0.95) -> list[dic
     the ``len(pairs)`` comparisons: ``a_method``, ``a_representation``, ``b_method``,
     ``b_representation``, ``difference``, ``lo``, ``hi``, ``n``, ``p_value``, ``p_holm``,
     ``family_size``."""
-    from .stats import holm
-
     rows = []
     for a, b in pairs:
         d, p = paired_js_difference(bounds[a], bounds[b], confidence=confidence)
         rows.append({"a_method": a[0], "a_representation": a[1], "b_method": b[0],
                      "b_representation": b[1], "difference": d.value, "lo": d.lo, "hi": d.hi,
                      "n": d.n, "p_value": p})
-    for row, adjusted in zip(rows, holm([r["p_value"] for r in rows]) if rows else []):
-        row.update(p_holm=adjusted, family_size=len(rows))
-    return rows
+    return holm_rows(rows)
 
 
 def alignment_table(z_p: torch.Tensor, z_q: torch.Tensor, labels_p: torch.Tensor,

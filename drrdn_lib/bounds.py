@@ -63,7 +63,7 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 from torch import nn
 
-from .stats import (CI_METHODS, Estimate, check_ci, compare_paired, holm, paired_mean_difference,
+from .stats import (CI_METHODS, Estimate, check_ci, compare_paired, holm_rows, paired_mean_difference,
                     proportion)
 from .probes import (DEFAULT_STEPS, HEADS, check_head, count_wrong, domain_rows_right, fit_head, split_indices,
                      standardise)
@@ -541,8 +541,6 @@ def smallest_versus_others(reports: dict, term: str, head: str = "mlp") -> list[
     if len(value) < 2:
         return []
     top = min(value, key=value.get)
-    rows = [{"term": term, "a": top, "b": k, **_paired_term(reports[top], reports[k], term, head)}
-            for k in reports if k != top]
-    for row, adjusted in zip(rows, holm([r["p_value"] for r in rows])):
-        row.update(p_holm=adjusted, family_size=len(rows))
-    return rows
+    return holm_rows([{"term": term, "a": top, "b": k,
+                       **_paired_term(reports[top], reports[k], term, head)}
+                      for k in reports if k != top])

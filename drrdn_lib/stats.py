@@ -41,7 +41,7 @@ from .validate import check_number
 __all__ = ["CI_METHODS", "ALPHA", "Estimate", "Accuracy", "binomial_ci", "proportion", "accuracy_cell",
            "check_ci", "PairedComparison", "mcnemar_p", "newcombe_paired_ci", "compare_paired",
            "SeedSummary", "over_seeds", "paired_seed_difference", "holm", "format_p", "paired_rows",
-           "paired_words", "paired_mean_difference"]
+           "paired_words", "paired_mean_difference", "holm_rows"]
 
 CI_METHODS = ("wilson", "clopper-pearson")
 #: the level of every test and interval (two-sided 95%)
@@ -329,8 +329,13 @@ def paired_rows(flags: dict, pairs, *, what: str = "") -> list[dict]:
     """Every pair ``(a, b)`` of ``flags`` (label -> per-example "right?" vector on the same
     examples) compared by :func:`compare_paired`, as JSON rows with the Holm-adjusted p-value
     over this family of ``len(pairs)`` comparisons (``p_holm``) and the family's size."""
-    rows = [{"what": what, "a": a, "b": b, **compare_paired(flags[a], flags[b]).to_dict()}
-            for a, b in pairs]
+    return holm_rows([{"what": what, "a": a, "b": b, **compare_paired(flags[a], flags[b]).to_dict()}
+                      for a, b in pairs])
+
+
+def holm_rows(rows: list[dict]) -> list[dict]:
+    """``rows`` (each with a ``p_value``), one family of comparisons, each given its Holm-
+    adjusted ``p_holm`` and the ``family_size``; updated in place and returned."""
     for row, adjusted in zip(rows, holm([r["p_value"] for r in rows]) if rows else []):
         row.update(p_holm=adjusted, family_size=len(rows))
     return rows

@@ -189,3 +189,10 @@ def test_paired_mean_difference_known_answer():
     assert paired_mean_difference([0.0] * 5, [0.0] * 5)[1] == 1.0
     with pytest.raises(ValueError, match="one of each per example"):
         paired_mean_difference([1.0, 2.0], [1.0])
+
+
+def test_holm_rows_adjusts_one_family_in_place():
+    rows = [{"p_value": 0.01}, {"p_value": 0.04}, {"p_value": 0.03}]
+    assert stats.holm_rows(rows) is rows
+    assert [r["p_holm"] for r in rows] == pytest.approx([0.03, 0.06, 0.06])
+    assert {r["family_size"] for r in rows} == {3} and stats.holm_rows([]) == []
