@@ -1,5 +1,5 @@
 """Small PyTorch helpers every stage uses: train/eval mode restored on exit, the model's
-device, and batched prediction."""
+device, the channels_last layout of an evaluation, and batched prediction."""
 from __future__ import annotations
 
 import contextlib
@@ -10,7 +10,8 @@ from torch import nn
 
 from .validate import check_int, check_logits
 
-__all__ = ["eval_mode", "train_mode", "model_device", "predict_logits", "predict_labels"]
+__all__ = ["eval_mode", "train_mode", "channels_last_layout", "as_channels_last", "model_device",
+           "no_tf32", "predict_logits", "predict_labels"]
 
 
 @contextlib.contextmanager
@@ -34,6 +35,40 @@ def train_mode(model: nn.Module):
     """Context manager: ``model`` in train mode; on exit every submodule gets back its own
     train/eval flag."""
     return _mode(model, True)
+
+
+@contextlib.contextmanager
+def channels_last_layout(model: nn.Module, enabled: bool = True) -> Iterator[nn.Module]:
+    """Context manager: the model's 4-D parameters and buffers (convolution kernels) in
+    channels_last (NHWC) memory format, where CPU convolutions and max-pooling run faster
+    (benchmarks/RESULTS.md); on exit each gets back its own tensor, layout included. Values
+    are unchanged: only the order of the floats in memory, hence the rounding of a sum,
+    differs. Models without 4-D weights (MLPs) are untouched; ``enabled=False`` is a no-op."""
+    saved = ([(t, t.data) for t in (*model.parameters(), *model.buffers()) if t.dim() == 4]
+             if enabled else [])
+    for tensor, data in saved:
+        tensor.data = data.contiguous(memory_format=torch.channels_last)
+    try:
+        yield model
+    finally:
+        for tensor, data in saved:
+            tensor.data = data
+
+
+def as_channels_last(images: torch.Tensor) -> torch.Tensor:
+    """``images`` (N, C, H, W) in channels_last memory format (a copy unless already so);
+    a tensor of any other rank is returned as it is."""
+    return images.contiguous(memory_format=torch.channels_last) if images.dim() == 4 else images
+
+
+def no_tf32(device: torch.device | str) -> None:
+    """On a CUDA ``device``, turn off TensorFloat-32 for matmuls and cuDNN convolutions
+    (process-wide: ``torch.backends``), which PyTorch allows for convolutions by default:
+    a run or evaluation this project calls float32 is then float32 on a GPU too (TF32
+    keeps 10 mantissa bits). bfloat16 autocast is unaffected. A no-op on the CPU."""
+    if torch.device(device).type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
 
 
 def model_device(model: nn.Module, fallback: torch.device | str | None = None) -> torch.device:

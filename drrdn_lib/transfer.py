@@ -29,7 +29,8 @@ from torch import nn
 from .attacks import PGD, AttackBudget
 from .stats import Accuracy
 from .eval_cache import cached
-from .torch_utils import eval_mode, model_device, predict_labels
+from .torch_utils import (as_channels_last, channels_last_layout, eval_mode, model_device,
+                          predict_labels)
 from .validate import check_images, check_in_ball, check_int, check_labels
 
 __all__ = ["TransferResult", "transfer_attack", "craft_transfer_examples",
@@ -85,17 +86,19 @@ def transfer_attack(budget: AttackBudget, seed: int = 0) -> PGD:
 
 
 def craft_transfer_examples(surrogate: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                            budget: AttackBudget, seed: int = 0, batch_size: int = 256
-                            ) -> torch.Tensor:
+                            budget: AttackBudget, seed: int = 0, batch_size: int = 256,
+                            channels_last: bool = True) -> torch.Tensor:
     """Adversarial images (n, C, H, W) on the CPU crafted by :func:`transfer_attack` on
-    ``surrogate``'s gradients, ``batch_size`` images at a time on its device; checked to
-    lie in the eps-ball and [0, 1]."""
+    ``surrogate``'s gradients, ``batch_size`` images at a time on its device (its kernels
+    in channels_last memory format unless ``channels_last=False``, as
+    :func:`~drrdn_lib.evaluate.evaluate`); checked to lie in the eps-ball and [0, 1]."""
     check_images(images)
     check_labels(labels, len(images))
     check_int("batch_size", batch_size)
     attack, device = transfer_attack(budget, seed), model_device(surrogate, images.device)
-    with eval_mode(surrogate):
-        out = [attack(surrogate, images[s:s + batch_size].to(device),
+    with eval_mode(surrogate), channels_last_layout(surrogate, channels_last):
+        layout = as_channels_last if channels_last else (lambda x: x)
+        out = [attack(surrogate, layout(images[s:s + batch_size].to(device)),
                       labels[s:s + batch_size].to(device)).cpu()
                for s in range(0, len(images), batch_size)]
     adv = torch.cat(out) if out else images.detach().cpu().clone()

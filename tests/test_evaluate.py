@@ -320,3 +320,27 @@ def test_a_resume_file_serves_only_the_computation_it_was_written_for(trained, t
         run(model, images, labels, attacks={"pgd": pgd}, resume_file=state)
     with pytest.raises(ValueError, match=r"\['plain'\] are plain callables"):
         run(model, images, labels, attacks={"plain": lambda m, x, y: x}, resume_file=state)
+
+
+def test_channels_last_evaluation_gives_the_nchw_outcomes_up_to_rounding():
+    """A zoo SmallCNN on 128 official test digits: every digit's outcome under FGSM, PGD-10
+    and CW-10 with the kernels in channels_last is its NCHW outcome, except digits whose
+    fate float rounding decides (counted, at most 1 per attack here); the clean logits agree
+    to float32 rounding."""
+    from drrdn_lib import official_eval, zoo
+    from drrdn_lib.torch_utils import channels_last_layout, predict_logits
+
+    model = zoo.load_pretrained("pgd_at")
+    images, labels, _ = official_eval.official_test_subset(128, seed=0)
+    attacks = {"fgsm": FGSM(0.3), "pgd": PGD(0.3, 0.01, 10, seed=0), "cw": CWInf(0.3, 0.01, 10, seed=0)}
+    records = {layout: evaluate(model, images, labels, attacks, checks="none", progress=False,
+                                channels_last=layout) for layout in (False, True)}
+    with channels_last_layout(model):
+        fast = predict_logits(model, images)
+    torch.testing.assert_close(fast, predict_logits(model, images), rtol=1e-4, atol=1e-4)
+    assert all(p.is_contiguous() for p in model.parameters())  # the layout given back
+    for name in ("clean", *attacks):
+        nchw, cl = records[False].per_example[name], records[True].per_example[name]
+        moved = int((nchw != cl).sum())
+        assert moved <= 1, f"{name}: {moved} of 128 digits change outcome with the layout"
+        assert abs(int(nchw.sum()) - int(cl.sum())) <= moved

@@ -61,3 +61,43 @@ def test_predict_refuses_nan_logits_and_bad_batch_sizes():
         predict_labels(NanNet(), torch.rand(5, 4))
     with pytest.raises(ValueError, match=r"batch_size=0 must be an integer >= 1"):
         predict_logits(nn.Linear(4, 3), torch.rand(5, 4), batch_size=0)
+
+
+def test_channels_last_layout_converts_kernels_and_gives_back_the_originals():
+    from drrdn_lib.torch_utils import as_channels_last, channels_last_layout
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(2))
+    net(torch.rand(1, 3, 6, 6))
+    kernel = net[0].weight
+    originals = [(p.data_ptr(), p.stride()) for p in net.parameters()]
+    values = [p.detach().clone() for p in net.parameters()]
+    with channels_last_layout(net) as inside:
+        assert inside is net
+        assert kernel.is_contiguous(memory_format=torch.channels_last) and not kernel.is_contiguous()
+        assert (net[2].weight.data_ptr(), net[2].weight.stride()) == originals[2]  # 2-D: untouched
+        assert all(torch.equal(p, v) for p, v in zip(net.parameters(), values))  # same values
+    assert [(p.data_ptr(), p.stride()) for p in net.parameters()] == originals
+    with pytest.raises(RuntimeError), channels_last_layout(net):
+        raise RuntimeError
+    assert [(p.data_ptr(), p.stride()) for p in net.parameters()] == originals
+    with channels_last_layout(net, enabled=False):
+        assert (kernel.data_ptr(), kernel.stride()) == originals[0]
+    x = torch.rand(2, 3, 5, 5)
+    assert as_channels_last(x).is_contiguous(memory_format=torch.channels_last)
+    flat = torch.rand(2, 3)
+    assert as_channels_last(flat) is flat
+
+
+def test_no_tf32_turns_tensorfloat32_off_on_cuda_only():
+    from drrdn_lib.torch_utils import no_tf32
+
+    saved = torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = True  # PyTorch's default for convolutions
+        no_tf32("cpu")
+        assert torch.backends.cudnn.allow_tf32
+        no_tf32(torch.device("cuda", 0))  # flags only: no GPU is needed to set them
+        assert not torch.backends.cudnn.allow_tf32
+        assert not torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
