@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode, _FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -166,3 +167,26 @@ class Step:
         autocast = torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.bf16)
         with attacks_unfrozen(self.unfrozen), autocast:
             return self.update(self.images, self.labels, self.budget)["loss"]
+
+
+class GlobalFlopCounter(FlopCounterMode):
+    """``FlopCounterMode`` without its per-module tracker, whose backward hooks fail on
+    ``torch.autograd.grad`` with respect to a leaf (what every attack calls); totals only."""
+
+    def __enter__(self):
+        self.flop_counts.clear()
+        self.mode = _FlopCounterMode(self)
+        self.mode.__enter__()
+        return self
+
+    def __exit__(self, *args):
+        out, self.mode = self.mode.__exit__(*args), None
+        return out
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """Matmul and convolution FLOPs of one call of ``fn`` (a training step: the SGD update
+    itself is not counted; an attack: its forward and input-gradient passes)."""
+    with GlobalFlopCounter(display=False) as counter:
+        fn()
+    return counter.get_total_flops()

@@ -25,9 +25,9 @@ import argparse
 import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode, _FlopCounterMode
 
-from _common import DATASETS, Step, batch, machine, matmul_flops, print_machine, round_robin
+from _common import (DATASETS, Step, batch, count_flops, machine, matmul_flops, print_machine,
+                     round_robin)
 
 from drrdn_lib.protocol import paper_recipe
 from drrdn_lib.attacks import AttackBudget
@@ -56,28 +56,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-class GlobalFlopCounter(FlopCounterMode):
-    """``FlopCounterMode`` without its per-module tracker, whose backward hooks fail on
-    ``torch.autograd.grad`` with respect to a leaf (what every attack calls); totals only."""
-
-    def __enter__(self):
-        self.flop_counts.clear()
-        self.mode = _FlopCounterMode(self)
-        self.mode.__enter__()
-        return self
-
-    def __exit__(self, *args):
-        out, self.mode = self.mode.__exit__(*args), None
-        return out
-
-
-def count_flops(step: Step) -> int:
-    """FLOPs of one call of ``step`` (eager model; the SGD update itself is not counted)."""
-    with GlobalFlopCounter(display=False) as counter:
-        step()
-    return counter.get_total_flops()
-
-
 def make_steps(args, images, labels, budget) -> tuple[dict, dict, dict]:
     """Steps per (method, setting), their FLOPs, and each compiled step's first-call
     seconds (compilation included)."""
@@ -104,7 +82,9 @@ def main(argv=None) -> dict:
     info = machine(args.threads, args.device)
     images, labels = batch(args.dataset, args.batch_size, args.device)
     budget = AttackBudget(*PROTOCOL[args.dataset], args.steps)
-    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+    dtypes = {"float32": torch.float32}
+    if any(SETTINGS[v][2] for v in args.variants.split(",")):
+        dtypes["bfloat16"] = torch.bfloat16  # only when asked for: emulated on AVX2, ~70x slower
     before = {k: matmul_flops(args.matmul_n, device=args.device, dtype=d) for k, d in dtypes.items()}
     steps, flops, compile_s = make_steps(args, images, labels, budget)
     median = round_robin(steps, args.repeats, args.device)
