@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["ParameterError", "Declared", "declared_parameters", "check_parameters"]
+__all__ = ["ParameterError", "Declared", "declared_parameters", "check_parameters",
+           "parameters_from_file", "chosen_seeds"]
 
 _ANY = object()  # the default is an expression: any value is accepted
 _TYPES = (bool, int, float, str, list, dict)  # bool before int: a bool is an int
@@ -135,3 +136,18 @@ def parameters_from_file(notebook: str | os.PathLike, path: str | os.PathLike) -
     values = yaml.safe_load(Path(path).read_text()) or {}
     check_parameters(notebook, values, where=str(path))
     return {**{k: d.default for k, d in declared_parameters(notebook).items()}, **values}
+
+
+def chosen_seeds(given: str | None, seeds: list, where: str = "the parameter file") -> list[int]:
+    """The seeds a script's ``--seeds 1,2`` picks from a parameter file's ``seeds`` (all of
+    them for None); a seed the file does not list raises :class:`SystemExit` naming them."""
+    if given is None:
+        return list(seeds)
+    try:
+        picked = [int(s) for s in given.split(",")]
+    except ValueError:
+        raise SystemExit(f"--seeds {given!r}: give whole numbers separated by commas, e.g. 1,2") from None
+    unknown = [s for s in picked if s not in seeds]
+    if unknown:
+        raise SystemExit(f"--seeds {unknown} not in {where}'s seeds {list(seeds)}")
+    return picked

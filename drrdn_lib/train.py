@@ -44,6 +44,7 @@ from .provenance import provenance
 from .files import FolderLocked, folder_lock, make_folder, save_torch_atomic, write_json_atomic
 from .objective_base import NonFiniteLoss
 from .train_config import ConfigError, TrainConfig
+from .torch_utils import no_tf32
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "ConfigError", "CheckpointError", "train",
            "load_checkpoint", "load_model", "epoch_checkpoints", "build_run_model",
@@ -332,6 +333,7 @@ class _Run:
 
         self.config = config
         self.device = torch.device(config.device)
+        no_tf32(self.device)  # float32 means float32 on a GPU too (bf16 runs use autocast)
         self.out_dir = Path(config.out_dir) if config.out_dir else None
         self.order = _seed_everything(config.seed)
         self.train_x, self.train_y, self.val_x, self.val_y = _load_data(config, self.device)

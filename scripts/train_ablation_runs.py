@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drrdn_lib import experiments  # noqa: E402
-from drrdn_lib.notebook_params import parameters_from_file  # noqa: E402
+from drrdn_lib.notebook_params import chosen_seeds, parameters_from_file  # noqa: E402
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "03_ablation.ipynb"
 
@@ -33,15 +33,20 @@ def main(argv=None) -> None:
     args = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     args.add_argument("params", help="a notebooks/params/03_ablation/*.yaml file")
     args.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args.add_argument("--seeds", default=None, help="comma-separated subset of the file's seeds")
     args.add_argument("--variants", default=None,
                       help="comma-separated subset of the file's variants (names of "
                            "drrdn_lib.experiments.ABLATIONS), e.g. one per 1-thread process")
+    args.add_argument("--device", default=None,
+                      help="cpu, cuda or cuda:N (default: the file's; see scripts/train_main_runs.py)")
     args.add_argument("--evaluate-into", default=None, metavar="REPORT_DIR",
                       help="then evaluate each variant into REPORT_DIR/cache, as the notebook does")
     args = args.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     params = parameters_from_file(NOTEBOOK, args.params)
+    if args.device:
+        params["device"] = args.device
     variants = experiments.ablation_variants(params["variants"])
     if args.variants:
         chosen = [v.strip() for v in args.variants.split(",")]
@@ -50,13 +55,14 @@ def main(argv=None) -> None:
             raise SystemExit(f"--variants {unknown} not among {args.params}'s variants {list(variants)}")
         variants = {v: variants[v] for v in chosen}
     train_kw = experiments.ablation_training_kw(params)
+    seeds = chosen_seeds(args.seeds, params["seeds"], args.params)
     started = time.perf_counter()
     for variant in variants:
         if params["from_zoo"] and variant == experiments.FULL_DRRDN:
             print(f"{variant}: the zoo's DRRDN (from_zoo), nothing to train", flush=True)
             if not args.evaluate_into:
                 continue
-        for seed in params["seeds"]:
+        for seed in seeds:
             run = experiments.ablation_run(variant, params["dataset"], seed=seed,
                                            from_zoo=params["from_zoo"],
                                            base_hyper=params["base_hyper"], **train_kw)

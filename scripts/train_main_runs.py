@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drrdn_lib import experiments  # noqa: E402
-from drrdn_lib.notebook_params import parameters_from_file  # noqa: E402
+from drrdn_lib.notebook_params import chosen_seeds, parameters_from_file  # noqa: E402
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "02_main_results.ipynb"
 
@@ -38,6 +38,10 @@ def main(argv=None) -> None:
     args = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     args.add_argument("params", help="a notebooks/params/02_main_results/*.yaml file")
     args.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args.add_argument("--seeds", default=None, help="comma-separated subset of the file's seeds")
+    args.add_argument("--device", default=None,
+                      help="cpu, cuda or cuda:N (default: the file's; not part of a run's identity, "
+                           "and float32 stays float32 on a GPU: TF32 is turned off)")
     args.add_argument("--methods", default=None,
                       help="comma-separated subset of the file's methods (e.g. to train two "
                            "methods in two 1-thread processes at once)")
@@ -47,6 +51,8 @@ def main(argv=None) -> None:
     params = parameters(args.params)
     started = time.perf_counter()
     kw = experiments.notebook_training_kw(params)
+    if args.device:
+        kw["device"] = args.device
     if kw.get("from_zoo"):
         raise SystemExit(f"{args.params} sets from_zoo: true, so the notebook takes the zoo's "
                          "models and there is nothing to train; remove it to train the runs.")
@@ -56,8 +62,9 @@ def main(argv=None) -> None:
         unknown = sorted(set(methods) - set(params["methods"]))
         if unknown:
             raise SystemExit(f"--methods {unknown} not in {args.params}'s methods {params['methods']}")
+    seeds = chosen_seeds(args.seeds, params["seeds"], args.params)
     for method in methods:  # one at a time, so each finished run is reported
-        for seed in params["seeds"]:
+        for seed in seeds:
             run = experiments.train_for_notebook([method], params["dataset"], [seed], **kw)
             result = run[(method, seed)]
             print(f"{method} seed {seed}: best epoch {result.best['epoch']}, val clean "

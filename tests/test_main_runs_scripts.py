@@ -242,3 +242,37 @@ def test_ablation_evaluation_in_the_background_fills_the_notebooks_cache(tmp_pat
     assert set(records["all images"]["attacks"]) == {"fgsm", "pgd2", "pgd3", "cw2", "cw3"}
     assert list(flags) == ["all images"] and flags["all images"]["pgd3"].shape == (20,)
     assert int(flags["all images"]["clean"].sum()) == records["all images"]["n_clean_correct"]
+
+
+def test_seeds_and_device_reach_the_training_and_unknown_seeds_are_refused(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from drrdn_lib import experiments
+    calls = []
+
+    def fake_train(methods, dataset, seeds, **kw):
+        calls.append((methods[0], seeds[0], kw["device"]))
+        best = {"epoch": 1, "val_clean_acc": 0.5, "val_robust_acc": 0.25}
+        return {(methods[0], seeds[0]): SimpleNamespace(best=best, out_dir="x")}
+    monkeypatch.setattr(experiments, "train_for_notebook", fake_train)
+    params = _params(tmp_path, seeds=[0, 1, 2])
+    _script("train_main_runs").main([params, "--methods", "pgd_at", "--seeds", "1,2", "--device", "cuda"])
+    assert calls == [("pgd_at", 1, "cuda"), ("pgd_at", 2, "cuda")]
+    with pytest.raises(SystemExit, match=r"--seeds \[5\] not in"):
+        _script("train_main_runs").main([params, "--seeds", "0,5"])
+    with pytest.raises(SystemExit, match="whole numbers"):
+        _script("train_ablation_runs").main([_ablation_params(tmp_path), "--seeds", "one"])
+
+
+def test_ablation_device_reaches_the_run(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from drrdn_lib import experiments
+    devices = []
+
+    def fake_run(method, dataset, **kw):
+        devices.append(kw["device"])
+        return SimpleNamespace(best={"epoch": 1, "val_clean_acc": 0.5, "val_robust_acc": 0.25}, out_dir="x")
+    monkeypatch.setattr(experiments, "shared_run", fake_run)
+    _script("train_ablation_runs").main([_ablation_params(tmp_path, from_zoo=True), "--device", "cuda:1"])
+    assert devices == ["cuda:1"]
