@@ -45,8 +45,8 @@ from .autoattack_adapter import AutoAttackAdapter
 from .files import save_torch_atomic
 from .masking_checks import (CheckResult, GradientMaskingWarning, gradient_masking_checks,
                              resolve_checks)
-from .torch_utils import (as_channels_last, channels_last_layout, eval_mode, model_device,
-                          no_tf32, predict_logits)
+from .torch_utils import (as_channels_last, channels_last_layout, channels_last_pays, eval_mode,
+                          model_device, no_tf32, predict_logits)
 from .validate import check_images, check_int, check_labels, check_logits
 
 __all__ = ["AttackResult", "EvaluationRecord", "evaluate", "protocol_attacks", "MODES",
@@ -230,7 +230,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
              batch_size: int = 256, checks: str | Sequence[str] = "all",
              check_samples: int = 500, reference: PGD | None = None,
              square_queries: int = 1000, progress: bool = True,
-             resume_file: str | Path | None = None, channels_last: bool = True
+             resume_file: str | Path | None = None, channels_last: bool | None = None
              ) -> EvaluationRecord:
     """Evaluate ``model`` on (images (N, ...) in [0, 1], labels (N,) int64).
 
@@ -259,9 +259,10 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
         channels_last: run every attack, AutoAttack and the checks included, with the
             model's convolution kernels and the batches in channels_last memory format
             (:func:`~drrdn_lib.torch_utils.channels_last_layout`; restored on return):
-            faster on the CPU, the same values up to float rounding. Not part of a
-            cache key or resume binding: docs/protocol.md counts the digits whose outcome
-            the layout moves.
+            the same values up to float rounding. None (default): where it is measured
+            faster (:func:`~drrdn_lib.torch_utils.channels_last_pays`: AVX-512 CPUs).
+            Not part of a cache key or resume binding: docs/protocol.md counts the
+            digits whose outcome the layout moves.
     Returns: an :class:`EvaluationRecord`; the model's train/eval mode is restored.
     Raises: ``ValueError`` for bad images, labels or logits (module docstring).
     """
@@ -277,7 +278,10 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     check_images(images, bounds)
     check_labels(labels, images.shape[0])
     start = time.time()
-    no_tf32(model_device(model, images.device))  # an evaluation is float32 on a GPU too
+    device = model_device(model, images.device)
+    no_tf32(device)  # an evaluation is float32 on a GPU too
+    if channels_last is None:
+        channels_last = channels_last_pays(device)
     with eval_mode(model), channels_last_layout(model, channels_last):
         clean = _clean_correct(model, images, labels, batch_size)
         flags, results = _run_attacks(model, images, labels, clean, attack_dict, mode, batch_size,

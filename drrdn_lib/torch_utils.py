@@ -10,7 +10,7 @@ from torch import nn
 
 from .validate import check_int, check_logits
 
-__all__ = ["eval_mode", "train_mode", "channels_last_layout", "as_channels_last", "model_device",
+__all__ = ["eval_mode", "train_mode", "channels_last_layout", "channels_last_pays", "as_channels_last", "model_device",
            "no_tf32", "predict_logits", "predict_labels"]
 
 
@@ -53,6 +53,16 @@ def channels_last_layout(model: nn.Module, enabled: bool = True) -> Iterator[nn.
     finally:
         for tensor, data in saved:
             tensor.data = data
+
+
+def channels_last_pays(device: torch.device | str = "cpu") -> bool:
+    """Whether evaluating in channels_last is measured faster on this machine: on a CPU
+    whose PyTorch kernels use AVX-512 (NCHW max-pooling is the slow operator there;
+    benchmarks/RESULTS.md sections 1 and 7), not on an AVX2-only CPU (PGD and CW 1.04-1.10x
+    slower, Square 1.27x faster: about even) nor on a GPU (never measured)."""
+    if torch.device(device).type != "cpu":
+        return False
+    return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 
 def as_channels_last(images: torch.Tensor) -> torch.Tensor:

@@ -29,8 +29,8 @@ from torch import nn
 from .attacks import PGD, AttackBudget
 from .stats import Accuracy
 from .eval_cache import cached
-from .torch_utils import (as_channels_last, channels_last_layout, eval_mode, model_device,
-                          predict_labels)
+from .torch_utils import (as_channels_last, channels_last_layout, channels_last_pays, eval_mode,
+                          model_device, predict_labels)
 from .validate import check_images, check_in_ball, check_int, check_labels
 
 __all__ = ["TransferResult", "transfer_attack", "craft_transfer_examples",
@@ -87,15 +87,17 @@ def transfer_attack(budget: AttackBudget, seed: int = 0) -> PGD:
 
 def craft_transfer_examples(surrogate: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                             budget: AttackBudget, seed: int = 0, batch_size: int = 256,
-                            channels_last: bool = True) -> torch.Tensor:
+                            channels_last: bool | None = None) -> torch.Tensor:
     """Adversarial images (n, C, H, W) on the CPU crafted by :func:`transfer_attack` on
     ``surrogate``'s gradients, ``batch_size`` images at a time on its device (its kernels
-    in channels_last memory format unless ``channels_last=False``, as
+    in channels_last memory format where that pays, or as ``channels_last`` says, as
     :func:`~drrdn_lib.evaluate.evaluate`); checked to lie in the eps-ball and [0, 1]."""
     check_images(images)
     check_labels(labels, len(images))
     check_int("batch_size", batch_size)
     attack, device = transfer_attack(budget, seed), model_device(surrogate, images.device)
+    if channels_last is None:
+        channels_last = channels_last_pays(device)
     with eval_mode(surrogate), channels_last_layout(surrogate, channels_last):
         layout = as_channels_last if channels_last else (lambda x: x)
         out = [attack(surrogate, layout(images[s:s + batch_size].to(device)),

@@ -101,3 +101,12 @@ def test_no_tf32_turns_tensorfloat32_off_on_cuda_only():
         assert not torch.backends.cuda.matmul.allow_tf32
     finally:
         torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_channels_last_pays_on_avx512_cpus_only(monkeypatch):
+    from drrdn_lib.torch_utils import channels_last_pays
+
+    for capability, pays in (("AVX512", True), ("AVX512_BF16", True), ("AVX2", False), ("DEFAULT", False)):
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda c=capability: c)
+        assert channels_last_pays("cpu") is pays
+    assert channels_last_pays("cuda") is False  # never measured on a GPU
