@@ -20,6 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode, _FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from drrdn_lib import official_eval, zoo  # noqa: E402
 from drrdn_lib.methods import make_update  # noqa: E402
 from drrdn_lib.train import build_run_model  # noqa: E402
 
@@ -190,3 +191,21 @@ def count_flops(fn: Callable[[], object]) -> int:
     with GlobalFlopCounter(display=False) as counter:
         fn()
     return counter.get_total_flops()
+
+
+def add_zoo_arguments(p, model_name: str, examples: int, repeats: int) -> None:
+    """The arguments of a benchmark on a zoo model and real digits: ``--model-name``,
+    ``--examples``, ``--eps`` (MNIST's 0.3), ``--repeats``, ``--threads``."""
+    p.add_argument("--model-name", default=model_name, help="a zoo model")
+    p.add_argument("--examples", type=int, default=examples)
+    p.add_argument("--eps", type=float, default=0.3)
+    p.add_argument("--repeats", type=int, default=repeats)
+    p.add_argument("--threads", type=int, default=1)
+
+
+def zoo_model_and_digits(name: str, examples: int):
+    """Zoo model ``name`` (eval mode, float32) and ``examples`` stratified official MNIST
+    test digits (images, labels)."""
+    images, labels, _ = official_eval.official_test_subset(examples)
+    return zoo.load_pretrained(name), images, labels
+

@@ -21,9 +21,9 @@ import warnings
 
 import torch
 
-from _common import count_flops, machine, matmul_flops, print_machine, round_robin
+from _common import (add_zoo_arguments, count_flops, machine, matmul_flops, print_machine,
+                     round_robin, zoo_model_and_digits)
 
-from drrdn_lib import official_eval, zoo
 from drrdn_lib.attacks import FGSM, PGD, CWInf
 from drrdn_lib.autoattack_adapter import AutoAttackAdapter
 from drrdn_lib.torch_utils import channels_last_layout, eval_mode
@@ -33,15 +33,11 @@ AUTOATTACK = {"apgd-ce": "apgd-ce", "apgd-t": "apgd-t", "fab-t": "fab-t", "squar
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model-name", default="pgd_at", help="a zoo model")
-    p.add_argument("--examples", type=int, default=256)
+    add_zoo_arguments(p, model_name="pgd_at", examples=256, repeats=3)
     p.add_argument("--attacks", default="fgsm,pgd,cw,apgd-ce,apgd-t,fab-t,square")
     p.add_argument("--steps", type=int, default=40, help="PGD and CW steps")
     p.add_argument("--iters", type=int, default=10, help="APGD/FAB iterations (standard: 100)")
     p.add_argument("--queries", type=int, default=200, help="Square queries (standard: 5000)")
-    p.add_argument("--eps", type=float, default=0.3)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=1)
     return p.parse_args(argv)
 
 
@@ -69,8 +65,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     info = machine(args.threads)
-    model = zoo.load_pretrained(args.model_name)
-    images, labels, _ = official_eval.official_test_subset(args.examples)
+    model, images, labels = zoo_model_and_digits(args.model_name, args.examples)
     before = matmul_flops()
     flops, cases = {}, {}
     for name in args.attacks.split(","):

@@ -20,22 +20,17 @@ import warnings
 import pyautoattack
 import torch
 
-from _common import machine, print_machine, round_robin
+from _common import add_zoo_arguments, machine, print_machine, round_robin, zoo_model_and_digits
 
-from drrdn_lib import official_eval, zoo
 from drrdn_lib.autoattack_adapter import AutoAttackAdapter
 from drrdn_lib.evaluate import evaluate
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model-name", default="trades_reference", help="a zoo model")
-    p.add_argument("--examples", type=int, default=100)
+    add_zoo_arguments(p, model_name="trades_reference", examples=100, repeats=1)
     p.add_argument("--batch-size", type=int, default=256, help="evaluate()'s batch")
     p.add_argument("--package-batch", type=int, default=250, help="the direct call's batch")
-    p.add_argument("--eps", type=float, default=0.3)
-    p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--threads", type=int, default=1)
     return p.parse_args(argv)
 
 
@@ -43,8 +38,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     info = machine(args.threads)
-    model = zoo.load_pretrained(args.model_name)
-    images, labels, _ = official_eval.official_test_subset(args.examples)
+    model, images, labels = zoo_model_and_digits(args.model_name, args.examples)
     robust = {}
 
     def direct():

@@ -338,8 +338,7 @@ def _run_attacks(model, images, labels, clean, attack_dict, mode, batch_size, pr
     with tqdm(total=n_batches, initial=start // batch_size, desc="evaluate", disable=not progress,
               leave=False, mininterval=30) as bar:
         for lo in range(start, n, batch_size):
-            x = images[lo:lo + batch_size].to(device)
-            x = as_channels_last(x) if channels_last else x
+            x = as_channels_last(images[lo:lo + batch_size].to(device), channels_last)
             y = labels[lo:lo + batch_size].to(device)
             correct = clean[lo:lo + batch_size].to(device)
             alive = correct.clone()

@@ -10,8 +10,8 @@ from torch import nn
 
 from .validate import check_int, check_logits
 
-__all__ = ["eval_mode", "train_mode", "channels_last_layout", "channels_last_pays", "as_channels_last", "model_device",
-           "no_tf32", "predict_logits", "predict_labels"]
+__all__ = ["eval_mode", "train_mode", "channels_last_layout", "channels_last_pays",
+           "as_channels_last", "model_device", "no_tf32", "predict_logits", "predict_labels"]
 
 
 @contextlib.contextmanager
@@ -40,8 +40,8 @@ def train_mode(model: nn.Module):
 @contextlib.contextmanager
 def channels_last_layout(model: nn.Module, enabled: bool = True) -> Iterator[nn.Module]:
     """Context manager: the model's 4-D parameters and buffers (convolution kernels) in
-    channels_last (NHWC) memory format, where CPU convolutions and max-pooling run faster
-    (benchmarks/RESULTS.md); on exit each gets back its own tensor, layout included. Values
+    channels_last (NHWC) memory format (faster on AVX-512 CPUs, :func:`channels_last_pays`);
+    on exit each gets back its own tensor, layout included. Values
     are unchanged: only the order of the floats in memory, hence the rounding of a sum,
     differs. Models without 4-D weights (MLPs) are untouched; ``enabled=False`` is a no-op."""
     saved = ([(t, t.data) for t in (*model.parameters(), *model.buffers()) if t.dim() == 4]
@@ -58,17 +58,19 @@ def channels_last_layout(model: nn.Module, enabled: bool = True) -> Iterator[nn.
 def channels_last_pays(device: torch.device | str = "cpu") -> bool:
     """Whether evaluating in channels_last is measured faster on this machine: on a CPU
     whose PyTorch kernels use AVX-512 (NCHW max-pooling is the slow operator there;
-    benchmarks/RESULTS.md sections 1 and 7), not on an AVX2-only CPU (PGD and CW 1.04-1.10x
+    benchmarks/RESULTS.md sections 1 and 7), not on an AVX2-only CPU (PGD and CW 1.02-1.16x
     slower, Square 1.27x faster: about even) nor on a GPU (never measured)."""
     if torch.device(device).type != "cpu":
         return False
     return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 
-def as_channels_last(images: torch.Tensor) -> torch.Tensor:
+def as_channels_last(images: torch.Tensor, enabled: bool = True) -> torch.Tensor:
     """``images`` (N, C, H, W) in channels_last memory format (a copy unless already so);
-    a tensor of any other rank is returned as it is."""
-    return images.contiguous(memory_format=torch.channels_last) if images.dim() == 4 else images
+    a tensor of any other rank, or ``enabled=False``, returns ``images`` as they are."""
+    if not enabled or images.dim() != 4:
+        return images
+    return images.contiguous(memory_format=torch.channels_last)
 
 
 def no_tf32(device: torch.device | str) -> None:

@@ -99,8 +99,8 @@ def craft_transfer_examples(surrogate: nn.Module, images: torch.Tensor, labels: 
     if channels_last is None:
         channels_last = channels_last_pays(device)
     with eval_mode(surrogate), channels_last_layout(surrogate, channels_last):
-        layout = as_channels_last if channels_last else (lambda x: x)
-        out = [attack(surrogate, layout(images[s:s + batch_size].to(device)),
+        out = [attack(surrogate,
+                      as_channels_last(images[s:s + batch_size].to(device), channels_last),
                       labels[s:s + batch_size].to(device)).cpu()
                for s in range(0, len(images), batch_size)]
     adv = torch.cat(out) if out else images.detach().cpu().clone()

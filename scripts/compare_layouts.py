@@ -1,7 +1,7 @@
 """Does evaluating in channels_last change the science? Per zoo model, the paper's white-box
 attacks (``experiments.paper_attacks``: FGSM, PGD-40/100, CW-40/100) on the 1,000
 stratified official test digits and, with ``--autoattack-limit k``, the standard AutoAttack
-on the first k of those digits' stratified draw, each run twice through
+on k stratified official test digits (their own stratified draw), each run twice through
 ``evaluate.evaluate``: kernels in NCHW and in channels_last. Counts the digits whose
 outcome differs per attack, and the seconds each layout took (one thread: run it beside
 nothing else, or read the times as a rough ratio). Written after every model to ``--out``

@@ -84,6 +84,7 @@ def test_channels_last_layout_converts_kernels_and_gives_back_the_originals():
         assert (kernel.data_ptr(), kernel.stride()) == originals[0]
     x = torch.rand(2, 3, 5, 5)
     assert as_channels_last(x).is_contiguous(memory_format=torch.channels_last)
+    assert as_channels_last(x, enabled=False) is x
     flat = torch.rand(2, 3)
     assert as_channels_last(flat) is flat
 
